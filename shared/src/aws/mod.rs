@@ -1,0 +1,36 @@
+//! The AWS implementations of the ports, and the cold-start wiring that builds a [`Pipeline`] from
+//! [`Config`]. Clients come from `aws-config`, so `AWS_ENDPOINT_URL` points them at a local emulator with
+//! no code branch.
+
+mod dynamodb;
+mod sqs;
+mod ssm;
+
+use std::sync::Arc;
+
+pub use dynamodb::DynamoDbIdempotencyStore;
+pub use sqs::SqsPublisher;
+pub use ssm::SsmSecrets;
+
+use crate::config::{Config, SecretSource};
+use crate::pipeline::Pipeline;
+use crate::secrets::{SecretLoader, StaticSecrets};
+
+impl Pipeline {
+    /// Build the clients once and wire them into a pipeline for `config.provider`.
+    pub async fn from_config(config: Config) -> Self {
+        let sdk = aws_config::load_from_env().await;
+        let secrets: Arc<dyn SecretLoader> = match config.secrets {
+            SecretSource::Inline(set) => Arc::new(StaticSecrets(set)),
+            SecretSource::SsmParameter(name) => Arc::new(SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), name)),
+        };
+        Pipeline::new(
+            config.provider,
+            config.verify,
+            secrets,
+            Arc::new(DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table)),
+            Arc::new(SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), config.events_queue_url)),
+            config.event_ttl,
+        )
+    }
+}

@@ -1,0 +1,205 @@
+//! Configuration, read once per cold start from the environment. Every setting is in the README's table.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::providers::Provider;
+use crate::secrets::{EmptySecretSet, SecretSet};
+use crate::signing::CanonicalHash;
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 131_072;
+pub const DEFAULT_MAX_EVENT_AGE_SECS: u64 = 604_800;
+pub const DEFAULT_EVENT_TTL_DAYS: u64 = 35;
+/// How far in the future a send timestamp may be (clock skew).
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
+
+/// Where the provider secrets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `WEBHOOK_SECRETS`: the values themselves (local runs and tests).
+    Inline(SecretSet),
+    /// `WEBHOOK_SECRETS_PARAM`: the name of an SSM SecureString parameter holding the same list (deployed).
+    SsmParameter(String),
+}
+
+/// What verification needs: limits, allow-lists, scheme options.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub max_body_bytes: usize,
+    pub max_event_age: Duration,
+    pub allowed_source_ips: Option<Vec<IpNet>>,
+    pub niobi_hash: CanonicalHash,
+    pub muda_signing_keys: Option<SecretSet>,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_event_age: Duration::from_secs(DEFAULT_MAX_EVENT_AGE_SECS),
+            allowed_source_ips: None,
+            niobi_hash: CanonicalHash::Sha256,
+            muda_signing_keys: None,
+        }
+    }
+}
+
+/// Everything one function reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub provider: Provider,
+    pub verify: VerifyConfig,
+    pub secrets: SecretSource,
+    pub events_table: String,
+    pub events_queue_url: String,
+    pub event_ttl: Duration,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("no provider secret configured: set WEBHOOK_SECRETS (comma-separated) or WEBHOOK_SECRETS_PARAM (an SSM SecureString parameter name)")]
+    NoSecret,
+    #[error(transparent)]
+    EmptySecrets(#[from] EmptySecretSet),
+    #[error("{name} = {value:?} is invalid: {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name, value: value.to_owned(), reason: reason.into() }
+}
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env(provider: Provider) -> Result<Self, ConfigError> {
+        Self::from_lookup(provider, |name| std::env::var(name).ok())
+    }
+
+    /// Read the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(provider: Provider, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(invalid(name, &v, "expected a positive whole number")),
+                },
+            }
+        };
+
+        let secrets = match (get("WEBHOOK_SECRETS"), get("WEBHOOK_SECRETS_PARAM")) {
+            (Some(list), _) => SecretSource::Inline(SecretSet::parse(&list, "WEBHOOK_SECRETS")?),
+            (None, Some(param)) => SecretSource::SsmParameter(param),
+            (None, None) => return Err(ConfigError::NoSecret),
+        };
+
+        let max_body_bytes = number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize;
+        let max_event_age_secs = number("MAX_EVENT_AGE_SECS", DEFAULT_MAX_EVENT_AGE_SECS)?;
+        let ttl_days = number("EVENT_TTL_DAYS", DEFAULT_EVENT_TTL_DAYS)?;
+        if ttl_days * 86_400 <= max_event_age_secs {
+            return Err(invalid(
+                "EVENT_TTL_DAYS",
+                &ttl_days.to_string(),
+                "must be longer than MAX_EVENT_AGE_SECS, or an old callback replayed after its record expired would be taken as new",
+            ));
+        }
+
+        let allowed_source_ips = get("ALLOWED_SOURCE_IPS").map(|v| parse_cidrs(&v)).transpose()?;
+
+        let niobi_hash = match get("NIOBI_SIGNATURE_HASH") {
+            None => CanonicalHash::Sha256,
+            Some(v) => CanonicalHash::parse(&v)
+                .ok_or_else(|| invalid("NIOBI_SIGNATURE_HASH", &v, "expected sha256 or hmac-sha256"))?,
+        };
+        let muda_signing_keys =
+            get("MUDA_SIGNING_KEYS").map(|v| SecretSet::parse(&v, "MUDA_SIGNING_KEYS")).transpose()?;
+
+        Ok(Self {
+            provider,
+            verify: VerifyConfig {
+                max_body_bytes,
+                max_event_age: Duration::from_secs(max_event_age_secs),
+                allowed_source_ips,
+                niobi_hash,
+                muda_signing_keys,
+            },
+            secrets,
+            events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?,
+            events_queue_url: get("EVENTS_QUEUE_URL").ok_or(ConfigError::Missing("EVENTS_QUEUE_URL"))?,
+            event_ttl: Duration::from_secs(ttl_days * 86_400),
+        })
+    }
+}
+
+/// Parse `ALLOWED_SOURCE_IPS`: comma-separated CIDRs; a bare address means that one address.
+pub fn parse_cidrs(list: &str) -> Result<Vec<IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| invalid("ALLOWED_SOURCE_IPS", item, "expected a CIDR such as 203.0.113.0/24"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(Provider::Niobi, |k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 2] = [("EVENTS_TABLE", "t"), ("EVENTS_QUEUE_URL", "http://q")];
+
+    #[test]
+    fn refuses_to_start_without_a_secret() {
+        assert_eq!(config(&BASE).unwrap_err(), ConfigError::NoSecret);
+        let msg = ConfigError::NoSecret.to_string();
+        assert!(msg.contains("WEBHOOK_SECRETS") && msg.contains("WEBHOOK_SECRETS_PARAM"));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a,b")]).unwrap();
+        assert_eq!(c.verify.max_body_bytes, 131_072);
+        assert_eq!(c.verify.max_event_age, Duration::from_secs(604_800));
+        assert_eq!(c.event_ttl, Duration::from_secs(35 * 86_400));
+        assert_eq!(c.verify.niobi_hash, CanonicalHash::Sha256);
+        assert!(c.verify.allowed_source_ips.is_none());
+    }
+
+    #[test]
+    fn ssm_parameter_is_a_source() {
+        let c = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS_PARAM", "/payhooks/niobi")]).unwrap();
+        assert_eq!(c.secrets, SecretSource::SsmParameter("/payhooks/niobi".into()));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("NIOBI_SIGNATURE_HASH", "md5")]).unwrap_err();
+        assert!(err.to_string().contains("NIOBI_SIGNATURE_HASH"), "{err}");
+        let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("ALLOWED_SOURCE_IPS", "10.0.0.0/8, nope")])
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("EVENT_TTL_DAYS", "7")]).unwrap_err();
+        assert!(err.to_string().contains("EVENT_TTL_DAYS"), "{err}");
+        assert_eq!(config(&[("WEBHOOK_SECRETS", "a")]).unwrap_err(), ConfigError::Missing("EVENTS_TABLE"));
+    }
+
+    #[test]
+    fn cidrs_and_bare_addresses() {
+        let nets = parse_cidrs("54.243.89.55, 10.0.0.0/8,2001:db8::/32").unwrap();
+        assert_eq!(nets.len(), 3);
+        assert!(nets[0].contains(&"54.243.89.55".parse::<std::net::IpAddr>().unwrap()));
+    }
+}

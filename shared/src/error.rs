@@ -1,0 +1,166 @@
+//! Every way a callback can fail, and the one place that maps each to an HTTP status.
+
+use lambda_http::http::StatusCode;
+
+use crate::secrets::SecretsError;
+use crate::store::{PublishError, StoreError};
+
+/// Why a callback was refused. All are the sender's fault: answered 4xx, never retried into success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("only POST is accepted")]
+    MethodNotAllowed,
+    #[error("body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("source IP {0} is not in ALLOWED_SOURCE_IPS")]
+    SourceIpNotAllowed(String),
+    #[error("signature is missing: {0}")]
+    MissingSignature(&'static str),
+    #[error("signature does not match")]
+    InvalidSignature,
+    #[error("callback URL token is missing")]
+    MissingToken,
+    #[error("callback URL token does not match")]
+    InvalidToken,
+    #[error("timestamp is missing or not a Unix time")]
+    InvalidTimestamp,
+    #[error("timestamp is older than MAX_EVENT_AGE_SECS")]
+    StaleTimestamp,
+    #[error("timestamp is more than 300 s in the future")]
+    FutureTimestamp,
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("required field `{0}` is missing")]
+    MissingField(String),
+    #[error("field `{field}` is invalid: {reason}")]
+    InvalidField { field: String, reason: String },
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::SourceIpNotAllowed(_) => StatusCode::FORBIDDEN,
+            Rejection::MissingSignature(_)
+            | Rejection::InvalidSignature
+            | Rejection::MissingToken
+            | Rejection::InvalidToken
+            | Rejection::InvalidTimestamp
+            | Rejection::StaleTimestamp
+            | Rejection::FutureTimestamp => StatusCode::UNAUTHORIZED,
+            Rejection::InvalidJson(_) | Rejection::MissingField(_) | Rejection::InvalidField { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+
+    /// A stable machine-readable code, used in the JSON body and in logs (`rejected:<code>`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::PayloadTooLarge { .. } => "payload_too_large",
+            Rejection::SourceIpNotAllowed(_) => "source_ip_not_allowed",
+            Rejection::MissingSignature(_) => "missing_signature",
+            Rejection::InvalidSignature => "invalid_signature",
+            Rejection::MissingToken => "missing_token",
+            Rejection::InvalidToken => "invalid_token",
+            Rejection::InvalidTimestamp => "invalid_timestamp",
+            Rejection::StaleTimestamp => "stale_timestamp",
+            Rejection::FutureTimestamp => "future_timestamp",
+            Rejection::InvalidJson(_) => "invalid_json",
+            Rejection::MissingField(_) => "missing_field",
+            Rejection::InvalidField { .. } => "invalid_field",
+        }
+    }
+
+    pub fn missing(field: impl Into<String>) -> Self {
+        Rejection::MissingField(field.into())
+    }
+
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Rejection::InvalidField { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl From<serde_json::Error> for Rejection {
+    fn from(err: serde_json::Error) -> Self {
+        Rejection::InvalidJson(err.to_string())
+    }
+}
+
+/// Anything that stops a callback from being acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("event store unavailable")]
+    Store(#[from] StoreError),
+    #[error("event queue unavailable")]
+    Publish(#[from] PublishError),
+    #[error("another delivery of event {0} is still in progress")]
+    InProgress(String),
+    #[error("provider secrets unavailable")]
+    Secrets(#[from] SecretsError),
+}
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::Rejected(r) => r.status(),
+            IngestError::Store(_) | IngestError::Publish(_) | IngestError::InProgress(_) | IngestError::Secrets(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::Rejected(r) => r.code(),
+            IngestError::Store(_) => "store_unavailable",
+            IngestError::Publish(_) => "queue_unavailable",
+            IngestError::InProgress(_) => "in_progress",
+            IngestError::Secrets(_) => "secrets_unavailable",
+        }
+    }
+
+    /// The message shown to the caller: rejections say what is wrong; transient faults say only that
+    /// the caller should retry (internals go to the log, not to the provider).
+    pub fn public_message(&self) -> String {
+        match self {
+            IngestError::Rejected(r) => r.to_string(),
+            IngestError::Store(_) | IngestError::Publish(_) | IngestError::Secrets(_) => {
+                "temporarily unavailable, retry later".to_owned()
+            }
+            IngestError::InProgress(_) => "another delivery of this event is in progress, retry later".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        let cases = [
+            (Rejection::MethodNotAllowed, 405),
+            (Rejection::PayloadTooLarge { limit: 1 }, 413),
+            (Rejection::SourceIpNotAllowed("1.2.3.4".into()), 403),
+            (Rejection::MissingSignature("Signature header"), 401),
+            (Rejection::InvalidSignature, 401),
+            (Rejection::MissingToken, 401),
+            (Rejection::InvalidToken, 401),
+            (Rejection::InvalidTimestamp, 401),
+            (Rejection::StaleTimestamp, 401),
+            (Rejection::FutureTimestamp, 401),
+            (Rejection::InvalidJson("x".into()), 400),
+            (Rejection::missing("params.depositId"), 400),
+            (Rejection::invalid("params.amount", "not a decimal"), 400),
+        ];
+        for (rejection, status) in cases {
+            assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");
+        }
+        assert_eq!(IngestError::InProgress("x".into()).status().as_u16(), 503);
+    }
+}

@@ -1,0 +1,121 @@
+//! The normalised event and its CloudEvents 1.0 envelope.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::providers::Provider;
+
+/// A normalised status. Payment facts use the first six; other notifications carry the provider's
+/// documented state (`account_opened`, `frozen`, ...). Anything not recognised is `Unknown`, never success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Succeeded,
+    Failed,
+    Timeout,
+    Reversed,
+    Unknown,
+    State(&'static str),
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Timeout => "timeout",
+            Status::Reversed => "reversed",
+            Status::Unknown => "unknown",
+            Status::State(s) => s,
+        }
+    }
+}
+
+/// One business fact taken from a callback, before it is stamped with the time it was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalisedEvent {
+    /// Deterministic id, also the idempotency key (`niobi:payin:{depositId}:{statusCode}`, ...).
+    pub id: String,
+    pub kind: String,
+    /// The provider's transaction or notification id.
+    pub subject: String,
+    /// The provider's transaction reference: every event of one transaction shares it (FIFO group).
+    pub reference: String,
+    /// The merchant's own reference, where the provider echoes it.
+    pub merchant_reference: Option<String>,
+    pub status: Status,
+    pub provider_status: Option<String>,
+    /// Decimal text exactly as sent.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    /// Position in a batch notification (Choice 0004, 0008, 0014).
+    pub batch_index: Option<usize>,
+}
+
+impl NormalisedEvent {
+    pub fn event_type(&self, provider: Provider) -> String {
+        format!("{}.{}.{}", provider.name(), self.kind, self.status.as_str())
+    }
+}
+
+/// The CloudEvents 1.0 JSON document sent to SQS.
+#[derive(Debug, Serialize)]
+pub struct CloudEvent<'a> {
+    pub specversion: &'static str,
+    pub id: &'a str,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: String,
+    pub subject: &'a str,
+    pub datacontenttype: &'static str,
+    pub data: EventData<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventData<'a> {
+    pub provider: &'static str,
+    pub kind: &'a str,
+    pub reference: &'a str,
+    pub merchant_reference: Option<&'a str>,
+    pub status: &'static str,
+    pub provider_status: Option<&'a str>,
+    pub amount: Option<&'a str>,
+    pub currency: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_index: Option<usize>,
+    /// The provider's JSON as received, `signature` removed, value text untouched.
+    pub payload: &'a RawValue,
+}
+
+impl<'a> CloudEvent<'a> {
+    pub fn new(provider: Provider, event: &'a NormalisedEvent, received: DateTime<Utc>, payload: &'a RawValue) -> Self {
+        Self {
+            specversion: "1.0",
+            id: &event.id,
+            source: format!("payhooks/{}", provider.name()),
+            event_type: event.event_type(provider),
+            time: received.to_rfc3339_opts(SecondsFormat::Millis, true),
+            subject: &event.subject,
+            datacontenttype: "application/json",
+            data: EventData {
+                provider: provider.name(),
+                kind: &event.kind,
+                reference: &event.reference,
+                merchant_reference: event.merchant_reference.as_deref(),
+                status: event.status.as_str(),
+                provider_status: event.provider_status.as_deref(),
+                amount: event.amount.as_deref(),
+                currency: event.currency.as_deref(),
+                batch_index: event.batch_index,
+                payload,
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a CloudEvent always serialises")
+    }
+}

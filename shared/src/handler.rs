@@ -1,0 +1,90 @@
+//! The Lambda side: an API Gateway (HTTP API, payload v2) request in, the provider's answer out.
+//! Every error is mapped to its HTTP status here and nowhere else.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lambda_http::http::{header::CONTENT_TYPE, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::error::IngestError;
+use crate::pipeline::{Pipeline, Processed};
+use crate::providers::{Incoming, Provider};
+
+/// The lease when the request carries no Lambda deadline (local runs): the template's function timeout.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// Handle one request. Never fails: every outcome is an HTTP answer (transient faults are 503).
+pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let received = Utc::now();
+    let source_ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    let lease = req
+        .lambda_context_ref()
+        .map(|ctx| ctx.deadline as i64 - received.timestamp_millis())
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms as u64))
+        .unwrap_or(DEFAULT_LEASE);
+    let path = match req.raw_http_path() {
+        "" => req.uri().path().to_owned(),
+        raw => raw.to_owned(),
+    };
+    let body: &[u8] = req.body().as_ref();
+    let incoming =
+        Incoming { method: req.method(), path: &path, headers: req.headers(), body, source_ip: source_ip.as_deref() };
+
+    let result = pipeline.process(&incoming, received, lease).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let provider = pipeline.provider.name();
+    Ok(match result {
+        Ok(Processed { outcome, event_ids, verified }) => {
+            tracing::info!(
+                provider,
+                outcome = outcome.as_str(),
+                ?event_ids,
+                secret_index = verified.secret_index,
+                scheme = verified.scheme,
+                duration_ms,
+                "callback"
+            );
+            ack(pipeline.provider)
+        }
+        Err(err) => {
+            let outcome = format!("rejected:{}", err.code());
+            match &err {
+                IngestError::Rejected(r) => tracing::warn!(provider, outcome, reason = %r, duration_ms, "callback"),
+                other => {
+                    tracing::error!(provider, outcome, error = %other, cause = ?std::error::Error::source(other), duration_ms, "callback")
+                }
+            }
+            error_response(&err)
+        }
+    })
+}
+
+/// The provider's acknowledgement: Choice and Lipia want `200 text/plain ok`, the others a small JSON body.
+pub fn ack(provider: Provider) -> Response<Body> {
+    let (content_type, body) = if provider.acks_with_plain_ok() {
+        ("text/plain", "ok".to_owned())
+    } else {
+        ("application/json", r#"{"status":"ok"}"#.to_owned())
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .body(Body::Text(body))
+        .expect("static response parts are valid")
+}
+
+pub fn error_response(err: &IngestError) -> Response<Body> {
+    let body = serde_json::json!({ "error": err.code(), "message": err.public_message() });
+    Response::builder()
+        .status(err.status())
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("static response parts are valid")
+}

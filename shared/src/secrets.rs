@@ -1,0 +1,147 @@
+//! Secrets that never reach a log, and comparisons that take the same time whatever they compare.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// One secret value. `Debug` prints `[redacted]`; `expose` is the only way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The secrets one function accepts: the first is current, the rest are still accepted during rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSet(Vec<Secret>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0} holds no secret: give at least one value (comma-separated; the first is current)")]
+pub struct EmptySecretSet(pub &'static str);
+
+impl SecretSet {
+    /// Parse a comma-separated list (`current,previous,...`); blanks are dropped, at least one must remain.
+    pub fn parse(list: &str, source: &'static str) -> Result<Self, EmptySecretSet> {
+        let secrets: Vec<Secret> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Secret::new).collect();
+        if secrets.is_empty() {
+            return Err(EmptySecretSet(source));
+        }
+        Ok(Self(secrets))
+    }
+
+    pub fn current(&self) -> &Secret {
+        &self.0[0]
+    }
+
+    /// Each secret with its index (0 = current).
+    pub fn indexed(&self) -> impl Iterator<Item = (usize, &Secret)> {
+        self.0.iter().enumerate()
+    }
+
+    /// The index of the first secret for which `matches` holds. Every secret is tried, so the time taken
+    /// does not tell which one matched.
+    pub fn find(&self, mut matches: impl FnMut(&Secret) -> bool) -> Option<usize> {
+        let mut found = None;
+        for (i, secret) in self.indexed() {
+            if matches(secret) && found.is_none() {
+                found = Some(i);
+            }
+        }
+        found
+    }
+}
+
+/// Why the secrets could not be loaded (a transient fault: the request is answered 503 and retried).
+#[derive(Debug, thiserror::Error)]
+#[error("loading provider secrets from {source_name} failed")]
+pub struct SecretsError {
+    pub source_name: String,
+    #[source]
+    pub source: crate::store::BoxError,
+}
+
+/// Where a function's secrets come from, read once per cold start.
+#[async_trait::async_trait]
+pub trait SecretLoader: Send + Sync {
+    async fn load(&self) -> Result<SecretSet, SecretsError>;
+}
+
+/// Secrets given directly (`WEBHOOK_SECRETS`, tests).
+#[derive(Debug, Clone)]
+pub struct StaticSecrets(pub SecretSet);
+
+#[async_trait::async_trait]
+impl SecretLoader for StaticSecrets {
+    async fn load(&self) -> Result<SecretSet, SecretsError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Whether hex text `provided` (upper- or lower-case) encodes exactly `expected`, in constant time.
+pub fn hex_matches(expected: &[u8], provided: &str) -> bool {
+    match hex::decode(provided.trim()) {
+        Ok(bytes) => bool::from(bytes.ct_eq(expected)),
+        Err(_) => false,
+    }
+}
+
+/// Whether two tokens are equal, in time that depends on neither their content nor their length.
+pub fn token_matches(expected: &str, provided: &str) -> bool {
+    let a = Sha256::digest(expected.as_bytes());
+    let b = Sha256::digest(provided.as_bytes());
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let set = SecretSet::parse("s3cr3t-value, older", "WEBHOOK_SECRETS").unwrap();
+        let printed = format!("{set:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(printed.contains("redacted"));
+    }
+
+    #[test]
+    fn parse_keeps_order_and_rejects_empty() {
+        let set = SecretSet::parse(" a ,, b ", "X").unwrap();
+        let values: Vec<_> = set.indexed().map(|(i, s)| (i, s.expose().to_owned())).collect();
+        assert_eq!(values, [(0, "a".to_owned()), (1, "b".to_owned())]);
+        assert_eq!(SecretSet::parse(" , ", "X"), Err(EmptySecretSet("X")));
+    }
+
+    #[test]
+    fn hex_matching_is_case_insensitive_and_exact() {
+        let bytes = [0xab, 0xcd];
+        assert!(hex_matches(&bytes, "abcd"));
+        assert!(hex_matches(&bytes, "ABCD"));
+        assert!(!hex_matches(&bytes, "abce"));
+        assert!(!hex_matches(&bytes, "abcdab"));
+        assert!(!hex_matches(&bytes, "zz"));
+    }
+
+    #[test]
+    fn find_reports_the_matching_index() {
+        let set = SecretSet::parse("new,old", "X").unwrap();
+        assert_eq!(set.find(|s| s.expose() == "old"), Some(1));
+        assert_eq!(set.find(|s| s.expose() == "gone"), None);
+        assert!(token_matches("tok", "tok"));
+        assert!(!token_matches("tok", "tok2"));
+    }
+}

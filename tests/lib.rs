@@ -1,0 +1,1 @@
+//! Emulator tests live in `it/`; this crate has no library code.
