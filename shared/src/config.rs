@@ -80,7 +80,13 @@ impl Config {
 
     /// Read the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(provider: Provider, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        // `<PROVIDER>_<NAME>` wins over `<NAME>`, so one environment can serve all five functions (local runs).
+        let scoped = |name: &str| format!("{}_{name}", provider.name().to_ascii_uppercase());
+        let get = |name: &str| {
+            [scoped(name), name.to_owned()]
+                .iter()
+                .find_map(|key| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+        };
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
@@ -194,6 +200,20 @@ mod tests {
         let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("EVENT_TTL_DAYS", "7")]).unwrap_err();
         assert!(err.to_string().contains("EVENT_TTL_DAYS"), "{err}");
         assert_eq!(config(&[("WEBHOOK_SECRETS", "a")]).unwrap_err(), ConfigError::Missing("EVENTS_TABLE"));
+    }
+
+    #[test]
+    fn provider_scoped_names_win() {
+        let c = config(&[
+            BASE[0],
+            BASE[1],
+            ("WEBHOOK_SECRETS", "shared"),
+            ("NIOBI_WEBHOOK_SECRETS", "mine"),
+            ("LIPIA_EVENTS_TABLE", "x"),
+        ])
+        .unwrap();
+        assert_eq!(c.secrets, SecretSource::Inline(SecretSet::parse("mine", "X").unwrap()));
+        assert_eq!(c.events_table, "t");
     }
 
     #[test]

@@ -96,6 +96,17 @@ pub fn object_without(members: &Members<'_>, drop: &[&str]) -> Box<RawValue> {
     RawValue::from_string(out).expect("re-assembled object is valid JSON")
 }
 
+/// The object `members` with `key` set to the JSON text `value` (replaced in place, or appended).
+pub fn object_with(members: &Members<'_>, key: &str, value: &str) -> Box<RawValue> {
+    let value = RawValue::from_string(value.to_owned()).expect("caller passes valid JSON text");
+    let mut replaced: Vec<(String, &RawValue)> =
+        members.iter().map(|(k, v)| (k.clone(), if k == key { &*value } else { *v })).collect();
+    if !members.iter().any(|(k, _)| k == key) {
+        replaced.push((key.to_owned(), &value));
+    }
+    object_without(&replaced, &[])
+}
+
 /// A string or number field kept as the provider's text (amounts, ids, status codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text(pub String);
@@ -143,6 +154,13 @@ mod tests {
     fn object_without_drops_only_named_keys() {
         let members = object_members(r#"{"signature":"s","amount":10.50,"n":{"x":[1, 2]}}"#).unwrap();
         assert_eq!(object_without(&members, &["signature"]).get(), r#"{"amount":10.50,"n":{"x":[1, 2]}}"#);
+    }
+
+    #[test]
+    fn object_with_replaces_or_appends() {
+        let members = object_members(r#"{"timestamp":"","a":1}"#).unwrap();
+        assert_eq!(object_with(&members, "timestamp", "17").get(), r#"{"timestamp":17,"a":1}"#);
+        assert_eq!(object_with(&members, "b", "true").get(), r#"{"timestamp":"","a":1,"b":true}"#);
     }
 
     #[test]

@@ -1,1 +1,269 @@
+//! DynamoDB and SQS behaviour against a real local emulator (`moto_server`, started by `make test`).
+//! Ignored by a plain `cargo test`; `make test` runs them with `--include-ignored`.
 
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use payhooks::config::Config;
+use payhooks::error::IngestError;
+use payhooks::pipeline::Outcome;
+use payhooks::providers::Provider::{self, *};
+use payhooks::Pipeline;
+use support::{fixture, text, typical, Sent, Stack, LEASE, SECRET};
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn new_callbacks_are_recorded_and_enqueued_with_the_envelope() {
+    let stack = Stack::new(false).await;
+    let mut ids = Vec::new();
+    for provider in Provider::ALL {
+        let done = stack
+            .pipeline(provider)
+            .process(&Sent::fixture(provider, typical(provider)).incoming(), Utc::now(), LEASE)
+            .await
+            .unwrap();
+        assert_eq!(done.outcome, Outcome::Accepted, "{provider:?}");
+        ids.extend(done.event_ids);
+    }
+    for id in &ids {
+        let record = stack.record(id).await;
+        assert_eq!(text(&record, "state"), "ENQUEUED", "{id}");
+        for key in [
+            "provider",
+            "type",
+            "received_at",
+            "enqueued_at",
+            "raw_body",
+            "scheme",
+            "secret_index",
+            "content_hash",
+            "expires_at",
+            "lease_until",
+        ] {
+            assert!(record.contains_key(key), "{id} lacks {key}");
+        }
+        let headers = format!("{:?}", record.get("headers"));
+        assert!(!headers.to_ascii_lowercase().contains("signature"), "secret-bearing header stored: {headers}");
+    }
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 5);
+    for m in &messages {
+        let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        assert_eq!(body["specversion"], "1.0");
+        assert!(ids.contains(&body["id"].as_str().unwrap().to_owned()));
+        for key in ["source", "type", "time", "subject", "datacontenttype", "data"] {
+            assert!(body.get(key).is_some(), "envelope lacks {key}");
+        }
+        let attrs = m.message_attributes().unwrap();
+        assert_eq!(attrs["id"].string_value(), body["id"].as_str());
+        assert_eq!(attrs["type"].string_value(), body["type"].as_str());
+        assert_eq!(attrs["provider"].string_value(), body["data"]["provider"].as_str());
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn fifo_queue_groups_by_transaction_and_dedups_by_event_id() {
+    let stack = Stack::new(true).await;
+    let done = stack
+        .pipeline(Choice)
+        .process(&Sent::fixture(Choice, "0008_bulk_transfer").incoming(), Utc::now(), LEASE)
+        .await
+        .unwrap();
+    assert_eq!(done.event_ids.len(), 2);
+    let mut seen: Vec<(String, String)> = stack
+        .messages()
+        .await
+        .iter()
+        .map(|m| {
+            let attrs = m.attributes().unwrap();
+            let get =
+                |name: aws_sdk_sqs::types::MessageSystemAttributeName| attrs.get(&name).cloned().unwrap_or_default();
+            (
+                get(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId),
+                get(aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("TX-9300001".to_owned(), "choice:0008:BAAS000820251122000001:0".to_owned()),
+            ("TX-9300002".to_owned(), "choice:0008:BAAS000820251122000001:1".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn redelivery_and_resigned_delivery_are_acknowledged_once() {
+    for fifo in [false, true] {
+        let stack = Stack::new(fifo).await;
+        let pipeline = stack.pipeline(Niobi);
+        let first = Sent::fixture(Niobi, "payout_success");
+        assert_eq!(pipeline.process(&first.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Accepted);
+        assert_eq!(pipeline.process(&first.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Duplicate);
+        let resalted =
+            Sent::new(Niobi, &fixture(Niobi, "payout_success").replace("salt value", "another salt"), SECRET);
+        assert_ne!(resalted.body, first.body);
+        assert_eq!(
+            pipeline.process(&resalted.incoming(), Utc::now(), LEASE).await.unwrap().outcome,
+            Outcome::Duplicate
+        );
+        assert_eq!(stack.messages().await.len(), 1, "fifo={fifo}");
+        assert_eq!(stack.records().await.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn twenty_identical_deliveries_at_once_give_one_record_and_one_message() {
+    let stack = Stack::new(false).await;
+    let pipeline = Arc::new(stack.pipeline(M2Money));
+    let sent = Arc::new(Sent::fixture(M2Money, "payout_failed"));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (pipeline, sent) = (pipeline.clone(), sent.clone());
+            tokio::spawn(async move { pipeline.process(&sent.incoming(), Utc::now(), LEASE).await.map(|p| p.outcome) })
+        })
+        .collect();
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for task in tasks {
+        let key = match task.await.unwrap() {
+            Ok(outcome) => outcome.as_str().to_owned(),
+            Err(IngestError::InProgress(_)) => "503".to_owned(),
+            Err(other) => panic!("unexpected {other:?}"),
+        };
+        *outcomes.entry(key).or_default() += 1;
+    }
+    assert_eq!(outcomes.get("accepted"), Some(&1), "{outcomes:?}");
+    assert_eq!(stack.records().await.len(), 1);
+    assert_eq!(stack.messages().await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn queue_failure_is_503_and_the_retry_enqueues_once() {
+    let stack = Stack::new(false).await;
+    let missing_queue = format!("{}-does-not-exist", stack.queue_url);
+    let broken = stack.pipeline_with(Lipia, &stack.table, &missing_queue);
+    let sent = Sent::fixture(Lipia, "stk_failed");
+    let err = broken.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert!(matches!(err, IngestError::Publish(_)), "{err:?}");
+    assert_eq!(err.status().as_u16(), 503);
+    let id = "lipia:stk:ws_CO_22112025101700654321:Failed";
+    let record = stack.record(id).await;
+    assert_eq!((text(&record, "state").as_str(), text(&record, "lease_until").as_str()), ("RECEIVED", "0"));
+
+    let healthy = stack.pipeline(Lipia);
+    assert_eq!(healthy.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Accepted);
+    assert_eq!(healthy.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Duplicate);
+    assert_eq!(text(&stack.record(id).await, "state"), "ENQUEUED");
+    assert_eq!(stack.messages().await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn missing_table_is_503_and_nothing_is_enqueued() {
+    let stack = Stack::new(false).await;
+    let pipeline = stack.pipeline_with(Muda, "no-such-table", &stack.queue_url);
+    let err = pipeline
+        .process(&Sent::fixture(Muda, "transaction_status_pending").incoming(), Utc::now(), LEASE)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IngestError::Store(_)), "{err:?}");
+    assert_eq!(err.status().as_u16(), 503);
+    assert!(stack.messages().await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn content_conflict_is_kept_and_not_enqueued() {
+    let stack = Stack::new(false).await;
+    let pipeline = stack.pipeline(Muda);
+    pipeline.process(&Sent::fixture(Muda, "transaction_status_success").incoming(), Utc::now(), LEASE).await.unwrap();
+    let changed =
+        Sent::new(Muda, &fixture(Muda, "transaction_status_success").replace("\"10000\"", "\"90000\""), SECRET);
+    assert_eq!(pipeline.process(&changed.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Conflict);
+    let records = stack.records().await;
+    let conflicts: Vec<_> = records.iter().filter(|r| text(r, "state") == "CONFLICT").collect();
+    assert_eq!((records.len(), conflicts.len()), (2, 1));
+    assert!(text(conflicts[0], "raw_body").contains("90000"));
+    assert_eq!(stack.messages().await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn secrets_come_from_an_ssm_secure_string() {
+    let stack = Stack::new(false).await;
+    let param = format!("/payhooks/{}", support::unique("choice"));
+    stack
+        .ssm
+        .put_parameter()
+        .name(&param)
+        .value("ssm-current,ssm-previous")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let env = |param: String| {
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("WEBHOOK_SECRETS_PARAM", param),
+            ("EVENTS_TABLE", stack.table.clone()),
+            ("EVENTS_QUEUE_URL", stack.queue_url.clone()),
+        ]);
+        Config::from_lookup(Choice, move |k| vars.get(k).cloned()).unwrap()
+    };
+    let pipeline = Pipeline::from_config(env(param.clone())).await;
+    let sent = Sent::new(Choice, &fixture(Choice, "0003_balance_change"), "ssm-previous");
+    let done = pipeline.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!((done.outcome, done.verified.secret_index), (Outcome::Accepted, 1));
+    assert_eq!(text(&stack.record(&done.event_ids[0]).await, "secret_index"), "1");
+
+    let unreadable = Pipeline::from_config(env(format!("{param}-missing"))).await;
+    let err = unreadable.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert_eq!((err.status().as_u16(), err.code()), (503, "secrets_unavailable"));
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn conditional_updates_hold_on_dynamodb() {
+    use payhooks::store::{IdempotencyStore, Insert, RecordState};
+    let stack = Stack::new(false).await;
+    let store = payhooks::aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
+    let record = payhooks::store::EventRecord {
+        id: "e1".into(),
+        provider: "lipia",
+        event_type: "lipia.stk.succeeded".into(),
+        state: RecordState::Received,
+        received_at_ms: 1,
+        lease_until_ms: 1_000,
+        raw_body: "{}".into(),
+        headers: vec![("user-agent".into(), "x".into())],
+        scheme: "url-token",
+        secret_index: 0,
+        content_hash: "h".into(),
+        expires_at: 2,
+    };
+    assert_eq!(store.insert(&record).await.unwrap(), Insert::Created);
+    let Insert::Exists(existing) = store.insert(&record).await.unwrap() else {
+        panic!("second put must find the first")
+    };
+    assert_eq!(
+        (existing.state, existing.lease_until_ms, existing.content_hash.as_str()),
+        (RecordState::Received, 1_000, "h")
+    );
+    assert!(!store.take_over("e1", 999, 5_000).await.unwrap(), "a stale expected lease must not win");
+    assert!(store.take_over("e1", 1_000, 5_000).await.unwrap());
+    assert!(!store.take_over("e1", 1_000, 6_000).await.unwrap(), "only one takeover wins");
+    store.mark_enqueued("e1", 7).await.unwrap();
+    assert_eq!(store.get("e1").await.unwrap().unwrap().state, RecordState::Enqueued);
+    assert!(!store.take_over("e1", 5_000, 9_000).await.unwrap(), "an ENQUEUED record is never taken over");
+    store.release("e1").await.unwrap();
+    assert_eq!(store.get("e1").await.unwrap().unwrap().lease_until_ms, 5_000, "release leaves ENQUEUED records alone");
+    assert_eq!(store.get("nope").await.unwrap(), None);
+}

@@ -179,8 +179,9 @@ impl<'a> Context<'_, 'a> {
         hash: CanonicalHash,
         scheme: &'static str,
     ) -> Result<Verified, Rejection> {
-        let provided =
-            field_text(members, SIGNATURE_FIELD).ok_or(Rejection::MissingSignature("body field `signature`"))?;
+        let provided = field_text(members, SIGNATURE_FIELD)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(Rejection::MissingSignature("body field `signature`"))?;
         let pairs = CanonicalPairs::from_members(members, &[SIGNATURE_FIELD])?;
         let secret_index = self
             .secrets

@@ -1,0 +1,68 @@
+# payhooks: every command a newcomer or CI needs. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+VENV_BIN  := $(CURDIR)/$(VENV)/bin
+# Tools from requirements-dev.txt (moto_server, cargo-lambda, sam, cfn-lint) come first on PATH.
+export PATH := $(VENV_BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+# Keep cargo-lambda's cache in one place between runs, or it rebuilds everything (toolchain.md).
+export XDG_CACHE_HOME ?= $(CURDIR)/target/.cache
+ARCH ?= x86_64
+PROVIDER ?=
+FIXTURE ?=
+
+.PHONY: help venv test lint unit validate bench demo dev send build deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV_BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Install the pinned Python tools into .venv
+
+test: lint validate unit ## Everything CI runs: fmt, clippy, template validation, all tests (with moto_server)
+
+lint: ## cargo fmt --check and clippy with -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit: $(VENV)/.installed ## The whole test suite, emulator tests included (starts and stops moto_server)
+	scripts/with-moto.sh cargo test --workspace -- --include-ignored
+
+validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/template.yaml (offline)
+	cfn-lint infra/template.yaml
+	sam validate --lint --template-file infra/template.yaml --region us-east-1
+
+bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider
+	cargo bench -p payhooks --bench ingest
+
+demo: $(VENV)/.installed ## The whole stack locally: moto + five functions under cargo lambda watch, samples sent, queues printed
+	scripts/local-stack.sh demo
+
+dev: $(VENV)/.installed ## The same local stack, left running (Ctrl-C stops it)
+	scripts/local-stack.sh dev
+
+send: ## Sign and send one fixture to the running `make dev` stack: make send PROVIDER=niobi FIXTURE=payin_timeout
+	@[ -n "$(PROVIDER)" ] && [ -n "$(FIXTURE)" ] || { echo "usage: make send PROVIDER=<niobi|choice|m2money|lipia|muda> FIXTURE=<name in tests/fixtures/PROVIDER>"; exit 2; }
+	@set -a; . target/local/demo.env; set +a; \
+	  cargo run --quiet -p payhooks-send -- --provider $(PROVIDER) --fixture tests/fixtures/$(PROVIDER)/$(FIXTURE).json
+
+build: $(VENV)/.installed ## Release build of the five functions: sam build (default), or BUILD=cargo-lambda ARCH=x86_64|arm64
+ifeq ($(BUILD),cargo-lambda)
+	cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(foreach f,niobi choice m2money lipia muda,--bin $(f))
+else
+	sam build --template-file infra/template.yaml --parameter-overrides Architecture=$(ARCH)
+endif
+
+deploy: $(VENV)/.installed ## sam deploy --guided (needs AWS credentials)
+	sam deploy --guided --template-file .aws-sam/build/template.yaml --config-file $(CURDIR)/infra/samconfig.toml
+
+clean: ## Remove build output and the Python tools
+	cargo clean
+	rm -rf $(VENV) .aws-sam

@@ -1,0 +1,207 @@
+//! The exactly-once delivery logic, over the in-memory ports.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{pipeline, sign, TestRequest, SECRET};
+use payhooks::error::IngestError;
+use payhooks::pipeline::Outcome;
+use payhooks::providers::{self, Provider::*};
+use payhooks::store::{EventRecord, IdempotencyStore, RecordState};
+
+const LEASE: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn new_callback_is_recorded_and_enqueued_once() {
+    let t = pipeline(Niobi);
+    let req = TestRequest::signed_fixture(Niobi, "payin_ussd_push", Utc::now());
+    let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Accepted);
+    assert_eq!(done.event_ids, ["niobi:payin:A7KQ2M9XW001:000000"]);
+
+    let record = t.store.record("niobi:payin:A7KQ2M9XW001:000000").unwrap();
+    assert_eq!(record.state, RecordState::Enqueued);
+    assert_eq!(record.scheme, "niobi-sha256");
+    assert_eq!(record.raw_body.as_bytes(), req.body.as_slice());
+    let messages = t.publisher.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].group, "A7KQ2M9XW001");
+    assert_eq!(messages[0].event_type, "niobi.payin.succeeded");
+    let body: serde_json::Value = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(body["id"], "niobi:payin:A7KQ2M9XW001:000000");
+
+    // The same callback again, and re-signed later with a new salt: acknowledged, nothing more sent.
+    let again = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Duplicate);
+    let resalted = common::fixture(Niobi, "payin_ussd_push").replace("mySalt123", "newSalt");
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    let req2 = TestRequest::from_signed(Niobi, &sign(Niobi, &resalted, SECRET, later));
+    assert_eq!(t.pipeline.process(&req2.incoming(), later, LEASE).await.unwrap().outcome, Outcome::Duplicate);
+    assert_eq!(t.publisher.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn timeout_then_success_are_two_events() {
+    let t = pipeline(Niobi);
+    for name in ["payin_timeout", "payin_ussd_push"] {
+        let req = TestRequest::signed_fixture(Niobi, name, Utc::now());
+        assert_eq!(t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Accepted);
+    }
+    let types: Vec<String> = t.publisher.messages().into_iter().map(|m| m.event_type).collect();
+    assert_eq!(types, ["niobi.payin.timeout", "niobi.payin.succeeded"]);
+}
+
+#[tokio::test]
+async fn batch_gives_one_message_per_item() {
+    let t = pipeline(Choice);
+    let req = TestRequest::signed_fixture(Choice, "0008_bulk_transfer", Utc::now());
+    let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(done.event_ids.len(), 2);
+    let groups: Vec<String> = t.publisher.messages().into_iter().map(|m| m.group).collect();
+    assert_eq!(groups, ["TX-9300001", "TX-9300002"]);
+}
+
+#[tokio::test]
+async fn same_id_different_content_is_kept_not_enqueued() {
+    let t = pipeline(M2Money);
+    let now = Utc::now();
+    let first = TestRequest::signed_fixture(M2Money, "payout_success", now);
+    t.pipeline.process(&first.incoming(), now, LEASE).await.unwrap();
+    let changed = common::fixture(M2Money, "payout_success").replace("1500.00", "15000.00");
+    let second = TestRequest::from_signed(M2Money, &sign(M2Money, &changed, SECRET, now));
+    let done = t.pipeline.process(&second.incoming(), now, LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Conflict);
+    assert_eq!(t.publisher.messages().len(), 1);
+    let conflict_ids: Vec<String> = t.store.ids().into_iter().filter(|id| id.contains("#conflict#")).collect();
+    assert_eq!(conflict_ids.len(), 1);
+    let kept = t.store.record(&conflict_ids[0]).unwrap();
+    assert_eq!(kept.state, RecordState::Conflict);
+    assert!(kept.raw_body.contains("15000.00"));
+}
+
+#[tokio::test]
+async fn queue_failure_is_503_and_the_retry_completes_once() {
+    let t = pipeline(Lipia);
+    let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
+    t.publisher.set_unavailable(true);
+    let err = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert!(matches!(err, IngestError::Publish(_)), "{err:?}");
+    assert_eq!(err.status().as_u16(), 503);
+    let record = t.store.record("lipia:stk:ws_CO_22112025101500123456:Success").unwrap();
+    assert_eq!(
+        (record.state, record.lease_until_ms),
+        (RecordState::Received, 0),
+        "left RECEIVED with the lease released"
+    );
+
+    t.publisher.set_unavailable(false);
+    let retry = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(retry.outcome, Outcome::Accepted);
+    assert_eq!(t.publisher.messages().len(), 1);
+    assert_eq!(t.store.record("lipia:stk:ws_CO_22112025101500123456:Success").unwrap().state, RecordState::Enqueued);
+}
+
+#[tokio::test]
+async fn store_failure_is_503_and_nothing_is_sent() {
+    let t = pipeline(Muda);
+    t.store.set_unavailable(true);
+    let req = TestRequest::signed_fixture(Muda, "transaction_status_success", Utc::now());
+    let err = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert!(matches!(err, IngestError::Store(_)), "{err:?}");
+    assert_eq!(err.status().as_u16(), 503);
+    assert!(t.publisher.messages().is_empty());
+}
+
+/// Insert the record a crashed or concurrent delivery would have left: `RECEIVED`, lease until `lease_until_ms`.
+async fn leave_received(t: &common::TestPipeline, req: &TestRequest, lease_until_ms: i64) -> String {
+    let callback = providers::authenticate_and_normalise(
+        Lipia,
+        &Default::default(),
+        &common::secrets(),
+        &req.incoming(),
+        Utc::now(),
+    )
+    .unwrap();
+    let id = callback.events[0].id.clone();
+    let record = EventRecord {
+        id: id.clone(),
+        provider: "lipia",
+        event_type: "lipia.stk.succeeded".into(),
+        state: RecordState::Received,
+        received_at_ms: Utc::now().timestamp_millis(),
+        lease_until_ms,
+        raw_body: callback.body.to_owned(),
+        headers: vec![],
+        scheme: "url-token",
+        secret_index: 0,
+        content_hash: callback.content_hash.clone(),
+        expires_at: 0,
+    };
+    t.store.insert(&record).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn expired_lease_is_taken_over_and_sent_once() {
+    let t = pipeline(Lipia);
+    let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
+    let id = leave_received(&t, &req, Utc::now().timestamp_millis() - 1).await;
+    let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Accepted);
+    assert_eq!(t.publisher.messages().len(), 1);
+    assert_eq!(t.store.record(&id).unwrap().state, RecordState::Enqueued);
+}
+
+#[tokio::test]
+async fn delivery_in_progress_elsewhere_is_503_without_a_message() {
+    let t = pipeline(Lipia);
+    let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
+    leave_received(&t, &req, Utc::now().timestamp_millis() + 60_000).await;
+    let started = std::time::Instant::now();
+    let err = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert!(matches!(err, IngestError::InProgress(_)), "{err:?}");
+    assert_eq!(err.status().as_u16(), 503);
+    assert!(started.elapsed() >= payhooks::pipeline::POLL_LIMIT);
+    assert!(t.publisher.messages().is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_waits_for_the_other_delivery_and_acks() {
+    let t = pipeline(Lipia);
+    let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
+    let id = leave_received(&t, &req, Utc::now().timestamp_millis() + 60_000).await;
+    let store = t.store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.mark_enqueued(&id, Utc::now().timestamp_millis()).await.unwrap();
+    });
+    let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Duplicate);
+    assert!(t.publisher.messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_deliveries_send_one_message() {
+    let t = Arc::new(pipeline(Choice));
+    let req = Arc::new(TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now()));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (t, req) = (t.clone(), req.clone());
+            tokio::spawn(async move { t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.map(|p| p.outcome) })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Outcome::Accepted) => accepted += 1,
+            Ok(Outcome::Duplicate) | Err(IngestError::InProgress(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(t.publisher.messages().len(), 1);
+    assert_eq!(t.store.ids().len(), 1);
+}

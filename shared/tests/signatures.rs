@@ -1,0 +1,225 @@
+//! Authentication: sign-then-verify round trips for every provider, a table of rejections with their exact
+//! statuses, and a property test that no single-byte mutation of a signed body verifies.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{fixture, sign, TestRequest, OLD_SECRET, SECRET};
+use lambda_http::http::{HeaderValue, Method};
+use payhooks::config::{parse_cidrs, VerifyConfig};
+use payhooks::secrets::{Secret, SecretSet};
+use payhooks::signing::{self, CanonicalHash};
+use payhooks::Provider::{self, *};
+use proptest::prelude::*;
+
+/// One typical fixture per provider.
+fn typical(provider: Provider) -> &'static str {
+    match provider {
+        Niobi => "payin_ussd_push",
+        Choice => "0002_transaction",
+        M2Money => "payout_success",
+        Lipia => "stk_success",
+        Muda => "transaction_event_success",
+    }
+}
+
+fn signed_with(provider: Provider, secret: &str) -> TestRequest {
+    TestRequest::from_signed(provider, &sign(provider, &fixture(provider, typical(provider)), secret, Utc::now()))
+}
+
+fn status_of(provider: Provider, req: &TestRequest, config: &VerifyConfig) -> u16 {
+    match req.check(provider, config, Utc::now()) {
+        Ok(_) => 200,
+        Err(rejection) => rejection.status().as_u16(),
+    }
+}
+
+#[test]
+fn round_trip_with_current_and_rotated_secret() {
+    for provider in Provider::ALL {
+        for (secret, index) in [(SECRET, 0), (OLD_SECRET, 1)] {
+            let req = signed_with(provider, secret);
+            let callback = req
+                .check(provider, &VerifyConfig::default(), Utc::now())
+                .unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+            assert_eq!(callback.verified.secret_index, index, "{provider:?}");
+        }
+    }
+}
+
+#[test]
+fn rejection_table() {
+    let config = VerifyConfig::default();
+    let now = Utc::now();
+    let mut cases: Vec<(String, Provider, TestRequest, u16, &str)> = Vec::new();
+    for provider in Provider::ALL {
+        let name = provider.name();
+        let code_for_wrong = if matches!(provider, Lipia | Muda) { "invalid_token" } else { "invalid_signature" };
+        cases.push((
+            format!("{name}: wrong secret"),
+            provider,
+            signed_with(provider, "wrong-secret"),
+            401,
+            code_for_wrong,
+        ));
+        cases.push((
+            format!("{name}: rotated-out secret"),
+            provider,
+            signed_with(provider, "retired-secret"),
+            401,
+            code_for_wrong,
+        ));
+
+        let mut get = signed_with(provider, SECRET);
+        get.method = Method::GET;
+        cases.push((format!("{name}: GET"), provider, get, 405, "method_not_allowed"));
+
+        let mut big = signed_with(provider, SECRET);
+        big.body = vec![b' '; 131_073];
+        cases.push((format!("{name}: body over MAX_BODY_BYTES"), provider, big, 413, "payload_too_large"));
+    }
+
+    // One changed byte in a value.
+    for provider in [Niobi, Choice, M2Money] {
+        let mut req = signed_with(provider, SECRET);
+        let text = String::from_utf8(req.body.clone()).unwrap();
+        let at = text.find("Username").or_else(|| text.find("Jane")).or_else(|| text.find("Asha")).unwrap();
+        req.body[at] ^= 0x01;
+        cases.push((format!("{}: one changed byte", provider.name()), provider, req, 401, "invalid_signature"));
+    }
+
+    // Missing signature.
+    for provider in [Niobi, Choice] {
+        let mut value: serde_json::Value = serde_json::from_str(&signed_with(provider, SECRET).body_text()).unwrap();
+        value.as_object_mut().unwrap().remove("signature");
+        let unsigned = signing::SignedRequest { body: value.to_string(), headers: vec![], path_token: None };
+        let req = TestRequest::from_signed(provider, &unsigned);
+        cases.push((format!("{}: no signature field", provider.name()), provider, req, 401, "missing_signature"));
+        let mut empty = value.clone();
+        empty["signature"] = "".into();
+        let unsigned = signing::SignedRequest { body: empty.to_string(), headers: vec![], path_token: None };
+        let req = TestRequest::from_signed(provider, &unsigned);
+        cases.push((format!("{}: empty signature field", provider.name()), provider, req, 401, "missing_signature"));
+    }
+    let mut no_header = signed_with(M2Money, SECRET);
+    no_header.headers.remove("signature");
+    cases.push(("m2money: no Signature header".into(), M2Money, no_header, 401, "missing_signature"));
+
+    // Missing and wrong tokens.
+    for provider in [Lipia, Muda] {
+        let mut req = signed_with(provider, SECRET);
+        req.path = "/".into();
+        cases.push((format!("{}: no token", provider.name()), provider, req, 401, "missing_token"));
+        let mut req = signed_with(provider, SECRET);
+        req.path = format!("/webhooks/{}", provider.name());
+        cases.push((format!("{}: route without token", provider.name()), provider, req, 401, "invalid_token"));
+    }
+
+    // Stale and future timestamps (signature valid).
+    for provider in [Niobi, Choice] {
+        let body = fixture(provider, typical(provider));
+        let stale = TestRequest::from_signed(provider, &sign(provider, &body, SECRET, now - Duration::days(8)));
+        cases.push((format!("{}: 8-day-old timestamp", provider.name()), provider, stale, 401, "stale_timestamp"));
+        let future = TestRequest::from_signed(provider, &sign(provider, &body, SECRET, now + Duration::seconds(400)));
+        cases.push((format!("{}: timestamp 400 s ahead", provider.name()), provider, future, 401, "future_timestamp"));
+    }
+
+    // Malformed bodies (authenticated by URL token, so parsing is what fails).
+    let mut not_json = signed_with(Lipia, SECRET);
+    not_json.body = b"ok=1".to_vec();
+    cases.push(("lipia: not JSON".into(), Lipia, not_json, 400, "invalid_json"));
+    let mut no_id = signed_with(Muda, SECRET);
+    no_id.body = br#"{"status":"SUCCESS","amount":"1"}"#.to_vec();
+    cases.push(("muda: no transaction_id".into(), Muda, no_id, 400, "missing_field"));
+    let mut dup = signed_with(Muda, SECRET);
+    dup.body = br#"{"transaction_id":"a","transaction_id":"b","status":"SUCCESS"}"#.to_vec();
+    cases.push(("muda: duplicate key".into(), Muda, dup, 400, "invalid_json"));
+    let mut bad_amount = signed_with(Lipia, SECRET);
+    bad_amount.body =
+        String::from_utf8(bad_amount.body).unwrap().replace("\"Amount\": 100", "\"Amount\": \"1,000\"").into_bytes();
+    cases.push(("lipia: amount not decimal".into(), Lipia, bad_amount, 400, "invalid_field"));
+
+    for (name, provider, req, status, code) in &cases {
+        let result = req.check(*provider, &config, now);
+        let err = result.err().unwrap_or_else(|| panic!("{name}: accepted"));
+        assert_eq!((err.status().as_u16(), err.code()), (*status, *code), "{name}: {err}");
+    }
+    assert!(cases.len() >= 35, "{}", cases.len());
+}
+
+#[test]
+fn missing_field_is_named() {
+    let body = fixture(Choice, "0002_transaction").replace("\"requestId\"", "\"requestIdX\"");
+    let req = TestRequest::from_signed(Choice, &sign(Choice, &body, SECRET, Utc::now()));
+    let err = req.check(Choice, &VerifyConfig::default(), Utc::now()).unwrap_err();
+    assert_eq!(err.to_string(), "required field `requestId` is missing");
+}
+
+#[test]
+fn source_ip_allow_list() {
+    let config =
+        VerifyConfig { allowed_source_ips: Some(parse_cidrs("198.51.100.0/24").unwrap()), ..Default::default() };
+    let mut req = signed_with(Lipia, SECRET);
+    assert_eq!(status_of(Lipia, &req, &config), 403);
+    req.source_ip = Some("198.51.100.7".into());
+    assert_eq!(status_of(Lipia, &req, &config), 200);
+    req.source_ip = None;
+    assert_eq!(status_of(Lipia, &req, &config), 403);
+}
+
+#[test]
+fn niobi_hmac_mode() {
+    let hmac = VerifyConfig { niobi_hash: CanonicalHash::HmacSha256, ..Default::default() };
+    let body = fixture(Niobi, "payout_success");
+    let signed =
+        signing::sign_request(Niobi, &body, &Secret::new(SECRET), CanonicalHash::HmacSha256, Utc::now()).unwrap();
+    let req = TestRequest::from_signed(Niobi, &signed);
+    let callback = req.check(Niobi, &hmac, Utc::now()).unwrap();
+    assert_eq!(callback.verified.scheme, "niobi-hmac-sha256");
+    assert_eq!(status_of(Niobi, &req, &VerifyConfig::default()), 401);
+    assert_eq!(status_of(Niobi, &signed_with(Niobi, SECRET), &hmac), 401);
+}
+
+#[test]
+fn muda_optional_header_signature() {
+    let keys = VerifyConfig {
+        muda_signing_keys: Some(SecretSet::parse("muda-key", "MUDA_SIGNING_KEYS").unwrap()),
+        ..Default::default()
+    };
+    let mut req = signed_with(Muda, SECRET);
+    let ts = "1763800000";
+    let sig = hex::encode(signing::hmac_sha256(b"muda-key", &[&req.body, ts.as_bytes()]));
+    req.headers.insert("x-muda-signature", HeaderValue::from_str(&sig).unwrap());
+    req.headers.insert("x-muda-timestamp", HeaderValue::from_static("1763800000"));
+    assert_eq!(req.check(Muda, &keys, Utc::now()).unwrap().verified.scheme, "url-token+muda-hmac-sha256");
+    // Without MUDA_SIGNING_KEYS the header is not checked.
+    assert_eq!(status_of(Muda, &req, &VerifyConfig::default()), 200);
+    let mut wrong_ts = req.clone();
+    wrong_ts.headers.insert("x-muda-timestamp", HeaderValue::from_static("1763800001"));
+    assert_eq!(status_of(Muda, &wrong_ts, &keys), 401);
+    let mut no_ts = req.clone();
+    no_ts.headers.remove("x-muda-timestamp");
+    assert_eq!(status_of(Muda, &no_ts, &keys), 401);
+}
+
+/// A minified body, so that no byte is insignificant whitespace.
+fn minified(provider: Provider) -> TestRequest {
+    let value: serde_json::Value = serde_json::from_str(&fixture(provider, typical(provider))).unwrap();
+    let signed = sign(provider, &value.to_string(), SECRET, Utc::now());
+    TestRequest::from_signed(provider, &signed)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn any_mutation_of_a_signed_body_fails(provider in prop::sample::select(vec![Niobi, Choice, M2Money]), pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        // Flipping 0x20 turns hex a-f into A-F, which is the same signature (hex is case-insensitive).
+        prop_assume!(flip != 0x20);
+        let mut req = minified(provider);
+        prop_assert!(req.check(provider, &VerifyConfig::default(), Utc::now()).is_ok());
+        let at = pos.index(req.body.len());
+        req.body[at] ^= flip;
+        let result = req.check(provider, &VerifyConfig::default(), Utc::now());
+        prop_assert!(result.is_err(), "byte {} ^ {:#x} verified: {}", at, flip, String::from_utf8_lossy(&req.body));
+    }
+}

@@ -1,0 +1,193 @@
+//! A throwaway table and queue on the local emulator, per test (moto's state is shared by every client).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use chrono::Utc;
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
+use payhooks::config::VerifyConfig;
+use payhooks::providers::{Incoming, Provider};
+use payhooks::secrets::{Secret, SecretSet, StaticSecrets};
+use payhooks::signing::{sign_request, CanonicalHash};
+use payhooks::Pipeline;
+
+pub const SECRET: &str = "it-secret";
+pub const LEASE: Duration = Duration::from_secs(10);
+
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}-{}", std::process::id(), Utc::now().timestamp_micros(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+pub async fn sdk() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run these tests with `make test`, which starts moto_server"
+    );
+    aws_config::load_from_env().await
+}
+
+pub struct Stack {
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub table: String,
+    pub queue_url: String,
+}
+
+impl Stack {
+    pub async fn new(fifo: bool) -> Self {
+        let sdk = sdk().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let table = unique("events");
+        ddb.create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .send()
+            .await
+            .expect("create table");
+        let mut create = sqs.create_queue();
+        if fifo {
+            create = create
+                .queue_name(format!("{}.fifo", unique("q")))
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+        } else {
+            create = create.queue_name(unique("q"));
+        }
+        let queue_url = create.send().await.expect("create queue").queue_url.unwrap();
+        Self { ddb, sqs, ssm: aws_sdk_ssm::Client::new(&sdk), table, queue_url }
+    }
+
+    pub fn pipeline(&self, provider: Provider) -> Pipeline {
+        self.pipeline_with(provider, &self.table, &self.queue_url)
+    }
+
+    pub fn pipeline_with(&self, provider: Provider, table: &str, queue_url: &str) -> Pipeline {
+        Pipeline::new(
+            provider,
+            VerifyConfig::default(),
+            Arc::new(StaticSecrets(SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap())),
+            Arc::new(DynamoDbIdempotencyStore::new(self.ddb.clone(), table.to_owned())),
+            Arc::new(SqsPublisher::new(self.sqs.clone(), queue_url.to_owned())),
+            Duration::from_secs(35 * 86_400),
+        )
+    }
+
+    /// Every message now in the queue (received once; they stay invisible for the rest of the test).
+    pub async fn messages(&self) -> Vec<Message> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .wait_time_seconds(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            let batch = out.messages.unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+
+    pub async fn records(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.ddb
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+    }
+
+    pub async fn record(&self, id: &str) -> HashMap<String, AttributeValue> {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get")
+            .item
+            .unwrap_or_else(|| panic!("no record {id}"))
+    }
+}
+
+pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> String {
+    match item.get(key) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        Some(AttributeValue::N(n)) => n.clone(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+pub fn fixture(provider: Provider, name: &str) -> String {
+    let path = format!("{}/fixtures/{}/{name}.json", env!("CARGO_MANIFEST_DIR"), provider.name());
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A request as a provider would send it, signed with `secret`.
+#[derive(Clone)]
+pub struct Sent {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Sent {
+    pub fn new(provider: Provider, body: &str, secret: &str) -> Self {
+        let signed = sign_request(provider, body, &Secret::new(secret), CanonicalHash::Sha256, Utc::now()).unwrap();
+        let mut headers = HeaderMap::new();
+        for (k, v) in &signed.headers {
+            headers.insert(HeaderName::from_static(k), HeaderValue::from_str(v).unwrap());
+        }
+        let path = format!("/webhooks/{}/{}", provider.name(), signed.path_token.unwrap_or_default());
+        Self { method: Method::POST, path, headers, body: signed.body.into_bytes() }
+    }
+
+    pub fn fixture(provider: Provider, name: &str) -> Self {
+        Self::new(provider, &fixture(provider, name), SECRET)
+    }
+
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { method: &self.method, path: &self.path, headers: &self.headers, body: &self.body, source_ip: None }
+    }
+}
+
+pub fn typical(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Niobi => "payin_ussd_push",
+        Provider::Choice => "0002_transaction",
+        Provider::M2Money => "payout_success",
+        Provider::Lipia => "stk_success",
+        Provider::Muda => "transaction_event_success",
+    }
+}
