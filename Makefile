@@ -57,12 +57,12 @@ build: $(VENV)/.installed ## Release build of the five functions: sam build (def
 ifeq ($(BUILD),cargo-lambda)
 	cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(foreach f,niobi choice m2money lipia muda,--bin $(f))
 else
-	sam build --template-file infra/template.yaml --parameter-overrides Architecture=$(ARCH)
+	cd infra && sam build --parameter-overrides Architecture=$(ARCH)
 endif
 
-deploy: $(VENV)/.installed ## sam deploy --guided (needs AWS credentials)
-	sam deploy --guided --template-file .aws-sam/build/template.yaml --config-file $(CURDIR)/infra/samconfig.toml
+deploy: $(VENV)/.installed ## sam deploy --guided after `make build` (needs AWS credentials)
+	cd infra && sam deploy --guided
 
 clean: ## Remove build output and the Python tools
 	cargo clean
-	rm -rf $(VENV) .aws-sam
+	rm -rf $(VENV) infra/.aws-sam

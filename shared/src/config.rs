@@ -75,18 +75,12 @@ fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> Config
 impl Config {
     /// Read the configuration from the process environment.
     pub fn from_env(provider: Provider) -> Result<Self, ConfigError> {
-        Self::from_lookup(provider, |name| std::env::var(name).ok())
+        Self::from_lookup(provider, provider_overrides(provider, |name| std::env::var(name).ok()))
     }
 
     /// Read the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(provider: Provider, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        // `<PROVIDER>_<NAME>` wins over `<NAME>`, so one environment can serve all five functions (local runs).
-        let scoped = |name: &str| format!("{}_{name}", provider.name().to_ascii_uppercase());
-        let get = |name: &str| {
-            [scoped(name), name.to_owned()]
-                .iter()
-                .find_map(|key| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
@@ -116,13 +110,16 @@ impl Config {
 
         let allowed_source_ips = get("ALLOWED_SOURCE_IPS").map(|v| parse_cidrs(&v)).transpose()?;
 
-        let niobi_hash = match get("NIOBI_SIGNATURE_HASH") {
+        let niobi_hash = match (provider == Provider::Niobi).then(|| get("NIOBI_SIGNATURE_HASH")).flatten() {
             None => CanonicalHash::Sha256,
             Some(v) => CanonicalHash::parse(&v)
                 .ok_or_else(|| invalid("NIOBI_SIGNATURE_HASH", &v, "expected sha256 or hmac-sha256"))?,
         };
-        let muda_signing_keys =
-            get("MUDA_SIGNING_KEYS").map(|v| SecretSet::parse(&v, "MUDA_SIGNING_KEYS")).transpose()?;
+        let muda_signing_keys = (provider == Provider::Muda)
+            .then(|| get("MUDA_SIGNING_KEYS"))
+            .flatten()
+            .map(|v| SecretSet::parse(&v, "MUDA_SIGNING_KEYS"))
+            .transpose()?;
 
         Ok(Self {
             provider,
@@ -139,6 +136,16 @@ impl Config {
             event_ttl: Duration::from_secs(ttl_days * 86_400),
         })
     }
+}
+
+/// A lookup in which `<PROVIDER>_<NAME>` (e.g. `LIPIA_EVENTS_QUEUE_URL`) wins over `<NAME>`, so one
+/// environment can serve all five functions (`cargo lambda watch` runs them with one env file).
+pub fn provider_overrides(
+    provider: Provider,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> impl Fn(&str) -> Option<String> {
+    let prefix = provider.name().to_ascii_uppercase();
+    move |name| lookup(&format!("{prefix}_{name}")).filter(|v| !v.trim().is_empty()).or_else(|| lookup(name))
 }
 
 /// Parse `ALLOWED_SOURCE_IPS`: comma-separated CIDRs; a bare address means that one address.
@@ -204,14 +211,16 @@ mod tests {
 
     #[test]
     fn provider_scoped_names_win() {
-        let c = config(&[
+        let vars = [
             BASE[0],
             BASE[1],
             ("WEBHOOK_SECRETS", "shared"),
             ("NIOBI_WEBHOOK_SECRETS", "mine"),
             ("LIPIA_EVENTS_TABLE", "x"),
-        ])
-        .unwrap();
+        ];
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let c =
+            Config::from_lookup(Provider::Niobi, provider_overrides(Provider::Niobi, |k| map.get(k).cloned())).unwrap();
         assert_eq!(c.secrets, SecretSource::Inline(SecretSet::parse("mine", "X").unwrap()));
         assert_eq!(c.events_table, "t");
     }

@@ -1,0 +1,145 @@
+//! Fails when the SAM template and the code drift apart: every function crate has a function resource that
+//! builds its binary, a route, a queue, and every environment variable its configuration reads; and no
+//! resource builds a binary that does not exist.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use payhooks::config::Config;
+use payhooks::Provider;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    YamlLoader::load_from_str(&text).expect("template is YAML").remove(0)
+}
+
+/// Binary names of the crates under functions/, read from their Cargo.toml `[[bin]] name`.
+fn function_binaries() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("Cargo.toml"))
+        .map(|manifest| {
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            let bin = text.split("[[bin]]").nth(1).unwrap_or_else(|| panic!("{}: no [[bin]]", manifest.display()));
+            let line = bin.lines().find(|l| l.trim_start().starts_with("name")).unwrap();
+            line.split('"').nth(1).unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The environment variables the configuration reads for `provider`, found by running it with a lookup that
+/// records what it is asked for.
+fn env_read_by_config(provider: Provider) -> BTreeSet<String> {
+    let asked = RefCell::new(BTreeSet::new());
+    let _ = Config::from_lookup(provider, |name| {
+        asked.borrow_mut().insert(name.to_owned());
+        Some(match name {
+            n if n.ends_with("SIGNATURE_HASH") => "sha256".to_owned(),
+            n if n.ends_with("ALLOWED_SOURCE_IPS") => "10.0.0.0/8".to_owned(),
+            n if n.ends_with("_BYTES") || n.ends_with("_SECS") || n.ends_with("_DAYS") => "1000000000".to_owned(),
+            _ => "x".to_owned(),
+        })
+    });
+    asked.into_inner()
+}
+
+fn keys(map: &Yaml) -> BTreeSet<String> {
+    map.as_hash().map(|h| h.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn every_function_crate_is_deployed_with_its_route_queue_and_environment() {
+    let t = template();
+    let resources = &t["Resources"];
+    let global_env = keys(&t["Globals"]["Function"]["Environment"]["Variables"]);
+    for provider in Provider::ALL {
+        let name = provider.name();
+        let (id, function) = resources
+            .as_hash()
+            .unwrap()
+            .iter()
+            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no function resource builds binary `{name}`"));
+        let id = id.as_str().unwrap();
+        assert_eq!(function["Type"].as_str(), Some("AWS::Serverless::Function"), "{id}");
+        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{id}");
+        assert_eq!(function["Properties"]["CodeUri"].as_str(), Some(format!("../functions/{name}").as_str()), "{id}");
+
+        let path = match provider {
+            Provider::Lipia | Provider::Muda => format!("/webhooks/{name}/{{token}}"),
+            _ => format!("/webhooks/{name}"),
+        };
+        let events = function["Properties"]["Events"].as_hash().unwrap();
+        assert!(
+            events.values().any(|e| e["Type"].as_str() == Some("HttpApi")
+                && e["Properties"]["Method"].as_str() == Some("POST")
+                && e["Properties"]["Path"].as_str() == Some(path.as_str())),
+            "{id} has no route POST {path}"
+        );
+
+        let env = &function["Properties"]["Environment"]["Variables"];
+        let mut deployed = global_env.clone();
+        deployed.extend(keys(env));
+        let mut needed = env_read_by_config(provider);
+        // Deployed functions read their secrets from SSM; WEBHOOK_SECRETS is for local runs and tests only.
+        needed.remove("WEBHOOK_SECRETS");
+        assert!(needed.contains("WEBHOOK_SECRETS_PARAM") && needed.contains("EVENTS_QUEUE_URL"), "{needed:?}");
+        let missing: Vec<_> = needed.difference(&deployed).collect();
+        assert!(missing.is_empty(), "{id} lacks environment variables its config reads: {missing:?}");
+        let extra: Vec<_> = keys(env).into_iter().filter(|k| !needed.contains(k) && k != "RUST_LOG").collect();
+        assert!(extra.is_empty(), "{id} sets variables its config never reads: {extra:?}");
+
+        let queue_id = env["EVENTS_QUEUE_URL"].as_str().expect("EVENTS_QUEUE_URL is a !Ref to a queue");
+        let queue = &resources[queue_id];
+        assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"), "{queue_id}");
+        assert_eq!(queue["Properties"]["FifoQueue"].as_bool(), Some(true), "{queue_id}");
+        assert_eq!(queue["Properties"]["RedrivePolicy"]["maxReceiveCount"].as_i64(), Some(5), "{queue_id}");
+    }
+}
+
+#[test]
+fn no_resource_builds_a_binary_that_does_not_exist() {
+    let binaries = function_binaries();
+    assert_eq!(binaries, Provider::ALL.iter().map(|p| p.name().to_owned()).collect());
+    for (id, resource) in template()["Resources"].as_hash().unwrap() {
+        if let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() {
+            assert!(binaries.contains(binary), "{id:?} builds `{binary}`, which no crate under functions/ defines");
+        }
+    }
+}
+
+#[test]
+fn least_privilege_no_wildcard_resources() {
+    let t = template();
+    for (id, resource) in t["Resources"].as_hash().unwrap() {
+        for policy in resource["Properties"]["Policies"].as_vec().into_iter().flatten() {
+            for statement in policy["Statement"].as_vec().into_iter().flatten() {
+                let text = format!("{statement:?}");
+                assert!(!text.contains("\"*\""), "{id:?} grants a wildcard: {text}");
+                for action in statement["Action"].as_vec().cloned().unwrap_or_else(|| vec![statement["Action"].clone()])
+                {
+                    let action = action.as_str().unwrap_or_default();
+                    assert!(
+                        action.is_empty()
+                            || [
+                                "dynamodb:PutItem",
+                                "dynamodb:UpdateItem",
+                                "dynamodb:GetItem",
+                                "sqs:SendMessage",
+                                "ssm:GetParameter",
+                                "kms:Decrypt"
+                            ]
+                            .contains(&action),
+                        "{id:?} grants {action}"
+                    );
+                }
+            }
+        }
+    }
+}
