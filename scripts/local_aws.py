@@ -1,0 +1,71 @@
+"""Create and inspect the local stack's table and queues on moto (used by scripts/local-stack.sh).
+
+Names follow infra/template.yaml for a stack called "payhooks": table payhooks-events, FIFO queue
+payhooks-<provider>.fifo with dead-letter queue payhooks-<provider>-dlq.fifo (maxReceiveCount 5).
+"""
+import json
+import os
+import sys
+
+import boto3
+
+PROVIDERS = ["niobi", "choice", "m2money", "lipia", "muda"]
+STACK = os.environ.get("STACK_NAME", "payhooks")
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+
+def create():
+    """Create the table and queues; print the env lines for the functions."""
+    ddb, sqs = client("dynamodb"), client("sqs")
+    table = f"{STACK}-events"
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    print(f"EVENTS_TABLE={table}")
+    for provider in PROVIDERS:
+        dlq = sqs.create_queue(QueueName=f"{STACK}-{provider}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue = sqs.create_queue(
+            QueueName=f"{STACK}-{provider}.fifo",
+            Attributes={
+                "FifoQueue": "true",
+                "ContentBasedDeduplication": "false",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+            },
+        )["QueueUrl"]
+        print(f"{provider.upper()}_EVENTS_QUEUE_URL={queue}")
+
+
+def show():
+    """Print every message now in each provider's queue (without deleting them)."""
+    sqs = client("sqs")
+    total = 0
+    for provider in PROVIDERS:
+        url = sqs.get_queue_url(QueueName=f"{STACK}-{provider}.fifo")["QueueUrl"]
+        messages = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["MessageGroupId"],
+            ).get("Messages", [])
+            if not batch:
+                break
+            messages.extend(batch)
+        total += len(messages)
+        print(f"\n{STACK}-{provider}.fifo: {len(messages)} message(s)")
+        for m in messages:
+            event = json.loads(m["Body"])
+            data = event["data"]
+            print(f"  {event['type']:<42} id={event['id']}  group={m['Attributes']['MessageGroupId']}  amount={data['amount'] or '-'} {data['currency'] or ''}")
+    print(f"\n{total} message(s) in all")
+
+
+if __name__ == "__main__":
+    {"create": create, "show": show}[sys.argv[1]]()
