@@ -39,8 +39,9 @@ validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/templa
 	cfn-lint infra/template.yaml
 	sam validate --lint --template-file infra/template.yaml --region us-east-1
 
-bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider
+bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider; prints the medians
 	cargo bench -p payhooks --bench ingest
+	python3 scripts/bench_medians.py
 
 demo: $(VENV)/.installed ## The whole stack locally: moto + five functions under cargo lambda watch, samples sent, queues printed
 	scripts/local-stack.sh demo

@@ -86,6 +86,7 @@ impl Pipeline {
         let secrets = self.loaded.get_or_try_init(|| self.secrets.load()).await?;
         let callback = providers::authenticate_and_normalise(self.provider, &self.verify, secrets, req, received)?;
         let clock = Clock { received_ms: received.timestamp_millis(), started: Instant::now() };
+        let headers = safe_headers(req.headers);
         let mut outcomes = Vec::with_capacity(callback.events.len());
         for event in &callback.events {
             let envelope = CloudEvent::new(self.provider, event, received, &callback.payload);
@@ -97,7 +98,7 @@ impl Pipeline {
                 received_at_ms: clock.received_ms,
                 lease_until_ms: clock.received_ms + lease.as_millis() as i64,
                 raw_body: callback.body.to_owned(),
-                headers: safe_headers(req.headers),
+                headers: headers.clone(),
                 scheme: callback.verified.scheme,
                 secret_index: callback.verified.secret_index,
                 content_hash: callback.content_hash.clone(),

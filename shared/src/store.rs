@@ -125,7 +125,6 @@ pub trait EventPublisher: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, EventRecord>>,
-    enqueued_at: Mutex<HashMap<String, i64>>,
     unavailable: AtomicBool,
 }
 
@@ -194,12 +193,11 @@ impl IdempotencyStore for MemoryStore {
         }
     }
 
-    async fn mark_enqueued(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_enqueued(&self, id: &str, _at_ms: i64) -> Result<(), StoreError> {
         self.check("UpdateItem")?;
         if let Some(r) = self.records.lock().unwrap().get_mut(id) {
             if r.state == RecordState::Received {
                 r.state = RecordState::Enqueued;
-                self.enqueued_at.lock().unwrap().insert(id.to_owned(), at_ms);
             }
         }
         Ok(())
