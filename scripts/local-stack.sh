@@ -50,7 +50,7 @@ for _ in $(seq 1 300); do
 done
 
 set -a; . "$env_file"; set +a
-send() { target/debug/payhooks-send "$@"; }
+send() { "${CARGO_TARGET_DIR:-target}/debug/payhooks-send" "$@"; }
 
 if [ "$mode" = dev ]; then
   echo
