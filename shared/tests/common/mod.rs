@@ -179,3 +179,15 @@ mod base64_engine {
         out
     }
 }
+
+/// Drive `provider`'s handler with `req` as an API Gateway v2 event: (status, content type, body).
+pub async fn call(provider: Provider, req: &TestRequest, base64: bool) -> (u16, String, String) {
+    let t = pipeline(provider);
+    let resp = payhooks::handler::handle(&t.pipeline, apigw_request(req, base64)).await.unwrap();
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    let body = match resp.body() {
+        lambda_http::Body::Text(s) => s.clone(),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (resp.status().as_u16(), content_type, body)
+}
