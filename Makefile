@@ -11,6 +11,8 @@ export SAM_CLI_TELEMETRY := 0
 # Keep cargo-lambda's cache in one place between runs, or it rebuilds everything (toolchain.md).
 export XDG_CACHE_HOME ?= $(CURDIR)/target/.cache
 ARCH ?= x86_64
+# One function crate per provider: the drift test checks this list against Provider::ALL.
+FUNCTIONS := $(notdir $(wildcard functions/*))
 PROVIDER ?=
 FIXTURE ?=
 
@@ -50,13 +52,13 @@ dev: $(VENV)/.installed ## The same local stack, left running (Ctrl-C stops it)
 	scripts/local-stack.sh dev
 
 send: ## Sign and send one fixture to the running `make dev` stack: make send PROVIDER=niobi FIXTURE=payin_timeout
-	@[ -n "$(PROVIDER)" ] && [ -n "$(FIXTURE)" ] || { echo "usage: make send PROVIDER=<niobi|choice|m2money|lipia|muda> FIXTURE=<name in tests/fixtures/PROVIDER>"; exit 2; }
+	@[ -n "$(PROVIDER)" ] && [ -n "$(FIXTURE)" ] || { echo "usage: make send PROVIDER=<$(subst $(eval) ,|,$(FUNCTIONS))> FIXTURE=<name in tests/fixtures/PROVIDER>"; exit 2; }
 	@set -a; . target/local/demo.env; set +a; \
 	  cargo run --quiet -p payhooks-send -- --provider $(PROVIDER) --fixture tests/fixtures/$(PROVIDER)/$(FIXTURE).json
 
 build: $(VENV)/.installed ## Release build of the five functions: sam build (default), or BUILD=cargo-lambda ARCH=x86_64|arm64
 ifeq ($(BUILD),cargo-lambda)
-	cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(foreach f,niobi choice m2money lipia muda,--bin $(f))
+	cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(foreach f,$(FUNCTIONS),--bin $(f) -p $(f))
 else
 	cd infra && sam build --parameter-overrides Architecture=$(ARCH)
 endif

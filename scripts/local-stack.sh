@@ -14,14 +14,20 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   exec scripts/with-moto.sh "$0" "$@"
 fi
 
-providers=(niobi choice m2money lipia muda)
 local_dir=target/local
 mkdir -p "$local_dir"
 env_file=$local_dir/demo.env
 watch_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 echo "==> building the functions and the signing tool"
-cargo build --quiet --bins -p niobi -p choice -p m2money -p lipia -p muda -p payhooks-send
+functions=$(ls functions)
+# shellcheck disable=SC2086 # one -p per function crate
+cargo build --quiet --bins $(printf -- '-p %s ' $functions) -p payhooks-send
+send() { "${CARGO_TARGET_DIR:-target}/debug/payhooks-send" "$@"; }
+# The providers and their routes, from Provider::ALL (the drift test checks functions/ against the same list).
+mapfile -t routes < <(send --list)
+providers=()
+for line in "${routes[@]}"; do providers+=("${line%%$'\t'*}"); done
 
 echo "==> creating the table and queues on $AWS_ENDPOINT_URL"
 {
@@ -32,7 +38,7 @@ echo "==> creating the table and queues on $AWS_ENDPOINT_URL"
   echo "AWS_EC2_METADATA_DISABLED=true"
   echo "RUST_LOG=info"
   echo "PAYHOOKS_URL=http://127.0.0.1:$watch_port/lambda-url"
-  .venv/bin/python scripts/local_aws.py create
+  .venv/bin/python scripts/local_aws.py create "${providers[@]}"
   # Demo secrets only: the first value of each list signs (or, for Lipia and MUDA, is the URL token).
   for p in "${providers[@]}"; do echo "${p^^}_WEBHOOK_SECRETS=demo-$p-secret"; done
 } > "$env_file"
@@ -50,13 +56,15 @@ for _ in $(seq 1 300); do
 done
 
 set -a; . "$env_file"; set +a
-send() { "${CARGO_TARGET_DIR:-target}/debug/payhooks-send" "$@"; }
 
 if [ "$mode" = dev ]; then
   echo
   echo "payhooks is running. Callback URLs (POST):"
-  for p in "${providers[@]}"; do
-    case $p in lipia|muda) echo "  $p: $PAYHOOKS_URL/$p/demo-$p-secret" ;; *) echo "  $p: $PAYHOOKS_URL/$p" ;; esac
+  for line in "${routes[@]}"; do
+    p=${line%%$'\t'*}
+    route=${line#*$'\t'}
+    route=${route#/webhooks}
+    echo "  $p: $PAYHOOKS_URL${route/\{token\}/demo-$p-secret}"
   done
   echo "Demo secrets: $(grep _WEBHOOK_SECRETS "$env_file" | tr '\n' ' ')"
   echo "Send one:  make send PROVIDER=niobi FIXTURE=payin_timeout      Stop: Ctrl-C"
@@ -74,7 +82,7 @@ for p in "${providers[@]}"; do
 done
 
 echo "==> messages now in each queue"
-.venv/bin/python scripts/local_aws.py show
+.venv/bin/python scripts/local_aws.py show "${providers[@]}"
 
 if [ "$failures" -ne 0 ]; then
   echo "demo: $failures callback(s) did not get the expected answer (see $local_dir/watch.log)" >&2

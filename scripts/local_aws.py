@@ -1,5 +1,7 @@
 """Create and inspect the local stack's table and queues on moto (used by scripts/local-stack.sh).
 
+    local_aws.py create|show PROVIDER...   (the providers come from `payhooks-send --list`)
+
 Names follow infra/template.yaml for a stack called "payhooks": table payhooks-events, FIFO queue
 payhooks-<provider>.fifo with dead-letter queue payhooks-<provider>-dlq.fifo (maxReceiveCount 5).
 """
@@ -9,7 +11,6 @@ import sys
 
 import boto3
 
-PROVIDERS = ["niobi", "choice", "m2money", "lipia", "muda"]
 STACK = os.environ.get("STACK_NAME", "payhooks")
 
 
@@ -17,7 +18,7 @@ def client(service):
     return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
 
 
-def create():
+def create(providers):
     """Create the table and queues; print the env lines for the functions."""
     ddb, sqs = client("dynamodb"), client("sqs")
     table = f"{STACK}-events"
@@ -29,7 +30,7 @@ def create():
     )
     ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
     print(f"EVENTS_TABLE={table}")
-    for provider in PROVIDERS:
+    for provider in providers:
         dlq = sqs.create_queue(QueueName=f"{STACK}-{provider}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         queue = sqs.create_queue(
@@ -43,11 +44,11 @@ def create():
         print(f"{provider.upper()}_EVENTS_QUEUE_URL={queue}")
 
 
-def show():
+def show(providers):
     """Print every message now in each provider's queue (without deleting them)."""
     sqs = client("sqs")
     total = 0
-    for provider in PROVIDERS:
+    for provider in providers:
         url = sqs.get_queue_url(QueueName=f"{STACK}-{provider}.fifo")["QueueUrl"]
         messages = []
         while True:
@@ -68,4 +69,6 @@ def show():
 
 
 if __name__ == "__main__":
-    {"create": create, "show": show}[sys.argv[1]]()
+    if len(sys.argv) < 3 or sys.argv[1] not in ("create", "show"):
+        raise SystemExit("usage: local_aws.py create|show PROVIDER...")
+    {"create": create, "show": show}[sys.argv[1]](sys.argv[2:])

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::providers::Provider;
-use crate::secrets::{EmptySecretSet, SecretSet};
-use crate::signing::CanonicalHash;
+use crate::error::ConfigError;
+use crate::provider::Provider;
+use crate::verify::{CanonicalHash, SecretSet};
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 131_072;
 pub const DEFAULT_MAX_EVENT_AGE_SECS: u64 = 604_800;
@@ -54,18 +54,6 @@ pub struct Config {
     pub events_table: String,
     pub events_queue_url: String,
     pub event_ttl: Duration,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("no provider secret configured: set WEBHOOK_SECRETS (comma-separated) or WEBHOOK_SECRETS_PARAM (an SSM SecureString parameter name)")]
-    NoSecret,
-    #[error(transparent)]
-    EmptySecrets(#[from] EmptySecretSet),
-    #[error("{name} = {value:?} is invalid: {reason}")]
-    Invalid { name: &'static str, value: String, reason: String },
 }
 
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {

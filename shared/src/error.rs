@@ -1,9 +1,53 @@
-//! Every way a callback can fail, and the one place that maps each to an HTTP status.
+//! Every error payhooks has, and the one place that maps each to an HTTP status.
 
 use lambda_http::http::StatusCode;
 
-use crate::secrets::SecretsError;
-use crate::store::{PublishError, StoreError};
+/// The cause of an AWS-side failure, kept typed behind the box for logs.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The event store (DynamoDB) failed: transient, answered 503.
+#[derive(Debug, thiserror::Error)]
+#[error("event store {operation} failed")]
+pub struct StoreError {
+    pub operation: &'static str,
+    #[source]
+    pub source: BoxError,
+}
+
+/// The event queue (SQS) failed: transient, answered 503.
+#[derive(Debug, thiserror::Error)]
+#[error("event queue send failed")]
+pub struct PublishError {
+    #[source]
+    pub source: BoxError,
+}
+
+/// Why the secrets could not be loaded (a transient fault: the request is answered 503 and retried).
+#[derive(Debug, thiserror::Error)]
+#[error("loading provider secrets from {source_name} failed")]
+pub struct SecretsError {
+    pub source_name: String,
+    #[source]
+    pub source: BoxError,
+}
+
+/// A secret list with no value in it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0} holds no secret: give at least one value (comma-separated; the first is current)")]
+pub struct EmptySecretSet(pub &'static str);
+
+/// A function's environment cannot be used: the function refuses to start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("no provider secret configured: set WEBHOOK_SECRETS (comma-separated) or WEBHOOK_SECRETS_PARAM (an SSM SecureString parameter name)")]
+    NoSecret,
+    #[error(transparent)]
+    EmptySecrets(#[from] EmptySecretSet),
+    #[error("{name} = {value:?} is invalid: {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
 
 /// Why a callback was refused. All are the sender's fault: answered 4xx, never retried into success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

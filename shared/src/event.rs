@@ -1,10 +1,12 @@
 //! The normalised event and its CloudEvents 1.0 envelope.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::providers::Provider;
+use crate::provider::Provider;
 
 /// A normalised status. Payment facts use the first six; other notifications carry the provider's
 /// documented state (`account_opened`, `frozen`, ...). Anything not recognised is `Unknown`, never success.
@@ -20,6 +22,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// This status, or where it is `Unknown`, the one `fallback` finds.
+    pub fn or_else(self, fallback: impl FnOnce() -> Status) -> Status {
+        if self == Status::Unknown {
+            fallback()
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -38,10 +49,11 @@ impl Status {
 pub struct NormalisedEvent {
     /// Deterministic id, also the idempotency key (`niobi:payin:{depositId}:{statusCode}`, ...).
     pub id: String,
-    pub kind: String,
-    /// The provider's transaction or notification id.
-    pub subject: String,
-    /// The provider's transaction reference: every event of one transaction shares it (FIFO group).
+    /// What the event is about (`payin`, `payout`, `transaction`, ...): a provider's own closed set, or
+    /// `notification_<type>` for a Choice type this version does not know.
+    pub kind: Cow<'static, str>,
+    /// The provider's transaction reference: every event of one transaction shares it (FIFO group, and the
+    /// envelope's `subject`).
     pub reference: String,
     /// The merchant's own reference, where the provider echoes it.
     pub merchant_reference: Option<String>,
@@ -55,8 +67,48 @@ pub struct NormalisedEvent {
 }
 
 impl NormalisedEvent {
+    /// The one way to build an event: what identifies it, its status and the provider's own status text
+    /// (code or word, as sent); the optional facts follow with the `with_*` calls.
+    pub fn new(
+        id: String,
+        kind: impl Into<Cow<'static, str>>,
+        reference: String,
+        (status, provider_status): (Status, Option<String>),
+    ) -> Self {
+        Self {
+            id,
+            kind: kind.into(),
+            reference,
+            merchant_reference: None,
+            status,
+            provider_status,
+            amount: None,
+            currency: None,
+            batch_index: None,
+        }
+    }
+
+    pub fn with_merchant_reference(self, merchant_reference: Option<String>) -> Self {
+        Self { merchant_reference, ..self }
+    }
+
+    /// The amount (decimal text as sent) and its currency.
+    pub fn with_amount(self, amount: Option<String>, currency: Option<String>) -> Self {
+        Self { amount, currency, ..self }
+    }
+
+    pub fn with_batch_index(self, index: usize) -> Self {
+        Self { batch_index: Some(index), ..self }
+    }
+
     pub fn event_type(&self, provider: Provider) -> String {
-        format!("{}.{}.{}", provider.name(), self.kind, self.status.as_str())
+        format!("{provider}.{}.{}", self.kind, self.status.as_str())
+    }
+}
+
+impl Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -76,7 +128,7 @@ pub struct CloudEvent<'a> {
 
 #[derive(Debug, Serialize)]
 pub struct EventData<'a> {
-    pub provider: &'static str,
+    pub provider: Provider,
     pub kind: &'a str,
     pub reference: &'a str,
     pub merchant_reference: Option<&'a str>,
@@ -95,13 +147,13 @@ impl<'a> CloudEvent<'a> {
         Self {
             specversion: "1.0",
             id: &event.id,
-            source: format!("payhooks/{}", provider.name()),
+            source: format!("payhooks/{provider}"),
             event_type: event.event_type(provider),
             time: received.to_rfc3339_opts(SecondsFormat::Millis, true),
-            subject: &event.subject,
+            subject: &event.reference,
             datacontenttype: "application/json",
             data: EventData {
-                provider: provider.name(),
+                provider,
                 kind: &event.kind,
                 reference: &event.reference,
                 merchant_reference: event.merchant_reference.as_deref(),

@@ -10,7 +10,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::error::IngestError;
 use crate::pipeline::{Pipeline, Processed};
-use crate::providers::{Incoming, Provider};
+use crate::provider::Provider;
+use crate::providers::{self, Incoming};
 
 /// The lease when the request carries no Lambda deadline (local runs): the template's function timeout.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -47,7 +48,7 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
                 outcome = outcome.as_str(),
                 ?event_ids,
                 secret_index = verified.secret_index,
-                scheme = verified.scheme,
+                scheme = verified.scheme.as_str(),
                 duration_ms,
                 "callback"
             );
@@ -68,15 +69,11 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
 
 /// The provider's acknowledgement: Choice and Lipia want `200 text/plain ok`, the others a small JSON body.
 pub fn ack(provider: Provider) -> Response<Body> {
-    let (content_type, body) = if provider.acks_with_plain_ok() {
-        ("text/plain", "ok".to_owned())
-    } else {
-        ("application/json", r#"{"status":"ok"}"#.to_owned())
-    };
+    let (content_type, body) = providers::ack(provider).parts();
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, content_type)
-        .body(Body::Text(body))
+        .body(Body::Text(body.to_owned()))
         .expect("static response parts are valid")
 }
 

@@ -1,25 +1,29 @@
 //! payhooks: receive payment-provider callbacks, verify them, normalise them to CloudEvents, record each
 //! event once in DynamoDB and enqueue it to SQS.
 //!
-//! - [`providers`]: per-provider authentication, parsing and normalisation (no I/O);
-//! - [`pipeline`]: the exactly-once delivery logic over two ports, [`store::IdempotencyStore`] and
-//!   [`store::EventPublisher`];
-//! - [`aws`]: the DynamoDB, SQS and SSM implementations and the cold-start wiring;
-//! - [`handler`]: the Lambda HTTP glue and the one mapping from errors to HTTP statuses.
+//! Layers point one way, from the edge inwards:
+//! - [`handler`]: the Lambda HTTP glue and the one mapping from errors to HTTP statuses;
+//! - [`pipeline`]: the exactly-once delivery logic over the [`ports`];
+//! - [`aws`]: the DynamoDB, SQS and SSM adapters of those ports, and the cold-start wiring;
+//! - [`providers`]: one module per provider (authentication, parsing, normalisation, ack, route), no I/O;
+//! - [`verify`]: the JSON reader, the canonical string, signature primitives and secrets;
+//! - [`provider`], [`event`], [`error`], [`config`]: the types everything else shares.
+//!
+//! `testing` (feature `test-util`) holds the in-memory ports, signers and fixtures for tests and tools.
 
 pub mod aws;
-pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
-pub mod json;
 pub mod pipeline;
+pub mod ports;
+pub mod provider;
 pub mod providers;
-pub mod secrets;
-pub mod signing;
-pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
+pub mod verify;
 
 pub use config::Config;
 pub use pipeline::Pipeline;
-pub use providers::Provider;
+pub use provider::Provider;

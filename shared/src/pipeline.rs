@@ -16,9 +16,10 @@ use lambda_http::http::HeaderMap;
 use crate::config::VerifyConfig;
 use crate::error::IngestError;
 use crate::event::CloudEvent;
-use crate::providers::{self, Incoming, Provider, Verified};
-use crate::secrets::{SecretLoader, SecretSet};
-use crate::store::{EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState};
+use crate::ports::{EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader};
+use crate::provider::Provider;
+use crate::providers::{self, Incoming};
+use crate::verify::{SecretSet, Verified};
 
 /// How long a duplicate waits for another delivery of the same event to finish.
 pub const POLL_LIMIT: Duration = Duration::from_secs(2);
@@ -92,7 +93,7 @@ impl Pipeline {
             let envelope = CloudEvent::new(self.provider, event, received, &callback.payload);
             let record = EventRecord {
                 id: event.id.clone(),
-                provider: self.provider.name(),
+                provider: self.provider,
                 event_type: envelope.event_type.clone(),
                 state: RecordState::Received,
                 received_at_ms: clock.received_ms,
@@ -106,7 +107,7 @@ impl Pipeline {
             };
             let message = OutgoingMessage {
                 id: event.id.clone(),
-                provider: self.provider.name(),
+                provider: self.provider,
                 event_type: envelope.event_type.clone(),
                 group: event.reference.clone(),
                 body: envelope.to_json(),

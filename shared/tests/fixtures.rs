@@ -1,12 +1,12 @@
 //! Every fixture (one per payload variant in the providers' documents) authenticates, parses and
 //! normalises to the expected events.
 
-mod common;
+use payhooks::testing;
 
 use chrono::Utc;
-use common::TestRequest;
 use payhooks::config::VerifyConfig;
 use payhooks::event::CloudEvent;
+use payhooks::testing::TestRequest;
 use payhooks::Provider::{self, *};
 
 /// An expected event: (id, type, amount).
@@ -80,7 +80,7 @@ fn every_fixture_normalises_to_its_events() {
 #[test]
 fn every_fixture_file_has_an_expectation() {
     for provider in Provider::ALL {
-        for (name, _) in common::all_fixtures(provider) {
+        for (name, _) in testing::all_fixtures(provider) {
             assert!(
                 EXPECTED.iter().any(|(p, n, _)| *p == provider && *n == name),
                 "no expectation for {provider:?}/{name}"
@@ -121,8 +121,8 @@ fn envelope_is_cloudevents_with_payload_as_received() {
 #[test]
 fn niobi_accepts_status_code_spelling() {
     let now = Utc::now();
-    let body = common::fixture(Niobi, "payin_timeout").replace("\"statusCode\"", "\"status_code\"");
-    let req = TestRequest::from_signed(Niobi, &common::sign(Niobi, &body, common::SECRET, now));
+    let body = testing::fixture(Niobi, "payin_timeout").replace("\"statusCode\"", "\"status_code\"");
+    let req = TestRequest::from_signed(Niobi, &testing::sign(Niobi, &body, testing::SECRET, now));
     let callback = req.check(Niobi, &VerifyConfig::default(), now).unwrap();
     assert_eq!(callback.events[0].id, "niobi:payin:A7KQ2M9XW001:000006");
 }
@@ -133,8 +133,8 @@ fn choice_accepts_string_timestamp_and_unknown_types() {
     // 0020 carries its timestamp as a string.
     let req = TestRequest::signed_fixture(Choice, "0020_otp_verification", now);
     assert!(req.check(Choice, &VerifyConfig::default(), now).is_ok());
-    let body = common::fixture(Choice, "0015_file_job").replace("\"0015\"", "\"0027\"");
-    let req = TestRequest::from_signed(Choice, &common::sign(Choice, &body, common::SECRET, now));
+    let body = testing::fixture(Choice, "0015_file_job").replace("\"0015\"", "\"0027\"");
+    let req = TestRequest::from_signed(Choice, &testing::sign(Choice, &body, testing::SECRET, now));
     let callback = req.check(Choice, &VerifyConfig::default(), now).unwrap();
     assert_eq!(callback.events[0].event_type(Choice), "choice.notification_0027.unknown");
 }
@@ -142,8 +142,8 @@ fn choice_accepts_string_timestamp_and_unknown_types() {
 #[test]
 fn amount_as_number_or_string_keeps_its_text() {
     let now = Utc::now();
-    let body = common::fixture(M2Money, "payout_success").replace("\"1500.00\"", "1500.00");
-    let req = TestRequest::from_signed(M2Money, &common::sign(M2Money, &body, common::SECRET, now));
+    let body = testing::fixture(M2Money, "payout_success").replace("\"1500.00\"", "1500.00");
+    let req = TestRequest::from_signed(M2Money, &testing::sign(M2Money, &body, testing::SECRET, now));
     let callback = req.check(M2Money, &VerifyConfig::default(), now).unwrap();
     assert_eq!(callback.events[0].amount.as_deref(), Some("1500.00"));
 }
@@ -153,10 +153,10 @@ fn content_hash_ignores_salt_timestamp_and_signature_only() {
     let now = Utc::now();
     let first = TestRequest::signed_fixture(Choice, "0002_transaction", now);
     let later = now + chrono::Duration::seconds(90);
-    let resalted = common::fixture(Choice, "0002_transaction").replace("Qc3wsZ123da", "otherSalt");
-    let second = TestRequest::from_signed(Choice, &common::sign(Choice, &resalted, common::SECRET, later));
-    let changed = common::fixture(Choice, "0002_transaction").replace("1500.00", "1600.00");
-    let third = TestRequest::from_signed(Choice, &common::sign(Choice, &changed, common::SECRET, now));
+    let resalted = testing::fixture(Choice, "0002_transaction").replace("Qc3wsZ123da", "otherSalt");
+    let second = TestRequest::from_signed(Choice, &testing::sign(Choice, &resalted, testing::SECRET, later));
+    let changed = testing::fixture(Choice, "0002_transaction").replace("1500.00", "1600.00");
+    let third = TestRequest::from_signed(Choice, &testing::sign(Choice, &changed, testing::SECRET, now));
     let hash = |r: &TestRequest, at| r.check(Choice, &VerifyConfig::default(), at).unwrap().content_hash;
     assert_eq!(hash(&first, now), hash(&second, later));
     assert_ne!(hash(&first, now), hash(&third, now));

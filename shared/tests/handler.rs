@@ -1,12 +1,10 @@
 //! Each provider's handler driven with API Gateway HTTP API (payload v2) requests: status, headers, body.
 
-mod common;
-
 use chrono::Utc;
-use common::{apigw_request, call, pipeline, TestRequest};
 use lambda_http::http::Method;
 use lambda_http::Body;
 use payhooks::handler;
+use payhooks::testing::{TestPipeline, TestRequest};
 use payhooks::Provider::*;
 
 #[tokio::test]
@@ -20,38 +18,42 @@ async fn each_provider_gets_its_acknowledgement() {
     ];
     for (provider, fixture, content_type, body) in cases {
         let req = TestRequest::signed_fixture(provider, fixture, Utc::now());
-        assert_eq!(call(provider, &req, false).await, (200, content_type.to_owned(), body.to_owned()), "{provider:?}");
+        assert_eq!(
+            TestPipeline::new(provider).call(&req, false).await,
+            (200, content_type.to_owned(), body.to_owned()),
+            "{provider:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn base64_bodies_are_decoded() {
     let req = TestRequest::signed_fixture(M2Money, "payout_failed", Utc::now());
-    assert_eq!(call(M2Money, &req, true).await.0, 200);
+    assert_eq!(TestPipeline::new(M2Money).call(&req, true).await.0, 200);
 }
 
 #[tokio::test]
 async fn errors_answer_with_their_status_and_a_json_body() {
     let mut forged = TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now());
     forged.body = forged.body_text().replace("1500.00", "9500.00").into_bytes();
-    let (status, content_type, body) = call(Choice, &forged, false).await;
+    let (status, content_type, body) = TestPipeline::new(Choice).call(&forged, false).await;
     assert_eq!((status, content_type.as_str()), (401, "application/json"));
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["error"], "invalid_signature");
 
     let mut get = TestRequest::signed_fixture(Niobi, "payout_success", Utc::now());
     get.method = Method::GET;
-    assert_eq!(call(Niobi, &get, false).await.0, 405);
+    assert_eq!(TestPipeline::new(Niobi).call(&get, false).await.0, 405);
 
     let mut wrong_token = TestRequest::signed_fixture(Lipia, "stk_failed", Utc::now());
     wrong_token.path = "/webhooks/lipia/not-the-token".into();
-    let (status, _, body) = call(Lipia, &wrong_token, false).await;
+    let (status, _, body) = TestPipeline::new(Lipia).call(&wrong_token, false).await;
     assert_eq!(status, 401);
     assert!(body.contains("invalid_token"));
 
     let mut malformed = TestRequest::signed_fixture(Muda, "transaction_status_failed", Utc::now());
     malformed.body = br#"{"status":"FAILED"}"#.to_vec();
-    let (status, _, body) = call(Muda, &malformed, false).await;
+    let (status, _, body) = TestPipeline::new(Muda).call(&malformed, false).await;
     assert_eq!(status, 400);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["error"], "missing_field");
@@ -62,15 +64,15 @@ async fn errors_answer_with_their_status_and_a_json_body() {
 async fn odd_content_type_is_not_refused() {
     let mut req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     req.headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
-    assert_eq!(call(Lipia, &req, false).await.0, 200);
+    assert_eq!(TestPipeline::new(Lipia).call(&req, false).await.0, 200);
 }
 
 #[tokio::test]
 async fn queue_outage_is_503_json() {
-    let t = pipeline(Niobi);
+    let t = TestPipeline::new(Niobi);
     t.publisher.set_unavailable(true);
     let req = TestRequest::signed_fixture(Niobi, "payout_success", Utc::now());
-    let resp = handler::handle(&t.pipeline, apigw_request(&req, false)).await.unwrap();
+    let resp = handler::handle(&t.pipeline, req.apigw(false)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     let Body::Text(body) = resp.body() else { panic!() };
     assert_eq!(serde_json::from_str::<serde_json::Value>(body).unwrap()["error"], "queue_unavailable");

@@ -1,10 +1,10 @@
 //! What the handler logs: one line per callback, never a secret, a URL token or a signature.
 //! Kept in its own test binary because it installs the global log subscriber.
 
-mod common;
+use payhooks::testing;
 
 use chrono::Utc;
-use common::{call, TestRequest};
+use payhooks::testing::{TestPipeline, TestRequest};
 use payhooks::Provider::*;
 
 /// Collects everything the handler logs, for the duration of one test.
@@ -42,10 +42,10 @@ async fn one_log_line_per_callback_without_secrets_tokens_or_signatures() {
     let mut wrong_token = lipia.clone();
     wrong_token.path = "/webhooks/lipia/guessed-token".into();
 
-    call(Choice, &choice, false).await;
-    call(Choice, &forged, false).await;
-    call(Lipia, &lipia, false).await;
-    call(Lipia, &wrong_token, false).await;
+    TestPipeline::new(Choice).call(&choice, false).await;
+    TestPipeline::new(Choice).call(&forged, false).await;
+    TestPipeline::new(Lipia).call(&lipia, false).await;
+    TestPipeline::new(Lipia).call(&wrong_token, false).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("callback")).collect();
@@ -57,7 +57,7 @@ async fn one_log_line_per_callback_without_secrets_tokens_or_signatures() {
     );
     assert!(lines[1].contains("rejected:invalid_signature"));
     assert!(lines[3].contains("rejected:invalid_token"));
-    for secret in [common::SECRET, common::OLD_SECRET, signature.as_str(), "guessed-token"] {
+    for secret in [testing::SECRET, testing::OLD_SECRET, signature.as_str(), "guessed-token"] {
         assert!(!logs.contains(secret), "logs contain {secret}: {logs}");
     }
 }

@@ -1,22 +1,24 @@
 //! The exactly-once delivery logic, over the in-memory ports.
 
-mod common;
+use payhooks::testing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{pipeline, sign, TestRequest, SECRET};
 use payhooks::error::IngestError;
 use payhooks::pipeline::Outcome;
-use payhooks::providers::{self, Provider::*};
-use payhooks::store::{EventRecord, IdempotencyStore, RecordState};
+use payhooks::ports::{EventRecord, IdempotencyStore, RecordState};
+use payhooks::providers;
+use payhooks::testing::{sign, TestPipeline, TestRequest, SECRET};
+use payhooks::verify::Scheme;
+use payhooks::Provider::*;
 
 const LEASE: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn new_callback_is_recorded_and_enqueued_once() {
-    let t = pipeline(Niobi);
+    let t = TestPipeline::new(Niobi);
     let req = TestRequest::signed_fixture(Niobi, "payin_ussd_push", Utc::now());
     let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!(done.outcome, Outcome::Accepted);
@@ -24,7 +26,7 @@ async fn new_callback_is_recorded_and_enqueued_once() {
 
     let record = t.store.record("niobi:payin:A7KQ2M9XW001:000000").unwrap();
     assert_eq!(record.state, RecordState::Enqueued);
-    assert_eq!(record.scheme, "niobi-sha256");
+    assert_eq!(record.scheme.as_str(), "niobi-sha256");
     assert_eq!(record.raw_body.as_bytes(), req.body.as_slice());
     let messages = t.publisher.messages();
     assert_eq!(messages.len(), 1);
@@ -36,7 +38,7 @@ async fn new_callback_is_recorded_and_enqueued_once() {
     // The same callback again, and re-signed later with a new salt: acknowledged, nothing more sent.
     let again = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!(again.outcome, Outcome::Duplicate);
-    let resalted = common::fixture(Niobi, "payin_ussd_push").replace("mySalt123", "newSalt");
+    let resalted = testing::fixture(Niobi, "payin_ussd_push").replace("mySalt123", "newSalt");
     let later = Utc::now() + chrono::Duration::seconds(60);
     let req2 = TestRequest::from_signed(Niobi, &sign(Niobi, &resalted, SECRET, later));
     assert_eq!(t.pipeline.process(&req2.incoming(), later, LEASE).await.unwrap().outcome, Outcome::Duplicate);
@@ -45,7 +47,7 @@ async fn new_callback_is_recorded_and_enqueued_once() {
 
 #[tokio::test]
 async fn timeout_then_success_are_two_events() {
-    let t = pipeline(Niobi);
+    let t = TestPipeline::new(Niobi);
     for name in ["payin_timeout", "payin_ussd_push"] {
         let req = TestRequest::signed_fixture(Niobi, name, Utc::now());
         assert_eq!(t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Accepted);
@@ -56,7 +58,7 @@ async fn timeout_then_success_are_two_events() {
 
 #[tokio::test]
 async fn batch_gives_one_message_per_item() {
-    let t = pipeline(Choice);
+    let t = TestPipeline::new(Choice);
     let req = TestRequest::signed_fixture(Choice, "0008_bulk_transfer", Utc::now());
     let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!(done.event_ids.len(), 2);
@@ -66,11 +68,11 @@ async fn batch_gives_one_message_per_item() {
 
 #[tokio::test]
 async fn same_id_different_content_is_kept_not_enqueued() {
-    let t = pipeline(M2Money);
+    let t = TestPipeline::new(M2Money);
     let now = Utc::now();
     let first = TestRequest::signed_fixture(M2Money, "payout_success", now);
     t.pipeline.process(&first.incoming(), now, LEASE).await.unwrap();
-    let changed = common::fixture(M2Money, "payout_success").replace("1500.00", "15000.00");
+    let changed = testing::fixture(M2Money, "payout_success").replace("1500.00", "15000.00");
     let second = TestRequest::from_signed(M2Money, &sign(M2Money, &changed, SECRET, now));
     let done = t.pipeline.process(&second.incoming(), now, LEASE).await.unwrap();
     assert_eq!(done.outcome, Outcome::Conflict);
@@ -84,7 +86,7 @@ async fn same_id_different_content_is_kept_not_enqueued() {
 
 #[tokio::test]
 async fn queue_failure_is_503_and_the_retry_completes_once() {
-    let t = pipeline(Lipia);
+    let t = TestPipeline::new(Lipia);
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     t.publisher.set_unavailable(true);
     let err = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
@@ -106,7 +108,7 @@ async fn queue_failure_is_503_and_the_retry_completes_once() {
 
 #[tokio::test]
 async fn store_failure_is_503_and_nothing_is_sent() {
-    let t = pipeline(Muda);
+    let t = TestPipeline::new(Muda);
     t.store.set_unavailable(true);
     let req = TestRequest::signed_fixture(Muda, "transaction_status_success", Utc::now());
     let err = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
@@ -116,11 +118,11 @@ async fn store_failure_is_503_and_nothing_is_sent() {
 }
 
 /// Insert the record a crashed or concurrent delivery would have left: `RECEIVED`, lease until `lease_until_ms`.
-async fn leave_received(t: &common::TestPipeline, req: &TestRequest, lease_until_ms: i64) -> String {
+async fn leave_received(t: &testing::TestPipeline, req: &TestRequest, lease_until_ms: i64) -> String {
     let callback = providers::authenticate_and_normalise(
         Lipia,
         &Default::default(),
-        &common::secrets(),
+        &testing::secrets(),
         &req.incoming(),
         Utc::now(),
     )
@@ -128,14 +130,14 @@ async fn leave_received(t: &common::TestPipeline, req: &TestRequest, lease_until
     let id = callback.events[0].id.clone();
     let record = EventRecord {
         id: id.clone(),
-        provider: "lipia",
+        provider: Lipia,
         event_type: "lipia.stk.succeeded".into(),
         state: RecordState::Received,
         received_at_ms: Utc::now().timestamp_millis(),
         lease_until_ms,
         raw_body: callback.body.to_owned(),
         headers: vec![],
-        scheme: "url-token",
+        scheme: Scheme::UrlToken,
         secret_index: 0,
         content_hash: callback.content_hash.clone(),
         expires_at: 0,
@@ -146,7 +148,7 @@ async fn leave_received(t: &common::TestPipeline, req: &TestRequest, lease_until
 
 #[tokio::test]
 async fn expired_lease_is_taken_over_and_sent_once() {
-    let t = pipeline(Lipia);
+    let t = TestPipeline::new(Lipia);
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     let id = leave_received(&t, &req, Utc::now().timestamp_millis() - 1).await;
     let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
@@ -157,7 +159,7 @@ async fn expired_lease_is_taken_over_and_sent_once() {
 
 #[tokio::test]
 async fn delivery_in_progress_elsewhere_is_503_without_a_message() {
-    let t = pipeline(Lipia);
+    let t = TestPipeline::new(Lipia);
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     leave_received(&t, &req, Utc::now().timestamp_millis() + 60_000).await;
     let started = std::time::Instant::now();
@@ -170,7 +172,7 @@ async fn delivery_in_progress_elsewhere_is_503_without_a_message() {
 
 #[tokio::test]
 async fn duplicate_waits_for_the_other_delivery_and_acks() {
-    let t = pipeline(Lipia);
+    let t = TestPipeline::new(Lipia);
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     let id = leave_received(&t, &req, Utc::now().timestamp_millis() + 60_000).await;
     let store = t.store.clone();
@@ -185,7 +187,7 @@ async fn duplicate_waits_for_the_other_delivery_and_acks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_deliveries_send_one_message() {
-    let t = Arc::new(pipeline(Choice));
+    let t = Arc::new(TestPipeline::new(Choice));
     let req = Arc::new(TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now()));
     let tasks: Vec<_> = (0..20)
         .map(|_| {

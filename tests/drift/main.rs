@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use payhooks::config::Config;
-use payhooks::Provider;
+use payhooks::{providers, Provider};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn root() -> PathBuf {
@@ -71,10 +71,7 @@ fn every_function_crate_is_deployed_with_its_route_queue_and_environment() {
         assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{id}");
         assert_eq!(function["Properties"]["CodeUri"].as_str(), Some(format!("../functions/{name}").as_str()), "{id}");
 
-        let path = match provider {
-            Provider::Lipia | Provider::Muda => format!("/webhooks/{name}/{{token}}"),
-            _ => format!("/webhooks/{name}"),
-        };
+        let path = providers::route(provider).pattern(provider);
         let events = function["Properties"]["Events"].as_hash().unwrap();
         assert!(
             events.values().any(|e| e["Type"].as_str() == Some("HttpApi")
@@ -141,5 +138,14 @@ fn least_privilege_no_wildcard_resources() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn lambdas_build_without_the_test_helpers() {
+    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(!text.contains("test-util"), "{} enables payhooks' test-util feature", manifest.display());
     }
 }

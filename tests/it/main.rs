@@ -10,9 +10,10 @@ use chrono::Utc;
 use payhooks::config::Config;
 use payhooks::error::IngestError;
 use payhooks::pipeline::Outcome;
-use payhooks::providers::Provider::{self, *};
+use payhooks::testing::{fixture, typical, TestRequest, SECRET};
 use payhooks::Pipeline;
-use support::{fixture, text, typical, Sent, Stack, LEASE, SECRET};
+use payhooks::Provider::{self, *};
+use support::{text, Stack, LEASE};
 
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
@@ -22,7 +23,11 @@ async fn new_callbacks_are_recorded_and_enqueued_with_the_envelope() {
     for provider in Provider::ALL {
         let done = stack
             .pipeline(provider)
-            .process(&Sent::fixture(provider, typical(provider)).incoming(), Utc::now(), LEASE)
+            .process(
+                &TestRequest::signed_fixture(provider, typical(provider), Utc::now()).incoming(),
+                Utc::now(),
+                LEASE,
+            )
             .await
             .unwrap();
         assert_eq!(done.outcome, Outcome::Accepted, "{provider:?}");
@@ -70,7 +75,7 @@ async fn fifo_queue_groups_by_transaction_and_dedups_by_event_id() {
     let stack = Stack::new(true).await;
     let done = stack
         .pipeline(Choice)
-        .process(&Sent::fixture(Choice, "0008_bulk_transfer").incoming(), Utc::now(), LEASE)
+        .process(&TestRequest::signed_fixture(Choice, "0008_bulk_transfer", Utc::now()).incoming(), Utc::now(), LEASE)
         .await
         .unwrap();
     assert_eq!(done.event_ids.len(), 2);
@@ -104,11 +109,15 @@ async fn redelivery_and_resigned_delivery_are_acknowledged_once() {
     for fifo in [false, true] {
         let stack = Stack::new(fifo).await;
         let pipeline = stack.pipeline(Niobi);
-        let first = Sent::fixture(Niobi, "payout_success");
+        let first = TestRequest::signed_fixture(Niobi, "payout_success", Utc::now());
         assert_eq!(pipeline.process(&first.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Accepted);
         assert_eq!(pipeline.process(&first.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Duplicate);
-        let resalted =
-            Sent::new(Niobi, &fixture(Niobi, "payout_success").replace("salt value", "another salt"), SECRET);
+        let resalted = TestRequest::signed(
+            Niobi,
+            &fixture(Niobi, "payout_success").replace("salt value", "another salt"),
+            SECRET,
+            Utc::now(),
+        );
         assert_ne!(resalted.body, first.body);
         assert_eq!(
             pipeline.process(&resalted.incoming(), Utc::now(), LEASE).await.unwrap().outcome,
@@ -124,7 +133,7 @@ async fn redelivery_and_resigned_delivery_are_acknowledged_once() {
 async fn twenty_identical_deliveries_at_once_give_one_record_and_one_message() {
     let stack = Stack::new(false).await;
     let pipeline = Arc::new(stack.pipeline(M2Money));
-    let sent = Arc::new(Sent::fixture(M2Money, "payout_failed"));
+    let sent = Arc::new(TestRequest::signed_fixture(M2Money, "payout_failed", Utc::now()));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (pipeline, sent) = (pipeline.clone(), sent.clone());
@@ -151,7 +160,7 @@ async fn queue_failure_is_503_and_the_retry_enqueues_once() {
     let stack = Stack::new(false).await;
     let missing_queue = format!("{}-does-not-exist", stack.queue_url);
     let broken = stack.pipeline_with(Lipia, &stack.table, &missing_queue);
-    let sent = Sent::fixture(Lipia, "stk_failed");
+    let sent = TestRequest::signed_fixture(Lipia, "stk_failed", Utc::now());
     let err = broken.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap_err();
     assert!(matches!(err, IngestError::Publish(_)), "{err:?}");
     assert_eq!(err.status().as_u16(), 503);
@@ -172,7 +181,11 @@ async fn missing_table_is_503_and_nothing_is_enqueued() {
     let stack = Stack::new(false).await;
     let pipeline = stack.pipeline_with(Muda, "no-such-table", &stack.queue_url);
     let err = pipeline
-        .process(&Sent::fixture(Muda, "transaction_status_pending").incoming(), Utc::now(), LEASE)
+        .process(
+            &TestRequest::signed_fixture(Muda, "transaction_status_pending", Utc::now()).incoming(),
+            Utc::now(),
+            LEASE,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, IngestError::Store(_)), "{err:?}");
@@ -185,9 +198,20 @@ async fn missing_table_is_503_and_nothing_is_enqueued() {
 async fn content_conflict_is_kept_and_not_enqueued() {
     let stack = Stack::new(false).await;
     let pipeline = stack.pipeline(Muda);
-    pipeline.process(&Sent::fixture(Muda, "transaction_status_success").incoming(), Utc::now(), LEASE).await.unwrap();
-    let changed =
-        Sent::new(Muda, &fixture(Muda, "transaction_status_success").replace("\"10000\"", "\"90000\""), SECRET);
+    pipeline
+        .process(
+            &TestRequest::signed_fixture(Muda, "transaction_status_success", Utc::now()).incoming(),
+            Utc::now(),
+            LEASE,
+        )
+        .await
+        .unwrap();
+    let changed = TestRequest::signed(
+        Muda,
+        &fixture(Muda, "transaction_status_success").replace("\"10000\"", "\"90000\""),
+        SECRET,
+        Utc::now(),
+    );
     assert_eq!(pipeline.process(&changed.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Conflict);
     let records = stack.records().await;
     let conflicts: Vec<_> = records.iter().filter(|r| text(r, "state") == "CONFLICT").collect();
@@ -219,7 +243,7 @@ async fn secrets_come_from_an_ssm_secure_string() {
         Config::from_lookup(Choice, move |k| vars.get(k).cloned()).unwrap()
     };
     let pipeline = Pipeline::from_config(env(param.clone())).await;
-    let sent = Sent::new(Choice, &fixture(Choice, "0003_balance_change"), "ssm-previous");
+    let sent = TestRequest::signed(Choice, &fixture(Choice, "0003_balance_change"), "ssm-previous", Utc::now());
     let done = pipeline.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!((done.outcome, done.verified.secret_index), (Outcome::Accepted, 1));
     assert_eq!(text(&stack.record(&done.event_ids[0]).await, "secret_index"), "1");
@@ -232,19 +256,19 @@ async fn secrets_come_from_an_ssm_secure_string() {
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn conditional_updates_hold_on_dynamodb() {
-    use payhooks::store::{IdempotencyStore, Insert, RecordState};
+    use payhooks::ports::{IdempotencyStore, Insert, RecordState};
     let stack = Stack::new(false).await;
     let store = payhooks::aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
-    let record = payhooks::store::EventRecord {
+    let record = payhooks::ports::EventRecord {
         id: "e1".into(),
-        provider: "lipia",
+        provider: Lipia,
         event_type: "lipia.stk.succeeded".into(),
         state: RecordState::Received,
         received_at_ms: 1,
         lease_until_ms: 1_000,
         raw_body: "{}".into(),
         headers: vec![("user-agent".into(), "x".into())],
-        scheme: "url-token",
+        scheme: payhooks::verify::Scheme::UrlToken,
         secret_index: 0,
         content_hash: "h".into(),
         expires_at: 2,

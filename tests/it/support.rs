@@ -10,15 +10,11 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use chrono::Utc;
-use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
 use payhooks::config::VerifyConfig;
-use payhooks::providers::{Incoming, Provider};
-use payhooks::secrets::{Secret, SecretSet, StaticSecrets};
-use payhooks::signing::{sign_request, CanonicalHash};
-use payhooks::Pipeline;
+use payhooks::ports::StaticSecrets;
+use payhooks::{testing, Pipeline, Provider};
 
-pub const SECRET: &str = "it-secret";
 pub const LEASE: Duration = Duration::from_secs(10);
 
 pub fn unique(prefix: &str) -> String {
@@ -83,7 +79,7 @@ impl Stack {
         Pipeline::new(
             provider,
             VerifyConfig::default(),
-            Arc::new(StaticSecrets(SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap())),
+            Arc::new(StaticSecrets(testing::secrets())),
             Arc::new(DynamoDbIdempotencyStore::new(self.ddb.clone(), table.to_owned())),
             Arc::new(SqsPublisher::new(self.sqs.clone(), queue_url.to_owned())),
             Duration::from_secs(35 * 86_400),
@@ -145,49 +141,5 @@ pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> String {
         Some(AttributeValue::S(s)) => s.clone(),
         Some(AttributeValue::N(n)) => n.clone(),
         other => panic!("{key}: {other:?}"),
-    }
-}
-
-pub fn fixture(provider: Provider, name: &str) -> String {
-    let path = format!("{}/fixtures/{}/{name}.json", env!("CARGO_MANIFEST_DIR"), provider.name());
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// A request as a provider would send it, signed with `secret`.
-#[derive(Clone)]
-pub struct Sent {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Sent {
-    pub fn new(provider: Provider, body: &str, secret: &str) -> Self {
-        let signed = sign_request(provider, body, &Secret::new(secret), CanonicalHash::Sha256, Utc::now()).unwrap();
-        let mut headers = HeaderMap::new();
-        for (k, v) in &signed.headers {
-            headers.insert(HeaderName::from_static(k), HeaderValue::from_str(v).unwrap());
-        }
-        let path = format!("/webhooks/{}/{}", provider.name(), signed.path_token.unwrap_or_default());
-        Self { method: Method::POST, path, headers, body: signed.body.into_bytes() }
-    }
-
-    pub fn fixture(provider: Provider, name: &str) -> Self {
-        Self::new(provider, &fixture(provider, name), SECRET)
-    }
-
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { method: &self.method, path: &self.path, headers: &self.headers, body: &self.body, source_ip: None }
-    }
-}
-
-pub fn typical(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Niobi => "payin_ussd_push",
-        Provider::Choice => "0002_transaction",
-        Provider::M2Money => "payout_success",
-        Provider::Lipia => "stk_success",
-        Provider::Muda => "transaction_event_success",
     }
 }

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use crate::store::{EventRecord, IdempotencyStore, Insert, RecordState, StoreError, StoredState};
+use crate::error::StoreError;
+use crate::ports::{EventRecord, IdempotencyStore, Insert, RecordState, StoredState};
 
 /// The events table: string partition key `pk` = event id; `expires_at` is its TTL attribute.
 #[derive(Debug, Clone)]
@@ -52,6 +53,10 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+fn state(value: RecordState) -> AttributeValue {
+    s(value.as_str())
+}
+
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -67,14 +72,14 @@ fn to_item(r: &EventRecord) -> Item {
     let headers: HashMap<String, AttributeValue> = r.headers.iter().map(|(k, v)| (k.clone(), s(v))).collect();
     HashMap::from([
         ("pk".to_owned(), s(&r.id)),
-        ("provider".to_owned(), s(r.provider)),
+        ("provider".to_owned(), s(r.provider.name())),
         ("type".to_owned(), s(&r.event_type)),
-        ("state".to_owned(), s(r.state.as_str())),
+        ("state".to_owned(), state(r.state)),
         ("received_at".to_owned(), n(r.received_at_ms)),
         ("lease_until".to_owned(), n(r.lease_until_ms)),
         ("raw_body".to_owned(), s(&r.raw_body)),
         ("headers".to_owned(), AttributeValue::M(headers)),
-        ("scheme".to_owned(), s(r.scheme)),
+        ("scheme".to_owned(), s(r.scheme.as_str())),
         ("secret_index".to_owned(), n(r.secret_index as i64)),
         ("content_hash".to_owned(), s(&r.content_hash)),
         ("expires_at".to_owned(), n(r.expires_at)),
@@ -144,7 +149,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             id,
             "SET lease_until = :new",
             "#state = :received AND lease_until = :old",
-            &[(":new", n(new_lease_ms)), (":old", n(expired_lease_ms)), (":received", s("RECEIVED"))],
+            &[(":new", n(new_lease_ms)), (":old", n(expired_lease_ms)), (":received", state(RecordState::Received))],
         )
         .await
     }
@@ -156,7 +161,11 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             id,
             "SET #state = :enqueued, enqueued_at = :at",
             "#state = :received",
-            &[(":enqueued", s("ENQUEUED")), (":at", n(at_ms)), (":received", s("RECEIVED"))],
+            &[
+                (":enqueued", state(RecordState::Enqueued)),
+                (":at", n(at_ms)),
+                (":received", state(RecordState::Received)),
+            ],
         )
         .await
         .map(|_| ())
@@ -168,7 +177,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             id,
             "SET lease_until = :zero",
             "#state = :received",
-            &[(":zero", n(0)), (":received", s("RECEIVED"))],
+            &[(":zero", n(0)), (":received", state(RecordState::Received))],
         )
         .await
         .map(|_| ())

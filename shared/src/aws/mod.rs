@@ -14,7 +14,7 @@ pub use ssm::SsmSecrets;
 
 use crate::config::{Config, SecretSource};
 use crate::pipeline::Pipeline;
-use crate::secrets::{SecretLoader, StaticSecrets};
+use crate::ports::{SecretLoader, StaticSecrets};
 
 impl Pipeline {
     /// Build the clients once and wire them into a pipeline for `config.provider`.

@@ -2,7 +2,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use sha2::{Digest, Sha256};
 
-use crate::store::{EventPublisher, OutgoingMessage, PublishError};
+use crate::error::PublishError;
+use crate::ports::{EventPublisher, OutgoingMessage};
 
 /// Sends each event's CloudEvents JSON to one SQS queue. On a FIFO queue (URL ending in `.fifo`) the
 /// message group is the provider's transaction reference (per-transaction order) and the deduplication id
@@ -43,7 +44,7 @@ impl EventPublisher for SqsPublisher {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(&message.body)
-            .message_attributes("provider", attribute(message.provider))
+            .message_attributes("provider", attribute(message.provider.name()))
             .message_attributes("type", attribute(&message.event_type))
             .message_attributes("id", attribute(&message.id));
         if self.fifo {

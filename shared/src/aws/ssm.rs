@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 
-use crate::secrets::{SecretLoader, SecretSet, SecretsError};
+use crate::error::{BoxError, SecretsError};
+use crate::ports::SecretLoader;
+use crate::verify::SecretSet;
 
 /// Secrets from an SSM SecureString parameter (`WEBHOOK_SECRETS_PARAM`), same comma-separated format as
 /// `WEBHOOK_SECRETS`.
@@ -19,10 +21,7 @@ impl SsmSecrets {
 #[async_trait]
 impl SecretLoader for SsmSecrets {
     async fn load(&self) -> Result<SecretSet, SecretsError> {
-        let fail = |source: crate::store::BoxError| SecretsError {
-            source_name: format!("SSM parameter {}", self.name),
-            source,
-        };
+        let fail = |source: BoxError| SecretsError { source_name: format!("SSM parameter {}", self.name), source };
         let out = self
             .client
             .get_parameter()

@@ -6,14 +6,23 @@
 //! per `params.resultArray` item, `choice:{notificationType}:{requestId}:{index}`.
 //! Types this module does not know are still accepted, as `notification_<type>` with status `unknown`.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{amount, optional, parse_as, required, Context, Ingested};
+use super::StatusTable;
+use super::{amount, optional, parse_as, required, required_member, Ack, Context, Ingested, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::json::{self, Text};
-use crate::signing::CanonicalHash;
+use crate::verify::json::{self, Text};
+use crate::verify::signing::CanonicalHash;
+use crate::verify::Scheme;
+
+pub(super) const SPEC: Spec = Spec { ack: Ack::PlainOk, route: Route::Plain, signer: Signer::CanonicalMillis, ingest };
+
+/// Notification types whose `params.resultArray` holds one event per item.
+const BATCH_TYPES: [&str; 3] = ["0004", "0008", "0014"];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,166 +57,163 @@ struct Params {
     request_id: Option<Text>,
 }
 
-pub(crate) fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
+fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
     let (body, members) = ctx.members()?;
-    let verified = ctx.verify_canonical(&members, CanonicalHash::Sha256, "choice-sha256")?;
+    let verified = ctx.verify_canonical(&members, CanonicalHash::Sha256, Scheme::ChoiceSha256)?;
     let head: Notification = parse_as(body, "body")?;
     let request_id = required(&head.request_id, "requestId")?;
     let ntype = required(&head.notification_type, "notificationType")?;
-    let params_raw =
-        members.iter().find(|(k, _)| k == "params").map(|(_, v)| v.get()).ok_or(Rejection::missing("params"))?;
-
-    let events = if matches!(ntype.as_str(), "0004" | "0008" | "0014") {
-        let items_raw = json::object_members(params_raw)?
-            .into_iter()
-            .find(|(k, _)| k == "resultArray")
-            .map(|(_, v)| v)
-            .ok_or(Rejection::missing("params.resultArray"))?;
-        let items: Vec<&RawValue> = parse_as(items_raw.get(), "params.resultArray")?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                let field = format!("params.resultArray[{i}]");
-                let item: Params = parse_as(raw.get(), &field)?;
-                let mut event = classify(&ntype, &request_id, &item, &field)?;
-                event.id = format!("choice:{ntype}:{request_id}:{i}");
-                event.batch_index = Some(i);
-                Ok(event)
-            })
-            .collect::<Result<Vec<_>, Rejection>>()?
+    let params_raw = required_member(&members, "params")?;
+    let events = if BATCH_TYPES.contains(&ntype.as_str()) {
+        batch_events(&ntype, &request_id, params_raw)?
     } else {
         let params: Params = parse_as(params_raw, "params")?;
-        let mut event = classify(&ntype, &request_id, &params, "params")?;
-        event.id = format!("choice:{ntype}:{request_id}");
-        vec![event]
+        vec![event(&ntype, &request_id, &params, "params", format!("choice:{ntype}:{request_id}"))?]
     };
-    Ok((verified, body, members, events))
+    Ok(Ingested { verified, body, members, events })
 }
 
-/// Kind, status, reference and amount of one notification (or batch item). `id` is set by the caller.
-fn classify(ntype: &str, request_id: &str, p: &Params, at: &str) -> Result<NormalisedEvent, Rejection> {
-    let txn_status = |v: &Option<Text>| (tx_status(optional(v).as_deref()), optional(v));
-    let onboarding = || (onboarding_status(optional(&p.status).as_deref()), optional(&p.status));
-    let (kind, (status, provider_status), reference): (&str, (Status, Option<String>), Option<String>) = match ntype {
-        "0001" => ("onboarding", onboarding(), optional(&p.onboarding_request_id).or(optional(&p.user_id))),
-        "0002" => ("transaction", txn_status(&p.tx_status), optional(&p.tx_id)),
-        "0003" => ("balance_change", (Status::Succeeded, None), optional(&p.tx_id)),
-        "0004" | "0008" => {
-            ("bulk_transfer", txn_status(&p.tx_status), optional(&p.tx_id).or(optional(&p.merchant_tx_id)))
-        }
-        "0005" => ("wallet_upgrade", onboarding(), optional(&p.onboarding_request_id).or(optional(&p.user_id))),
-        "0006" => ("sme_account_opening", onboarding(), optional(&p.onboarding_request_id).or(optional(&p.user_id))),
-        "0007" => (
-            "utility_payment",
-            (word_status(&p.status), optional(&p.status)),
-            optional(&p.tx_id).or(optional(&p.payment_id)),
-        ),
-        "0012" => (
-            "account_opening",
-            (numbered(&p.status, &[("3", Status::Succeeded), ("4", Status::Failed)]), optional(&p.status)),
-            optional(&p.application_id),
-        ),
-        // 0013 and 0028 statuses are integers Choice has not documented: kept as provider_status, `unknown`.
-        "0013" => ("fx", (Status::Unknown, optional(&p.status)), optional(&p.application_id)),
-        "0014" => (
-            "airtime_purchase",
-            (word_status(&p.status), optional(&p.status)),
-            optional(&p.tx_id).or(optional(&p.payment_id)),
-        ),
-        "0015" => ("file_job", (Status::State("ready"), None), optional(&p.job_id)),
-        "0016" => ("interest_disbursement", (Status::Succeeded, None), None),
-        "0019" => (
-            "account_closure",
-            (
-                numbered(&p.status, &[("1", Status::State("closed")), ("2", Status::State("rejected"))]),
-                optional(&p.status),
-            ),
-            optional(&p.request_id).or(optional(&p.account_id)),
-        ),
-        "0020" => ("otp", (Status::State("received"), None), optional(&p.business_id)),
-        "0021" => ("account_status_change", (account_state(p), optional(&p.status)), optional(&p.account_id)),
-        "0022" => ("merchant_balance_change", (Status::Succeeded, None), optional(&p.tx_id)),
-        "0023" => (
-            "interbank_transfer",
-            (word_status(&p.status), optional(&p.status)),
-            optional(&p.tx_id).or(optional(&p.application_id)),
-        ),
-        "0024" => (
-            "profile_check",
-            (
-                match optional(&p.profile_check_status).map(|s| s.to_ascii_lowercase()).as_deref() {
-                    Some("validated") => Status::State("validated"),
-                    Some("declined") => Status::State("declined"),
-                    _ => Status::Unknown,
-                },
-                optional(&p.profile_check_status),
-            ),
-            optional(&p.onboarding_request_id),
-        ),
-        "0025" => (
-            "fixed_deposit",
-            (
-                numbered(
-                    &p.status,
-                    &[("1", Status::Pending), ("2", Status::Pending), ("3", Status::Succeeded), ("4", Status::Failed)],
-                ),
-                optional(&p.status),
-            ),
-            optional(&p.application_id).or(optional(&p.deposit_account_id)),
-        ),
-        "0028" => ("cny_transfer", (Status::Unknown, optional(&p.status)), optional(&p.application_id)),
-        _ => ("", (Status::Unknown, optional(&p.status).or(optional(&p.tx_status))), optional(&p.tx_id)),
-    };
-    let kind = if kind.is_empty() { format!("notification_{ntype}") } else { kind.to_owned() };
+/// One event per `params.resultArray` item.
+fn batch_events(ntype: &str, request_id: &str, params_raw: &str) -> Result<Vec<NormalisedEvent>, Rejection> {
+    let items_raw = json::object_members(params_raw)?
+        .into_iter()
+        .find(|(k, _)| k == "resultArray")
+        .map(|(_, v)| v)
+        .ok_or(Rejection::missing("params.resultArray"))?;
+    let items: Vec<&RawValue> = parse_as(items_raw.get(), "params.resultArray")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let at = format!("params.resultArray[{i}]");
+            let item: Params = parse_as(raw.get(), &at)?;
+            Ok(event(ntype, request_id, &item, &at, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))
+        })
+        .collect()
+}
+
+/// The complete event for one notification (or batch item) found at `at`.
+fn event(ntype: &str, request_id: &str, p: &Params, at: &str, id: String) -> Result<NormalisedEvent, Rejection> {
+    let reference = reference(ntype, p).unwrap_or_else(|| request_id.to_owned());
     let (amount_field, amount_value, currency) = if ntype == "0023" {
         ("transferAmount", &p.transfer_amount, optional(&p.debit_account_ccy))
     } else {
         ("amount", &p.amount, optional(&p.currency))
     };
-    let reference = reference.unwrap_or_else(|| request_id.to_owned());
-    Ok(NormalisedEvent {
-        id: String::new(),
-        kind,
-        subject: reference.clone(),
-        reference,
-        merchant_reference: optional(&p.merchant_tx_id),
-        status,
-        provider_status,
-        amount: amount(amount_value, &format!("{at}.{amount_field}"))?,
-        currency,
-        batch_index: None,
+    Ok(NormalisedEvent::new(id, kind(ntype), reference, status(ntype, p))
+        .with_merchant_reference(optional(&p.merchant_tx_id))
+        .with_amount(amount(amount_value, &format!("{at}.{amount_field}"))?, currency))
+}
+
+/// What a notification type is about; an unknown type is kept as `notification_<type>`.
+fn kind(ntype: &str) -> Cow<'static, str> {
+    Cow::Borrowed(match ntype {
+        "0001" => "onboarding",
+        "0002" => "transaction",
+        "0003" => "balance_change",
+        "0004" | "0008" => "bulk_transfer",
+        "0005" => "wallet_upgrade",
+        "0006" => "sme_account_opening",
+        "0007" => "utility_payment",
+        "0012" => "account_opening",
+        "0013" => "fx",
+        "0014" => "airtime_purchase",
+        "0015" => "file_job",
+        "0016" => "interest_disbursement",
+        "0019" => "account_closure",
+        "0020" => "otp",
+        "0021" => "account_status_change",
+        "0022" => "merchant_balance_change",
+        "0023" => "interbank_transfer",
+        "0024" => "profile_check",
+        "0025" => "fixed_deposit",
+        "0028" => "cny_transfer",
+        _ => return Cow::Owned(format!("notification_{ntype}")),
     })
+}
+
+/// The normalised status and the provider's status text it was read from.
+fn status(ntype: &str, p: &Params) -> (Status, Option<String>) {
+    let read = |table: &StatusTable, field: &Option<Text>| {
+        let text = optional(field);
+        (table.get(text.as_deref()), text)
+    };
+    match ntype {
+        "0001" | "0005" | "0006" => read(&ONBOARDING, &p.status),
+        "0002" | "0004" | "0008" => read(&TRANSACTION, &p.tx_status),
+        "0003" | "0016" | "0022" => (Status::Succeeded, None),
+        "0007" | "0014" | "0023" => read(&WORDS, &p.status),
+        "0012" => read(&ACCOUNT_OPENING, &p.status),
+        // 0013 and 0028 statuses are integers Choice has not documented: kept as provider_status, `unknown`.
+        "0013" | "0028" => (Status::Unknown, optional(&p.status)),
+        "0015" => (Status::State("ready"), None),
+        "0019" => read(&ACCOUNT_CLOSURE, &p.status),
+        "0020" => (Status::State("received"), None),
+        "0021" => (account_state(p), optional(&p.status)),
+        "0024" => read(&PROFILE_CHECK, &p.profile_check_status),
+        "0025" => read(&FIXED_DEPOSIT, &p.status),
+        _ => (Status::Unknown, optional(&p.status).or(optional(&p.tx_status))),
+    }
+}
+
+/// The transaction or subject reference, where the type carries one (else the request id is used).
+fn reference(ntype: &str, p: &Params) -> Option<String> {
+    let first = |fields: &[&Option<Text>]| fields.iter().find_map(|f| optional(f));
+    match ntype {
+        "0001" | "0005" | "0006" => first(&[&p.onboarding_request_id, &p.user_id]),
+        "0004" | "0008" => first(&[&p.tx_id, &p.merchant_tx_id]),
+        "0007" | "0014" => first(&[&p.tx_id, &p.payment_id]),
+        "0012" | "0013" | "0028" => first(&[&p.application_id]),
+        "0015" => first(&[&p.job_id]),
+        "0016" => None,
+        "0019" => first(&[&p.request_id, &p.account_id]),
+        "0020" => first(&[&p.business_id]),
+        "0021" => first(&[&p.account_id]),
+        "0023" => first(&[&p.tx_id, &p.application_id]),
+        "0024" => first(&[&p.onboarding_request_id]),
+        "0025" => first(&[&p.application_id, &p.deposit_account_id]),
+        _ => first(&[&p.tx_id]),
+    }
 }
 
 /// Transaction status (0002, 0004, 0008): 1 pending (awaiting OTP), 2 processing, 4 failed, 8 success,
 /// -1 timeout (terminal, distinct from failed).
-fn tx_status(code: Option<&str>) -> Status {
-    match code {
-        Some("1" | "2") => Status::Pending,
-        Some("4") => Status::Failed,
-        Some("8") => Status::Succeeded,
-        Some("-1") => Status::Timeout,
-        _ => Status::Unknown,
-    }
-}
+const TRANSACTION: StatusTable = StatusTable(&[
+    (Status::Pending, &["1", "2"]),
+    (Status::Failed, &["4"]),
+    (Status::Succeeded, &["8"]),
+    (Status::Timeout, &["-1"]),
+]);
 
 /// Onboarding status (0001, 0005, 0006), as documented.
-fn onboarding_status(code: Option<&str>) -> Status {
-    Status::State(match code {
-        Some("0") => "not_submitted",
-        Some("1") => "submitted",
-        Some("2") => "processing",
-        Some("3") => "passed",
-        Some("4") => "rejected",
-        Some("5") => "account_closed",
-        Some("6") => "waiting_for_account_opening",
-        Some("7") => "account_opened",
-        Some("8") => "account_opening_failed",
-        Some("9") => "manual_reviewing",
-        _ => return Status::Unknown,
-    })
-}
+const ONBOARDING: StatusTable = StatusTable(&[
+    (Status::State("not_submitted"), &["0"]),
+    (Status::State("submitted"), &["1"]),
+    (Status::State("processing"), &["2"]),
+    (Status::State("passed"), &["3"]),
+    (Status::State("rejected"), &["4"]),
+    (Status::State("account_closed"), &["5"]),
+    (Status::State("waiting_for_account_opening"), &["6"]),
+    (Status::State("account_opened"), &["7"]),
+    (Status::State("account_opening_failed"), &["8"]),
+    (Status::State("manual_reviewing"), &["9"]),
+]);
+
+/// String statuses Choice has not enumerated (0007, 0014, 0023): the usual words, else `unknown`.
+const WORDS: StatusTable = StatusTable(&[
+    (Status::Succeeded, &["success", "successful", "succeeded", "completed"]),
+    (Status::Failed, &["failed", "failure", "fail"]),
+    (Status::Pending, &["pending", "processing", "submitted"]),
+    (Status::Reversed, &["refunded", "reversed"]),
+]);
+
+const ACCOUNT_OPENING: StatusTable = StatusTable(&[(Status::Succeeded, &["3"]), (Status::Failed, &["4"])]);
+const ACCOUNT_CLOSURE: StatusTable =
+    StatusTable(&[(Status::State("closed"), &["1"]), (Status::State("rejected"), &["2"])]);
+const PROFILE_CHECK: StatusTable =
+    StatusTable(&[(Status::State("validated"), &["validated"]), (Status::State("declined"), &["declined"])]);
+const FIXED_DEPOSIT: StatusTable =
+    StatusTable(&[(Status::Pending, &["1", "2"]), (Status::Succeeded, &["3"]), (Status::Failed, &["4"])]);
 
 /// 0021: `type` 1 = freeze status (1 unfrozen, 2 frozen), 2 = dormant status (1 active, 2 dormant).
 fn account_state(p: &Params) -> Status {
@@ -220,41 +226,31 @@ fn account_state(p: &Params) -> Status {
     }
 }
 
-fn numbered(value: &Option<Text>, table: &[(&str, Status)]) -> Status {
-    let code = optional(value);
-    table.iter().find(|(c, _)| Some(*c) == code.as_deref()).map(|(_, s)| *s).unwrap_or(Status::Unknown)
-}
-
-/// String statuses Choice has not enumerated (0007, 0014, 0023): the usual words, else `unknown`.
-fn word_status(value: &Option<Text>) -> Status {
-    match optional(value).map(|s| s.to_ascii_lowercase()).as_deref() {
-        Some("success" | "successful" | "succeeded" | "completed") => Status::Succeeded,
-        Some("failed" | "failure" | "fail") => Status::Failed,
-        Some("pending" | "processing" | "submitted") => Status::Pending,
-        Some("refunded" | "reversed") => Status::Reversed,
-        _ => Status::Unknown,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn transaction_status_table() {
-        assert_eq!(tx_status(Some("8")), Status::Succeeded);
-        assert_eq!(tx_status(Some("4")), Status::Failed);
-        assert_eq!(tx_status(Some("-1")), Status::Timeout);
-        assert_eq!(tx_status(Some("1")), Status::Pending);
-        assert_eq!(tx_status(Some("3")), Status::Unknown);
-        assert_eq!(tx_status(None), Status::Unknown);
+        assert_eq!(TRANSACTION.get(Some("8")), Status::Succeeded);
+        assert_eq!(TRANSACTION.get(Some("4")), Status::Failed);
+        assert_eq!(TRANSACTION.get(Some("-1")), Status::Timeout);
+        assert_eq!(TRANSACTION.get(Some("1")), Status::Pending);
+        assert_eq!(TRANSACTION.get(Some("3")), Status::Unknown);
+        assert_eq!(TRANSACTION.get(None), Status::Unknown);
     }
 
     #[test]
     fn onboarding_and_account_states() {
-        assert_eq!(onboarding_status(Some("7")).as_str(), "account_opened");
-        assert_eq!(onboarding_status(Some("10")), Status::Unknown);
+        assert_eq!(ONBOARDING.get(Some("7")).as_str(), "account_opened");
+        assert_eq!(ONBOARDING.get(Some("10")), Status::Unknown);
         let p = Params { change_type: Some(Text("1".into())), status: Some(Text("2".into())), ..Default::default() };
         assert_eq!(account_state(&p).as_str(), "frozen");
+    }
+
+    #[test]
+    fn unknown_types_keep_their_number() {
+        assert_eq!(kind("0027"), "notification_0027");
+        assert_eq!(kind("0002"), "transaction");
     }
 }

@@ -3,12 +3,13 @@
 //! Bodies come with or without the `response` wrapper. Event id: `lipia:stk:{CheckoutRequestID}:{Status}`.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::{amount, optional, parse_as, required, Context, Ingested};
+use super::{amount, member, optional, parse_as, required, Ack, Context, Ingested, Route, Signer, Spec, StatusTable};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::json::Text;
+use crate::verify::json::Text;
+
+pub(super) const SPEC: Spec = Spec { ack: Ack::PlainOk, route: Route::Token, signer: Signer::PathToken, ingest };
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -21,40 +22,36 @@ struct StkResult {
     external_reference: Option<Text>,
 }
 
-pub(crate) fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
+fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
     let verified = ctx.verify_path_token()?;
     let (body, members) = ctx.members()?;
-    let wrapped: Option<&RawValue> = members.iter().find(|(k, _)| k == "response").map(|(_, v)| *v);
-    let (stk, prefix): (StkResult, &str) = match wrapped {
+    let (stk, prefix): (StkResult, &str) = match member(&members, "response") {
         Some(inner) => (parse_as(inner.get(), "response")?, "response."),
         None => (parse_as(body, "body")?, ""),
     };
     let checkout = required(&stk.checkout_request_id, &format!("{prefix}CheckoutRequestID"))?;
     let status_text = required(&stk.status, &format!("{prefix}Status"))?;
-    let event = NormalisedEvent {
-        id: format!("lipia:stk:{checkout}:{status_text}"),
-        kind: "stk".to_owned(),
-        subject: checkout.clone(),
-        reference: checkout,
-        merchant_reference: optional(&stk.external_reference),
-        status: status(&status_text, optional(&stk.result_code).as_deref()),
-        provider_status: Some(status_text),
-        amount: amount(&stk.amount, &format!("{prefix}Amount"))?,
+    let id = format!("lipia:stk:{checkout}:{status_text}");
+    let status = status(&status_text, optional(&stk.result_code).as_deref());
+    let event = NormalisedEvent::new(id, "stk", checkout, (status, Some(status_text)))
+        .with_merchant_reference(optional(&stk.external_reference))
         // Lipia documents amounts "in Kenyan Shillings".
-        currency: Some("KES".to_owned()),
-        batch_index: None,
-    };
-    Ok((verified, body, members, vec![event]))
+        .with_amount(amount(&stk.amount, &format!("{prefix}Amount"))?, Some("KES".to_owned()));
+    Ok(Ingested { verified, body, members, events: vec![event] })
 }
+
+const WORDS: StatusTable = StatusTable(&[
+    (Status::Succeeded, &["success"]),
+    (Status::Failed, &["failed", "failure", "cancelled"]),
+    (Status::Pending, &["pending"]),
+]);
 
 /// `Success` is a success only if `ResultCode` (when sent) agrees that it is 0; a disagreement is `unknown`.
 fn status(status: &str, result_code: Option<&str>) -> Status {
-    match (status.to_ascii_lowercase().as_str(), result_code) {
-        ("success", None | Some("0")) => Status::Succeeded,
-        ("success", Some(_)) => Status::Unknown,
-        ("failed" | "failure" | "cancelled", _) => Status::Failed,
-        ("pending", _) => Status::Pending,
-        _ => Status::Unknown,
+    match (WORDS.get(Some(status)), result_code) {
+        (Status::Succeeded, None | Some("0")) => Status::Succeeded,
+        (Status::Succeeded, Some(_)) => Status::Unknown,
+        (other, _) => other,
     }
 }
 

@@ -6,14 +6,16 @@
 
 use serde::Deserialize;
 
-use super::{amount, optional, parse_as, required, Context, Ingested, Verified};
+use super::{amount, optional, parse_as, required, Ack, Context, Ingested, Route, Signer, Spec, StatusTable};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::json::Text;
-use crate::secrets;
-use crate::signing;
+use crate::verify::json::Text;
+use crate::verify::{secrets, signing, Scheme, Verified};
 
-pub const SIGNATURE_HEADER: &str = "signature";
+pub(crate) const SIGNATURE_HEADER: &str = "signature";
+
+pub(super) const SPEC: Spec =
+    Spec { ack: Ack::JsonOk, route: Route::Plain, signer: Signer::BodyHmacHeader(SIGNATURE_HEADER), ingest };
 
 #[derive(Debug, Deserialize)]
 struct Callback {
@@ -31,47 +33,43 @@ struct Data {
     status: Option<Text>,
 }
 
-pub(crate) fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
+fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
     let provided = ctx.header(SIGNATURE_HEADER).ok_or(Rejection::MissingSignature("header `Signature`"))?;
     let secret_index = ctx
         .secrets
         .find(|s| secrets::hex_matches(&signing::hmac_sha256(s.expose().as_bytes(), &[ctx.req.body]), provided))
         .ok_or(Rejection::InvalidSignature)?;
-    let verified = Verified { scheme: "m2money-hmac-sha256", secret_index };
+    let verified = Verified { scheme: Scheme::M2MoneyHmacSha256, secret_index };
 
     let (body, members) = ctx.members()?;
     let callback: Callback = parse_as(body, "body")?;
     let event = required(&callback.event, "event")?;
     let data = callback.data.ok_or(Rejection::missing("data"))?;
     let order = required(&data.order_ref_id, "data.orderRefId")?;
-    let normalised = NormalisedEvent {
-        id: format!("m2money:payout:{order}:{event}"),
-        kind: "payout".to_owned(),
-        subject: order.clone(),
-        reference: order,
-        merchant_reference: optional(&data.client_ref_id),
-        status: status(&event, optional(&data.status).as_deref()),
-        provider_status: Some(event),
-        amount: amount(&data.amount, "data.amount")?,
-        currency: optional(&data.currency),
-        batch_index: None,
-    };
-    Ok((verified, body, members, vec![normalised]))
+    let id = format!("m2money:payout:{order}:{event}");
+    let status = status(&event, optional(&data.status).as_deref());
+    let normalised = NormalisedEvent::new(id, "payout", order, (status, Some(event)))
+        .with_merchant_reference(optional(&data.client_ref_id))
+        .with_amount(amount(&data.amount, "data.amount")?, optional(&data.currency));
+    Ok(Ingested { verified, body, members, events: vec![normalised] })
 }
+
+const EVENTS: StatusTable = StatusTable(&[
+    (Status::Succeeded, &["payout.transfer.success"]),
+    (Status::Failed, &["payout.transfer.failed"]),
+    (Status::Reversed, &["payout.transfer.reverse", "payout.transfer.reversed"]),
+]);
+
+/// `data.status`, read only where the event is not one we know.
+const DATA_STATUS: StatusTable = StatusTable(&[
+    (Status::Pending, &["queued", "pending", "processing"]),
+    (Status::Failed, &["failed"]),
+    (Status::Reversed, &["reversed"]),
+]);
 
 /// The event decides; `data.status` only where the event is not one we know.
 fn status(event: &str, data_status: Option<&str>) -> Status {
-    match event {
-        "payout.transfer.success" => Status::Succeeded,
-        "payout.transfer.failed" => Status::Failed,
-        "payout.transfer.reverse" | "payout.transfer.reversed" => Status::Reversed,
-        _ => match data_status.map(str::to_ascii_lowercase).as_deref() {
-            Some("queued" | "pending" | "processing") => Status::Pending,
-            Some("failed") => Status::Failed,
-            Some("reversed") => Status::Reversed,
-            _ => Status::Unknown,
-        },
-    }
+    EVENTS.get(Some(event)).or_else(|| DATA_STATUS.get(data_status))
 }
 
 #[cfg(test)]

@@ -1,67 +1,146 @@
-//! The five providers: how each authenticates, what it sends, and how it maps to events.
+//! The providers: each is one module whose [`Spec`] holds its whole behaviour (how it authenticates,
+//! parses and normalises, how it acknowledges, its route, and behind `test-util` its signer).
 //!
 //! [`authenticate_and_normalise`] is the whole synchronous half of handling a callback: method, size and
-//! source checks, the provider's authentication, parsing and normalisation. Nothing here does I/O.
+//! source checks, then the provider's own step. Nothing here does I/O. This file is the one place that
+//! dispatches on [`Provider`].
 
-pub mod choice;
-pub mod lipia;
-pub mod m2money;
-pub mod muda;
-pub mod niobi;
-
-use std::str::FromStr;
+mod choice;
+mod lipia;
+mod m2money;
+mod muda;
+mod niobi;
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderMap, Method};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::canonical::{CanonicalPairs, SIGNATURE_FIELD};
 use crate::config::{VerifyConfig, MAX_FUTURE_SKEW};
 use crate::error::Rejection;
-use crate::event::NormalisedEvent;
-use crate::json::{self, Members, Text};
-use crate::secrets::{self, SecretSet};
-use crate::signing::{self, CanonicalHash};
+use crate::event::{NormalisedEvent, Status};
+use crate::provider::Provider;
+use crate::verify::canonical::{CanonicalPairs, SIGNATURE_FIELD};
+use crate::verify::json::{self, Members, Text};
+use crate::verify::secrets::{self, SecretSet};
+use crate::verify::signing::{self, CanonicalHash};
+use crate::verify::{Scheme, Verified};
+#[cfg(feature = "test-util")]
+use crate::{testing::SignedRequest, verify::Secret};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    Niobi,
-    Choice,
-    M2Money,
-    Lipia,
-    Muda,
+/// One provider's whole behaviour.
+pub(crate) struct Spec {
+    pub ack: Ack,
+    pub route: Route,
+    /// How the provider's sender signs (what the tests and `payhooks-send` imitate).
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    pub signer: Signer,
+    /// Authenticate, parse and normalise one callback (after the common checks).
+    pub ingest: for<'a> fn(&Context<'_, 'a>) -> Result<Ingested<'a>, Rejection>,
 }
 
-impl Provider {
-    pub const ALL: [Provider; 5] =
-        [Provider::Niobi, Provider::Choice, Provider::M2Money, Provider::Lipia, Provider::Muda];
+/// How a provider's sender signs a callback. The signing code itself is in `testing` (feature `test-util`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+pub(crate) enum Signer {
+    /// Body `signature` over the canonical string, `timestamp` in seconds, hash as configured (Niobi).
+    CanonicalSeconds,
+    /// Body `signature`: SHA-256 of the canonical string, `timestamp` in milliseconds (Choice).
+    CanonicalMillis,
+    /// Hex HMAC-SHA256 of the raw body in the named header (M2Money).
+    BodyHmacHeader(&'static str),
+    /// The secret as the callback URL's last path segment (Lipia, MUDA).
+    PathToken,
+}
 
-    /// The provider's name: its function's binary name, event source and id prefix.
-    pub fn name(self) -> &'static str {
+/// The one dispatch on [`Provider`].
+pub(crate) fn spec(provider: Provider) -> &'static Spec {
+    match provider {
+        Provider::Niobi => &niobi::SPEC,
+        Provider::Choice => &choice::SPEC,
+        Provider::M2Money => &m2money::SPEC,
+        Provider::Lipia => &lipia::SPEC,
+        Provider::Muda => &muda::SPEC,
+    }
+}
+
+/// How a provider wants a callback acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// `200 text/plain` `ok` (Choice, Lipia).
+    PlainOk,
+    /// `200 application/json` `{"status":"ok"}`.
+    JsonOk,
+}
+
+impl Ack {
+    /// Content type and body.
+    pub fn parts(self) -> (&'static str, &'static str) {
         match self {
-            Provider::Niobi => "niobi",
-            Provider::Choice => "choice",
-            Provider::M2Money => "m2money",
-            Provider::Lipia => "lipia",
-            Provider::Muda => "muda",
+            Ack::PlainOk => ("text/plain", "ok"),
+            Ack::JsonOk => ("application/json", r#"{"status":"ok"}"#),
         }
     }
+}
 
-    /// Choice and Lipia want the plain-text body `ok`; the others a small JSON body.
-    pub fn acks_with_plain_ok(self) -> bool {
-        matches!(self, Provider::Choice | Provider::Lipia)
+/// The shape of a provider's callback URL path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/webhooks/<provider>`: the callback authenticates itself.
+    Plain,
+    /// `/webhooks/<provider>/{token}`: the last segment is the secret token.
+    Token,
+}
+
+impl Route {
+    /// The API Gateway route path, e.g. `/webhooks/lipia/{token}`.
+    pub fn pattern(self, provider: Provider) -> String {
+        self.path(provider, Some("{token}"))
+    }
+
+    /// The concrete path, with `token` as the last segment where the route takes one.
+    pub fn path(self, provider: Provider, token: Option<&str>) -> String {
+        match (self, token) {
+            (Route::Token, Some(token)) => format!("/webhooks/{provider}/{token}"),
+            _ => format!("/webhooks/{provider}"),
+        }
     }
 }
 
-impl FromStr for Provider {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Provider::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown provider `{s}` (expected one of niobi, choice, m2money, lipia, muda)"))
+/// The provider's acknowledgement.
+pub fn ack(provider: Provider) -> Ack {
+    spec(provider).ack
+}
+
+/// The provider's route shape.
+pub fn route(provider: Provider) -> Route {
+    spec(provider).route
+}
+
+/// Options a signer needs beyond the secret.
+#[cfg(feature = "test-util")]
+#[derive(Debug, Clone, Copy)]
+pub struct SignOptions {
+    pub niobi_hash: CanonicalHash,
+}
+
+#[cfg(feature = "test-util")]
+impl Default for SignOptions {
+    fn default() -> Self {
+        Self { niobi_hash: CanonicalHash::Sha256 }
     }
+}
+
+/// Sign `body` as `provider` would at `now`.
+#[cfg(feature = "test-util")]
+pub fn sign(
+    provider: Provider,
+    body: &str,
+    secret: &Secret,
+    options: &SignOptions,
+    now: DateTime<Utc>,
+) -> Result<SignedRequest, serde_json::Error> {
+    crate::testing::sign_as(spec(provider).signer, body, secret, options, now)
 }
 
 /// A request as the providers' code sees it, independent of the Lambda event shape.
@@ -74,13 +153,6 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
     /// The caller's address as API Gateway saw it.
     pub source_ip: Option<&'a str>,
-}
-
-/// How a callback was authenticated: the scheme and which secret (index, never value) matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verified {
-    pub scheme: &'static str,
-    pub secret_index: usize,
 }
 
 /// A genuine callback, taken apart.
@@ -116,13 +188,7 @@ pub fn authenticate_and_normalise<'a>(
     check_source_ip(config, req.source_ip)?;
 
     let ctx = Context { config, secrets, req, now };
-    let (verified, body, members, events) = match provider {
-        Provider::Niobi => niobi::ingest(&ctx)?,
-        Provider::Choice => choice::ingest(&ctx)?,
-        Provider::M2Money => m2money::ingest(&ctx)?,
-        Provider::Lipia => lipia::ingest(&ctx)?,
-        Provider::Muda => muda::ingest(&ctx)?,
-    };
+    let Ingested { verified, body, members, events } = (spec(provider).ingest)(&ctx)?;
     let content = CanonicalPairs::from_members(&members, &VOLATILE_FIELDS)?;
     Ok(Callback {
         verified,
@@ -141,8 +207,15 @@ pub(crate) struct Context<'c, 'a> {
     pub now: DateTime<Utc>,
 }
 
-/// What each provider module returns: how it was verified, the body, its top-level members and the events.
-pub(crate) type Ingested<'a> = (Verified, &'a str, Members<'a>, Vec<NormalisedEvent>);
+/// What a provider module returns for a genuine callback.
+pub(crate) struct Ingested<'a> {
+    pub verified: Verified,
+    /// The body as UTF-8 text, exactly as received.
+    pub body: &'a str,
+    /// Its top-level members, value text untouched.
+    pub members: Members<'a>,
+    pub events: Vec<NormalisedEvent>,
+}
 
 impl<'a> Context<'_, 'a> {
     pub fn body_text(&self) -> Result<&'a str, Rejection> {
@@ -168,7 +241,7 @@ impl<'a> Context<'_, 'a> {
         }
         self.secrets
             .find(|s| secrets::token_matches(s.expose(), token))
-            .map(|secret_index| Verified { scheme: "url-token", secret_index })
+            .map(|secret_index| Verified { scheme: Scheme::UrlToken, secret_index })
             .ok_or(Rejection::InvalidToken)
     }
 
@@ -177,7 +250,7 @@ impl<'a> Context<'_, 'a> {
         &self,
         members: &Members<'_>,
         hash: CanonicalHash,
-        scheme: &'static str,
+        scheme: Scheme,
     ) -> Result<Verified, Rejection> {
         let provided = field_text(members, SIGNATURE_FIELD)
             .filter(|s| !s.trim().is_empty())
@@ -221,6 +294,28 @@ fn check_source_ip(config: &VerifyConfig, source_ip: Option<&str>) -> Result<(),
         Ok(())
     } else {
         Err(Rejection::SourceIpNotAllowed(shown))
+    }
+}
+
+/// A top-level member's raw value.
+pub(crate) fn member<'a>(members: &Members<'a>, name: &str) -> Option<&'a RawValue> {
+    members.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+}
+
+/// A required top-level member that is an object or array (`params`, `response`), as raw text.
+pub(crate) fn required_member<'a>(members: &Members<'a>, name: &str) -> Result<&'a str, Rejection> {
+    member(members, name).map(RawValue::get).ok_or_else(|| Rejection::missing(name))
+}
+
+/// A provider's status words or codes, grouped by what they mean. Lookups trim the text and ignore ASCII
+/// case; anything not in the table is `unknown`, never a success.
+pub(crate) struct StatusTable(pub &'static [(Status, &'static [&'static str])]);
+
+impl StatusTable {
+    pub fn get(&self, text: Option<&str>) -> Status {
+        let Some(text) = text.map(str::trim) else { return Status::Unknown };
+        let means = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(text));
+        self.0.iter().find(|(_, words)| means(words)).map_or(Status::Unknown, |(status, _)| *status)
     }
 }
 
@@ -278,10 +373,19 @@ mod tests {
     }
 
     #[test]
-    fn provider_names_round_trip() {
-        for p in Provider::ALL {
-            assert_eq!(p.name().parse::<Provider>(), Ok(p));
+    fn status_tables_trim_and_fold_case() {
+        const TABLE: StatusTable = StatusTable(&[(Status::Succeeded, &["success", "8"])]);
+        for text in ["success", "SUCCESS", " Success ", "8"] {
+            assert_eq!(TABLE.get(Some(text)), Status::Succeeded, "{text}");
         }
-        assert!("stripe".parse::<Provider>().is_err());
+        assert_eq!(TABLE.get(Some("succes")), Status::Unknown);
+        assert_eq!(TABLE.get(None), Status::Unknown);
+    }
+
+    #[test]
+    fn routes_and_acks() {
+        assert_eq!(route(Provider::Lipia).pattern(Provider::Lipia), "/webhooks/lipia/{token}");
+        assert_eq!(route(Provider::Niobi).path(Provider::Niobi, Some("t")), "/webhooks/niobi");
+        assert_eq!(ack(Provider::Choice).parts().1, "ok");
     }
 }

@@ -7,15 +7,16 @@
 
 use serde::Deserialize;
 
-use super::{amount, optional, parse_as, required, Context, Ingested, Verified};
+use super::{amount, optional, parse_as, required, Ack, Context, Ingested, Route, Signer, Spec, StatusTable};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::json::Text;
-use crate::secrets;
-use crate::signing;
+use crate::verify::json::Text;
+use crate::verify::{secrets, signing, Scheme, Verified};
 
-pub const SIGNATURE_HEADER: &str = "x-muda-signature";
-pub const TIMESTAMP_HEADER: &str = "x-muda-timestamp";
+pub(crate) const SIGNATURE_HEADER: &str = "x-muda-signature";
+pub(crate) const TIMESTAMP_HEADER: &str = "x-muda-timestamp";
+
+pub(super) const SPEC: Spec = Spec { ack: Ack::JsonOk, route: Route::Token, signer: Signer::PathToken, ingest };
 
 #[derive(Debug, Deserialize)]
 struct Webhook {
@@ -26,7 +27,7 @@ struct Webhook {
     reference_id: Option<Text>,
 }
 
-pub(crate) fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
+fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
     let mut verified = ctx.verify_path_token()?;
     if let (Some(provided), Some(keys)) = (ctx.header(SIGNATURE_HEADER), &ctx.config.muda_signing_keys) {
         let timestamp = ctx.header(TIMESTAMP_HEADER).ok_or(Rejection::InvalidTimestamp)?;
@@ -37,29 +38,20 @@ pub(crate) fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejectio
             )
         })
         .ok_or(Rejection::InvalidSignature)?;
-        verified = Verified { scheme: "url-token+muda-hmac-sha256", ..verified };
+        verified = Verified { scheme: Scheme::UrlTokenMudaHmac, ..verified };
     }
 
     let (body, members) = ctx.members()?;
     let hook: Webhook = parse_as(body, "body")?;
     let txn = required(&hook.transaction_id, "transaction_id")?;
     let status_text = required(&hook.status, "status")?.to_ascii_uppercase();
-    let event = NormalisedEvent {
-        id: format!("muda:transaction:{txn}:{status_text}"),
-        kind: "transaction".to_owned(),
-        subject: txn.clone(),
-        reference: txn,
-        merchant_reference: optional(&hook.reference_id),
-        status: match status_text.as_str() {
-            "PENDING" => Status::Pending,
-            "SUCCESS" => Status::Succeeded,
-            "FAILED" => Status::Failed,
-            _ => Status::Unknown,
-        },
-        provider_status: optional(&hook.status),
-        amount: amount(&hook.amount, "amount")?,
-        currency: optional(&hook.currency),
-        batch_index: None,
-    };
-    Ok((verified, body, members, vec![event]))
+    let id = format!("muda:transaction:{txn}:{status_text}");
+    let status = STATUSES.get(Some(&status_text));
+    let event = NormalisedEvent::new(id, "transaction", txn, (status, optional(&hook.status)))
+        .with_merchant_reference(optional(&hook.reference_id))
+        .with_amount(amount(&hook.amount, "amount")?, optional(&hook.currency));
+    Ok(Ingested { verified, body, members, events: vec![event] })
 }
+
+const STATUSES: StatusTable =
+    StatusTable(&[(Status::Pending, &["PENDING"]), (Status::Succeeded, &["SUCCESS"]), (Status::Failed, &["FAILED"])]);

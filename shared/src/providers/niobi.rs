@@ -7,11 +7,28 @@
 
 use serde::Deserialize;
 
-use super::{amount, optional, parse_as, required, Context, Ingested};
+use super::StatusTable;
+use super::{amount, optional, parse_as, required, required_member, Ack, Context, Ingested, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::json::Text;
-use crate::signing::CanonicalHash;
+use crate::verify::json::Text;
+use crate::verify::signing::CanonicalHash;
+use crate::verify::Scheme;
+
+pub(super) const SPEC: Spec = Spec { ack: Ack::JsonOk, route: Route::Plain, signer: Signer::CanonicalSeconds, ingest };
+
+fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
+    let (body, members) = ctx.members()?;
+    let hash = ctx.config.niobi_hash;
+    let scheme = match hash {
+        CanonicalHash::Sha256 => Scheme::NiobiSha256,
+        CanonicalHash::HmacSha256 => Scheme::NiobiHmacSha256,
+    };
+    let verified = ctx.verify_canonical(&members, hash, scheme)?;
+    let params: Params = parse_as(required_member(&members, "params")?, "params")?;
+    let events = vec![normalise(&params)?];
+    Ok(Ingested { verified, body, members, events })
+}
 
 #[derive(Debug, Deserialize)]
 struct Params {
@@ -28,20 +45,6 @@ struct Params {
     payment_reference: Option<Text>,
 }
 
-pub(crate) fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
-    let (body, members) = ctx.members()?;
-    let hash = ctx.config.niobi_hash;
-    let scheme = match hash {
-        CanonicalHash::Sha256 => "niobi-sha256",
-        CanonicalHash::HmacSha256 => "niobi-hmac-sha256",
-    };
-    let verified = ctx.verify_canonical(&members, hash, scheme)?;
-    let params_raw =
-        members.iter().find(|(k, _)| k == "params").map(|(_, v)| v.get()).ok_or(Rejection::missing("params"))?;
-    let params: Params = parse_as(params_raw, "params")?;
-    Ok((verified, body, members, vec![normalise(&params)?]))
-}
-
 fn normalise(p: &Params) -> Result<NormalisedEvent, Rejection> {
     let (kind, txn_id, merchant_reference) = if p.payout_id.is_some() {
         ("payout", required(&p.payout_id, "params.payoutId")?, optional(&p.payment_reference))
@@ -49,38 +52,30 @@ fn normalise(p: &Params) -> Result<NormalisedEvent, Rejection> {
         ("payin", required(&p.deposit_id, "params.depositId")?, optional(&p.third_party_reference_1))
     };
     let code = required(&p.status_code, "params.statusCode")?;
-    Ok(NormalisedEvent {
-        id: format!("niobi:{kind}:{txn_id}:{code}"),
-        kind: kind.to_owned(),
-        subject: txn_id.clone(),
-        reference: txn_id,
-        merchant_reference,
-        status: status(&code, optional(&p.status).as_deref()),
-        provider_status: Some(code),
-        amount: amount(&p.amount, "params.amount")?,
-        currency: optional(&p.currency),
-        batch_index: None,
-    })
+    let id = format!("niobi:{kind}:{txn_id}:{code}");
+    let status = CODES.get(Some(&code)).or_else(|| WORDS.get(optional(&p.status).as_deref()));
+    Ok(NormalisedEvent::new(id, kind, txn_id, (status, Some(code)))
+        .with_merchant_reference(merchant_reference)
+        .with_amount(amount(&p.amount, "params.amount")?, optional(&p.currency)))
 }
 
-/// `000000` success (final), `000006` timeout (not final: a success may follow). Other codes are in a table
-/// Niobi has not published; for those the `status` word decides, and it can never make a success.
-fn status(code: &str, word: Option<&str>) -> Status {
-    match code {
-        "000000" => Status::Succeeded,
-        "000006" => Status::Timeout,
-        _ => match word.map(str::to_ascii_lowercase).as_deref() {
-            Some("failed" | "failure" | "fail") => Status::Failed,
-            Some("pending" | "processing") => Status::Pending,
-            Some("timeout") => Status::Timeout,
-            _ => Status::Unknown,
-        },
-    }
-}
+/// Codes Niobi has published: `000000` success (final), `000006` timeout (not final: a success may follow).
+const CODES: StatusTable = StatusTable(&[(Status::Succeeded, &["000000"]), (Status::Timeout, &["000006"])]);
+
+/// For codes Niobi has not published, the `status` word decides; it can never make a success.
+const WORDS: StatusTable = StatusTable(&[
+    (Status::Failed, &["failed", "failure", "fail"]),
+    (Status::Pending, &["pending", "processing"]),
+    (Status::Timeout, &["timeout"]),
+]);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(code: &str, word: Option<&str>) -> Status {
+        CODES.get(Some(code)).or_else(|| WORDS.get(word))
+    }
 
     #[test]
     fn status_codes() {

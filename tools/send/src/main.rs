@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! payhooks-send --provider niobi --fixture tests/fixtures/niobi/payin_timeout.json [--forge] [--expect 200]
+//! payhooks-send --list        # every provider and its route: the list scripts derive from
 //! ```
 //! Reads `PAYHOOKS_URL` (e.g. `http://127.0.0.1:9000/lambda-url`), `<PROVIDER>_WEBHOOK_SECRETS` or
 //! `WEBHOOK_SECRETS` (the first value signs) and, for Niobi, `NIOBI_SIGNATURE_HASH`.
@@ -11,11 +12,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use payhooks::config::provider_overrides;
-use payhooks::secrets::{Secret, SecretSet};
-use payhooks::signing::{sign_request, CanonicalHash};
+use payhooks::providers::{self, SignOptions};
+use payhooks::verify::{CanonicalHash, Secret, SecretSet};
 use payhooks::Provider;
 
-const USAGE: &str = "usage: payhooks-send --provider <niobi|choice|m2money|lipia|muda> --fixture <file.json> [--forge] [--expect <status>] [--url <base>]";
+const USAGE: &str = "usage: payhooks-send --provider <niobi|choice|m2money|lipia|muda> --fixture <file.json> [--forge] [--expect <status>] [--url <base>]\n       payhooks-send --list";
+
+/// `--list`: one line per provider, `name<TAB>route`, from `Provider::ALL`.
+fn list() {
+    for provider in Provider::ALL {
+        println!("{provider}\t{}", providers::route(provider).pattern(provider));
+    }
+}
 
 struct Args {
     provider: Provider,
@@ -31,7 +39,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--provider" => provider = Some(value()?.parse::<Provider>()?),
+            "--provider" => provider = Some(value()?.parse::<Provider>().map_err(|e| e.to_string())?),
             "--fixture" => fixture = Some(value()?),
             "--forge" => forge = true,
             "--expect" => expect = Some(value()?.parse::<u16>().map_err(|e| format!("--expect: {e}"))?),
@@ -54,15 +62,15 @@ fn run(args: Args) -> Result<bool, String> {
     let secrets = env("WEBHOOK_SECRETS").ok_or("set <PROVIDER>_WEBHOOK_SECRETS or WEBHOOK_SECRETS")?;
     let secret = SecretSet::parse(&secrets, "WEBHOOK_SECRETS").map_err(|e| e.to_string())?.current().clone();
     let secret = if args.forge { Secret::new(format!("forged-{}", secret.expose())) } else { secret };
-    let hash = env("NIOBI_SIGNATURE_HASH").and_then(|h| CanonicalHash::parse(&h)).unwrap_or(CanonicalHash::Sha256);
+    let niobi_hash =
+        env("NIOBI_SIGNATURE_HASH").and_then(|h| CanonicalHash::parse(&h)).unwrap_or(CanonicalHash::Sha256);
     let body = std::fs::read_to_string(&args.fixture).map_err(|e| format!("{}: {e}", args.fixture))?;
-    let signed = sign_request(args.provider, &body, &secret, hash, chrono::Utc::now())
+    let signed = providers::sign(args.provider, &body, &secret, &SignOptions { niobi_hash }, chrono::Utc::now())
         .map_err(|e| format!("{}: {e}", args.fixture))?;
 
-    let mut url = format!("{}/{}", base.trim_end_matches('/'), args.provider.name());
-    if let Some(token) = &signed.path_token {
-        url = format!("{url}/{token}");
-    }
+    // `cargo lambda watch` serves each binary at <base>/<binary>/<rest of path>: the route minus `/webhooks`.
+    let path = signed.path(args.provider);
+    let url = format!("{}{}", base.trim_end_matches('/'), path.trim_start_matches("/webhooks"));
     // The first request to a function under `cargo lambda watch` compiles it: allow for that.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -71,7 +79,7 @@ fn run(args: Args) -> Result<bool, String> {
         .into();
     let mut request = agent.post(&url).header("content-type", "application/json");
     for (name, value) in &signed.headers {
-        request = request.header(*name, value);
+        request = request.header(name, value);
     }
     let mut response = request.send(signed.body.as_str()).map_err(|e| format!("POST {url}: {e}"))?;
     let status = response.status().as_u16();
@@ -90,6 +98,10 @@ fn run(args: Args) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--list") {
+        list();
+        return ExitCode::SUCCESS;
+    }
     match parse_args().and_then(run) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -5,6 +5,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::error::EmptySecretSet;
+
 /// One secret value. `Debug` prints `[redacted]`; `expose` is the only way to read it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -28,10 +30,6 @@ impl fmt::Debug for Secret {
 /// The secrets one function accepts: the first is current, the rest are still accepted during rotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretSet(Vec<Secret>);
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0} holds no secret: give at least one value (comma-separated; the first is current)")]
-pub struct EmptySecretSet(pub &'static str);
 
 impl SecretSet {
     /// Parse a comma-separated list (`current,previous,...`); blanks are dropped, at least one must remain.
@@ -62,32 +60,6 @@ impl SecretSet {
             }
         }
         found
-    }
-}
-
-/// Why the secrets could not be loaded (a transient fault: the request is answered 503 and retried).
-#[derive(Debug, thiserror::Error)]
-#[error("loading provider secrets from {source_name} failed")]
-pub struct SecretsError {
-    pub source_name: String,
-    #[source]
-    pub source: crate::store::BoxError,
-}
-
-/// Where a function's secrets come from, read once per cold start.
-#[async_trait::async_trait]
-pub trait SecretLoader: Send + Sync {
-    async fn load(&self) -> Result<SecretSet, SecretsError>;
-}
-
-/// Secrets given directly (`WEBHOOK_SECRETS`, tests).
-#[derive(Debug, Clone)]
-pub struct StaticSecrets(pub SecretSet);
-
-#[async_trait::async_trait]
-impl SecretLoader for StaticSecrets {
-    async fn load(&self) -> Result<SecretSet, SecretsError> {
-        Ok(self.0.clone())
     }
 }
 

@@ -1,15 +1,13 @@
-//! The providers' signature schemes, used to verify callbacks and (by `payhooks-send` and the tests) to
-//! sign them the same way the providers do.
+//! The signature primitives the providers use, to verify callbacks and (behind `test-util`, for the tests
+//! and `payhooks-send`) to sign them the same way the providers do.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use chrono::{DateTime, Utc};
-
-use crate::canonical::{CanonicalPairs, SIGNATURE_FIELD};
-use crate::json;
-use crate::providers::{m2money, Provider};
-use crate::secrets::Secret;
+use super::canonical::CanonicalPairs;
+use super::secrets::Secret;
+#[cfg(any(test, feature = "test-util"))]
+use super::{canonical::SIGNATURE_FIELD, json};
 
 /// How Niobi (and Choice, always `Sha256`) turn the canonical string into a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +24,6 @@ impl CanonicalHash {
             "sha256" => Some(Self::Sha256),
             "hmac-sha256" => Some(Self::HmacSha256),
             _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sha256 => "sha256",
-            Self::HmacSha256 => "hmac-sha256",
         }
     }
 }
@@ -55,6 +46,7 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// Sign a JSON object body the way Choice / Niobi do: set its `signature` field (replacing any) to the
 /// lowercase hex signature of the rest. The other members keep their text and order.
 pub fn sign_canonical_body(body: &str, secret: &Secret, hash: CanonicalHash) -> Result<String, serde_json::Error> {
@@ -65,47 +57,6 @@ pub fn sign_canonical_body(body: &str, secret: &Secret, hash: CanonicalHash) -> 
     let text = unsigned.get();
     let sep = if text.len() > 2 { "," } else { "" };
     Ok(format!("{}{sep}\"{SIGNATURE_FIELD}\":\"{signature}\"}}", &text[..text.len() - 1]))
-}
-
-/// A callback signed the way its provider signs it, ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedRequest {
-    pub body: String,
-    pub headers: Vec<(&'static str, String)>,
-    /// Lipia and MUDA: the token to put as the callback URL's last path segment.
-    pub path_token: Option<String>,
-}
-
-/// Sign `body` as `provider` would at `now`: Choice and Niobi get a fresh `timestamp` (milliseconds and
-/// seconds) and a body `signature`; M2Money a `Signature` header over the bytes; Lipia and MUDA a URL token.
-pub fn sign_request(
-    provider: Provider,
-    body: &str,
-    secret: &Secret,
-    niobi_hash: CanonicalHash,
-    now: DateTime<Utc>,
-) -> Result<SignedRequest, serde_json::Error> {
-    let restamped = |value: i64| -> Result<String, serde_json::Error> {
-        let members = json::object_members(body)?;
-        Ok(json::object_with(&members, "timestamp", &value.to_string()).get().to_owned())
-    };
-    let unsigned = |body: String| SignedRequest { body, headers: Vec::new(), path_token: None };
-    Ok(match provider {
-        Provider::Niobi => unsigned(sign_canonical_body(&restamped(now.timestamp())?, secret, niobi_hash)?),
-        Provider::Choice => {
-            unsigned(sign_canonical_body(&restamped(now.timestamp_millis())?, secret, CanonicalHash::Sha256)?)
-        }
-        Provider::M2Money => SignedRequest {
-            headers: vec![(
-                m2money::SIGNATURE_HEADER,
-                hex::encode(hmac_sha256(secret.expose().as_bytes(), &[body.as_bytes()])),
-            )],
-            ..unsigned(body.to_owned())
-        },
-        Provider::Lipia | Provider::Muda => {
-            SignedRequest { path_token: Some(secret.expose().to_owned()), ..unsigned(body.to_owned()) }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ pub fn object_without(members: &Members<'_>, drop: &[&str]) -> Box<RawValue> {
     RawValue::from_string(out).expect("re-assembled object is valid JSON")
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// The object `members` with `key` set to the JSON text `value` (replaced in place, or appended).
 pub fn object_with(members: &Members<'_>, key: &str, value: &str) -> Box<RawValue> {
     let value = RawValue::from_string(value.to_owned()).expect("caller passes valid JSON text");

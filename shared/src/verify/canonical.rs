@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 use serde_json::value::RawValue;
 
-use crate::json::{self, Kind};
+use super::json::{self, Kind};
 
 /// The field a signer adds with its secret before sorting.
 pub const SENDER_KEY: &str = "senderKey";

@@ -1,0 +1,425 @@
+//! Test helpers, in one place behind the `test-util` feature (the Lambdas build without it): in-memory
+//! ports, the providers' signers as requests, fixtures, and API Gateway events. Used by the shared crate's
+//! tests, the emulator tests in `tests/`, the benchmark and `payhooks-send`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::config::VerifyConfig;
+use crate::error::{PublishError, Rejection, StoreError};
+use crate::pipeline::Pipeline;
+use crate::ports::{
+    EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, StaticSecrets, StoredState,
+};
+use crate::provider::Provider;
+use crate::providers::{self, Callback, Incoming, SignOptions, Signer};
+use crate::verify::canonical::SIGNATURE_FIELD;
+use crate::verify::signing::{self, CanonicalHash};
+use crate::verify::{json, Secret, SecretSet};
+
+pub use crate::verify::signing::hmac_sha256;
+
+/// The current test secret, and the previous one (still accepted during rotation).
+pub const SECRET: &str = "test-secret-current";
+pub const OLD_SECRET: &str = "test-secret-previous";
+
+/// Both test secrets, current first.
+pub fn secrets() -> SecretSet {
+    SecretSet::parse(&format!("{SECRET},{OLD_SECRET}"), "WEBHOOK_SECRETS").expect("two secrets")
+}
+
+/// A callback signed the way its provider signs it, ready to send.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    pub body: String,
+    pub headers: HeaderMap,
+    /// Lipia and MUDA: the token to put as the callback URL's last path segment.
+    pub path_token: Option<String>,
+}
+
+impl SignedRequest {
+    /// A body with no header and no token (yet).
+    pub fn new(body: String) -> Self {
+        Self { body, headers: HeaderMap::new(), path_token: None }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.insert(HeaderName::from_static(name), HeaderValue::from_str(value).expect("a header value"));
+        self
+    }
+
+    pub fn with_path_token(self, secret: &Secret) -> Self {
+        Self { path_token: Some(secret.expose().to_owned()), ..self }
+    }
+
+    /// The path to POST to: the provider's route with the token, if any.
+    pub fn path(&self, provider: Provider) -> String {
+        providers::route(provider).path(provider, self.path_token.as_deref())
+    }
+}
+
+/// Sign `body` the way `signer` describes, at `now`.
+pub(crate) fn sign_as(
+    signer: Signer,
+    body: &str,
+    secret: &Secret,
+    options: &SignOptions,
+    now: DateTime<Utc>,
+) -> Result<SignedRequest, serde_json::Error> {
+    Ok(match signer {
+        Signer::CanonicalSeconds => canonical_request(body, secret, options.niobi_hash, now.timestamp())?,
+        Signer::CanonicalMillis => canonical_request(body, secret, CanonicalHash::Sha256, now.timestamp_millis())?,
+        Signer::BodyHmacHeader(header) => {
+            let signature = hex::encode(hmac_sha256(secret.expose().as_bytes(), &[body.as_bytes()]));
+            SignedRequest::new(body.to_owned()).with_header(header, &signature)
+        }
+        Signer::PathToken => SignedRequest::new(body.to_owned()).with_path_token(secret),
+    })
+}
+
+/// Choice and Niobi: the body with a fresh `timestamp` and its `signature` over the canonical string.
+fn canonical_request(
+    body: &str,
+    secret: &Secret,
+    hash: CanonicalHash,
+    timestamp: i64,
+) -> Result<SignedRequest, serde_json::Error> {
+    let members = json::object_members(body)?;
+    let restamped = json::object_with(&members, "timestamp", &timestamp.to_string());
+    Ok(SignedRequest::new(signing::sign_canonical_body(restamped.get(), secret, hash)?))
+}
+
+/// Sign `body` as `provider` would at `now`, with the default options (Niobi: plain SHA-256).
+pub fn sign(provider: Provider, body: &str, secret: &str, now: DateTime<Utc>) -> SignedRequest {
+    sign_with(provider, body, secret, &SignOptions::default(), now)
+}
+
+/// Sign `body` as `provider` would at `now`.
+pub fn sign_with(
+    provider: Provider,
+    body: &str,
+    secret: &str,
+    options: &SignOptions,
+    now: DateTime<Utc>,
+) -> SignedRequest {
+    providers::sign(provider, body, &Secret::new(secret), options, now).expect("fixture bodies are JSON objects")
+}
+
+/// The body of an unsigned request whose `signature` field was set by hand (tests of missing signatures).
+pub fn without_signature(body: &str) -> String {
+    let members = json::object_members(body).expect("a JSON object");
+    json::object_without(&members, &[SIGNATURE_FIELD]).get().to_owned()
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures"))
+}
+
+/// One fixture body: `tests/fixtures/<provider>/<name>.json`.
+pub fn fixture(provider: Provider, name: &str) -> String {
+    let path = fixtures_dir().join(provider.name()).join(format!("{name}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every fixture of a provider: (name, body), sorted by name.
+pub fn all_fixtures(provider: Provider) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(fixtures_dir().join(provider.name()))
+        .expect("a fixture folder per provider")
+        .map(|e| e.expect("a readable entry").path())
+        .map(|p| {
+            let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let body = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (name, body)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// One typical fixture per provider (the benchmark's and most tests' callback).
+pub fn typical(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Niobi => "payin_ussd_push",
+        Provider::Choice => "0002_transaction",
+        Provider::M2Money => "payout_success",
+        Provider::Lipia => "stk_success",
+        Provider::Muda => "transaction_event_success",
+    }
+}
+
+/// An owned request, so tests can tamper with any part before it is checked.
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub source_ip: Option<String>,
+}
+
+impl TestRequest {
+    pub fn from_signed(provider: Provider, signed: &SignedRequest) -> Self {
+        let mut headers = signed.headers.clone();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Self {
+            method: Method::POST,
+            path: signed.path(provider),
+            headers,
+            body: signed.body.clone().into_bytes(),
+            source_ip: Some("203.0.113.10".into()),
+        }
+    }
+
+    /// `body` signed with `secret` at `now`.
+    pub fn signed(provider: Provider, body: &str, secret: &str, now: DateTime<Utc>) -> Self {
+        Self::from_signed(provider, &sign(provider, body, secret, now))
+    }
+
+    /// A fixture signed with the current secret at `now`.
+    pub fn signed_fixture(provider: Provider, name: &str, now: DateTime<Utc>) -> Self {
+        Self::signed(provider, &fixture(provider, name), SECRET, now)
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            body: &self.body,
+            source_ip: self.source_ip.as_deref(),
+        }
+    }
+
+    /// Authenticate and normalise with both test secrets.
+    pub fn check(
+        &self,
+        provider: Provider,
+        config: &VerifyConfig,
+        now: DateTime<Utc>,
+    ) -> Result<Callback<'_>, Rejection> {
+        self.check_with(provider, config, &secrets(), now)
+    }
+
+    /// Authenticate and normalise with `secrets`.
+    pub fn check_with(
+        &self,
+        provider: Provider,
+        config: &VerifyConfig,
+        secrets: &SecretSet,
+        now: DateTime<Utc>,
+    ) -> Result<Callback<'_>, Rejection> {
+        providers::authenticate_and_normalise(provider, config, secrets, &self.incoming(), now)
+    }
+
+    /// This request as an API Gateway HTTP API (payload v2) event, as Lambda delivers it.
+    pub fn apigw(&self, base64: bool) -> lambda_http::Request {
+        let headers: serde_json::Map<String, serde_json::Value> =
+            self.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().into())).collect();
+        let body = if base64 {
+            base64::engine::general_purpose::STANDARD.encode(&self.body)
+        } else {
+            String::from_utf8(self.body.clone()).expect("UTF-8 body")
+        };
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": format!("{} {}", self.method, self.path),
+            "rawPath": self.path,
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abc123",
+                "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "abc123",
+                "http": {
+                    "method": self.method.as_str(),
+                    "path": self.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": self.source_ip.clone().unwrap_or_default(),
+                    "userAgent": "provider-webhooks/1.0"
+                },
+                "requestId": "req-1",
+                "routeKey": format!("{} {}", self.method, self.path),
+                "stage": "$default",
+                "time": "22/Nov/2026:12:00:00 +0000",
+                "timeEpoch": 1_763_800_000_000i64
+            },
+            "body": body,
+            "isBase64Encoded": base64
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+    }
+}
+
+/// A pipeline over in-memory ports, with both test secrets.
+pub struct TestPipeline {
+    pub pipeline: Pipeline,
+    pub store: Arc<MemoryStore>,
+    pub publisher: Arc<MemoryPublisher>,
+}
+
+impl TestPipeline {
+    pub fn new(provider: Provider) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let publisher = Arc::new(MemoryPublisher::new());
+        let pipeline = Pipeline::new(
+            provider,
+            VerifyConfig::default(),
+            Arc::new(StaticSecrets(secrets())),
+            store.clone(),
+            publisher.clone(),
+            Duration::from_secs(35 * 86_400),
+        );
+        Self { pipeline, store, publisher }
+    }
+
+    /// Drive the handler with `req` as an API Gateway v2 event: (status, content type, body).
+    pub async fn call(&self, req: &TestRequest, base64: bool) -> (u16, String, String) {
+        let resp = crate::handler::handle(&self.pipeline, req.apigw(base64)).await.unwrap_or_else(|e| match e {});
+        let content_type =
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let body = match resp.body() {
+            lambda_http::Body::Text(s) => s.clone(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (resp.status().as_u16(), content_type, body)
+    }
+}
+
+/// An [`IdempotencyStore`] in a `HashMap`, with the same conditional semantics as the DynamoDB one.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<String, EventRecord>>,
+    unavailable: AtomicBool,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make every call fail, as if DynamoDB were unreachable.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn record(&self, id: &str) -> Option<EventRecord> {
+        self.records.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.records.lock().unwrap().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    fn check_available(&self, operation: &'static str) -> Result<(), StoreError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError { operation, source: "memory store set unavailable".into() });
+        }
+        Ok(())
+    }
+}
+
+fn stored(record: &EventRecord) -> StoredState {
+    StoredState {
+        state: record.state,
+        lease_until_ms: record.lease_until_ms,
+        content_hash: record.content_hash.clone(),
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
+        self.check_available("PutItem")?;
+        let mut records = self.records.lock().unwrap();
+        if let Some(existing) = records.get(&record.id) {
+            return Ok(Insert::Exists(stored(existing)));
+        }
+        records.insert(record.id.clone(), record.clone());
+        Ok(Insert::Created)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
+        self.check_available("GetItem")?;
+        Ok(self.records.lock().unwrap().get(id).map(stored))
+    }
+
+    async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
+        self.check_available("UpdateItem")?;
+        let mut records = self.records.lock().unwrap();
+        match records.get_mut(id) {
+            Some(r) if r.state == RecordState::Received && r.lease_until_ms == expired_lease_ms => {
+                r.lease_until_ms = new_lease_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_enqueued(&self, id: &str, _at_ms: i64) -> Result<(), StoreError> {
+        self.check_available("UpdateItem")?;
+        if let Some(r) = self.records.lock().unwrap().get_mut(id) {
+            if r.state == RecordState::Received {
+                r.state = RecordState::Enqueued;
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, id: &str) -> Result<(), StoreError> {
+        self.check_available("UpdateItem")?;
+        if let Some(r) = self.records.lock().unwrap().get_mut(id) {
+            if r.state == RecordState::Received {
+                r.lease_until_ms = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An [`EventPublisher`] that keeps messages in a `Vec`.
+#[derive(Debug, Default)]
+pub struct MemoryPublisher {
+    messages: Mutex<Vec<OutgoingMessage>>,
+    unavailable: AtomicBool,
+}
+
+impl MemoryPublisher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make every send fail, as if SQS were unreachable.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn messages(&self) -> Vec<OutgoingMessage> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl EventPublisher for MemoryPublisher {
+    async fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(PublishError { source: "memory publisher set unavailable".into() });
+        }
+        self.messages.lock().unwrap().push(message.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Verification internals: raw JSON access, the canonical string, the signature primitives and secrets.
+//! Provider modules combine these; nothing here knows about providers.
+
+pub(crate) mod canonical;
+pub(crate) mod json;
+pub(crate) mod secrets;
+pub(crate) mod signing;
+
+pub use secrets::{Secret, SecretSet};
+pub use signing::CanonicalHash;
+
+/// How a callback was authenticated: the closed set of schemes, rendered once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// A secret token as the callback URL's last path segment (Lipia, MUDA).
+    UrlToken,
+    /// MUDA's URL token plus its `X-Muda-Signature` HMAC over body and timestamp.
+    UrlTokenMudaHmac,
+    /// Niobi's canonical string, SHA-256 with `senderKey`.
+    NiobiSha256,
+    /// Niobi's canonical string, HMAC-SHA256 keyed with the secret.
+    NiobiHmacSha256,
+    /// Choice's canonical string, SHA-256 with `senderKey`.
+    ChoiceSha256,
+    /// M2Money's `Signature` header: HMAC-SHA256 over the raw body.
+    M2MoneyHmacSha256,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::UrlToken => "url-token",
+            Scheme::UrlTokenMudaHmac => "url-token+muda-hmac-sha256",
+            Scheme::NiobiSha256 => "niobi-sha256",
+            Scheme::NiobiHmacSha256 => "niobi-hmac-sha256",
+            Scheme::ChoiceSha256 => "choice-sha256",
+            Scheme::M2MoneyHmacSha256 => "m2money-hmac-sha256",
+        }
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a callback was authenticated: the scheme and which secret (index, never value) matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub scheme: Scheme,
+    pub secret_index: usize,
+}
