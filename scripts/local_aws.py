@@ -64,7 +64,7 @@ def show(providers):
         for m in messages:
             event = json.loads(m["Body"])
             data = event["data"]
-            print(f"  {event['type']:<42} id={event['id']}  group={m['Attributes']['MessageGroupId']}  amount={data['amount'] or '-'} {data['currency'] or ''}")
+            print(f"  {event['type']:<42} id={event['id']}  group={m['Attributes']['MessageGroupId']}  amount={data.get('amount') or '-'} {data.get('currency') or ''}")
     print(f"\n{total} message(s) in all")
 
 

@@ -5,13 +5,14 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use payhooks::config::VerifyConfig;
 use payhooks::testing::{fixture, typical, TestRequest, SECRET};
+use payhooks::providers::Secrets;
 use payhooks::verify::SecretSet;
 use payhooks::Provider;
 
 fn ingest(c: &mut Criterion) {
     let config = VerifyConfig::default();
     // One configured secret, as in the Python twin.
-    let secrets = SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap();
+    let secrets: Secrets = SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap().into();
     let now = Utc::now();
     let mut group = c.benchmark_group("authenticate+parse+normalise");
     for provider in Provider::ALL {

@@ -11,6 +11,9 @@ use crate::verify::{CanonicalHash, SecretSet};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 131_072;
 pub const DEFAULT_MAX_EVENT_AGE_SECS: u64 = 604_800;
 pub const DEFAULT_EVENT_TTL_DAYS: u64 = 35;
+pub const DEFAULT_IDEMPOTENCY_TTL_DAYS: u64 = 3650;
+/// The largest body accepted at all: a message carries the body as its payload, and SQS takes 256 KiB.
+pub const MAX_BODY_BYTES_LIMIT: usize = 196_608;
 /// How far in the future a send timestamp may be (clock skew).
 pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
 
@@ -30,7 +33,6 @@ pub struct VerifyConfig {
     pub max_event_age: Duration,
     pub allowed_source_ips: Option<Vec<IpNet>>,
     pub niobi_hash: CanonicalHash,
-    pub muda_signing_keys: Option<SecretSet>,
 }
 
 impl Default for VerifyConfig {
@@ -40,7 +42,25 @@ impl Default for VerifyConfig {
             max_event_age: Duration::from_secs(DEFAULT_MAX_EVENT_AGE_SECS),
             allowed_source_ips: None,
             niobi_hash: CanonicalHash::Sha256,
-            muda_signing_keys: None,
+        }
+    }
+}
+
+/// How long records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Raw bodies, conflict records and signature records (`EVENT_TTL_DAYS`).
+    pub body: Duration,
+    /// The small per-event markers that make a replay a duplicate (`IDEMPOTENCY_TTL_DAYS`): they outlive
+    /// the body, so the same bytes never become new events again.
+    pub marker: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            body: Duration::from_secs(DEFAULT_EVENT_TTL_DAYS * 86_400),
+            marker: Duration::from_secs(DEFAULT_IDEMPOTENCY_TTL_DAYS * 86_400),
         }
     }
 }
@@ -51,9 +71,11 @@ pub struct Config {
     pub provider: Provider,
     pub verify: VerifyConfig,
     pub secrets: SecretSource,
+    /// MUDA only: the `X-Muda-Signature` keys (`MUDA_SIGNING_KEYS_PARAM`, or `MUDA_SIGNING_KEYS` locally).
+    pub signing_keys: Option<SecretSource>,
     pub events_table: String,
     pub events_queue_url: String,
-    pub event_ttl: Duration,
+    pub retention: Retention,
 }
 
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -86,8 +108,25 @@ impl Config {
         };
 
         let max_body_bytes = number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize;
+        if max_body_bytes > MAX_BODY_BYTES_LIMIT {
+            return Err(invalid(
+                "MAX_BODY_BYTES",
+                &max_body_bytes.to_string(),
+                format!(
+                    "at most {MAX_BODY_BYTES_LIMIT}: the body travels as the message payload, and SQS takes 256 KiB"
+                ),
+            ));
+        }
         let max_event_age_secs = number("MAX_EVENT_AGE_SECS", DEFAULT_MAX_EVENT_AGE_SECS)?;
         let ttl_days = number("EVENT_TTL_DAYS", DEFAULT_EVENT_TTL_DAYS)?;
+        let idempotency_days = number("IDEMPOTENCY_TTL_DAYS", DEFAULT_IDEMPOTENCY_TTL_DAYS)?;
+        if idempotency_days < ttl_days {
+            return Err(invalid(
+                "IDEMPOTENCY_TTL_DAYS",
+                &idempotency_days.to_string(),
+                "must be at least EVENT_TTL_DAYS: the marker that makes a replay a duplicate must outlive the body",
+            ));
+        }
         if ttl_days * 86_400 <= max_event_age_secs {
             return Err(invalid(
                 "EVENT_TTL_DAYS",
@@ -103,11 +142,12 @@ impl Config {
             Some(v) => CanonicalHash::parse(&v)
                 .ok_or_else(|| invalid("NIOBI_SIGNATURE_HASH", &v, "expected sha256 or hmac-sha256"))?,
         };
-        let muda_signing_keys = (provider == Provider::Muda)
-            .then(|| get("MUDA_SIGNING_KEYS"))
-            .flatten()
-            .map(|v| SecretSet::parse(&v, "MUDA_SIGNING_KEYS"))
-            .transpose()?;
+        let signing_keys =
+            match (provider == Provider::Muda).then(|| (get("MUDA_SIGNING_KEYS"), get("MUDA_SIGNING_KEYS_PARAM"))) {
+                Some((Some(list), _)) => Some(SecretSource::Inline(SecretSet::parse(&list, "MUDA_SIGNING_KEYS")?)),
+                Some((None, Some(param))) => Some(SecretSource::SsmParameter(param)),
+                _ => None,
+            };
 
         Ok(Self {
             provider,
@@ -116,12 +156,15 @@ impl Config {
                 max_event_age: Duration::from_secs(max_event_age_secs),
                 allowed_source_ips,
                 niobi_hash,
-                muda_signing_keys,
             },
             secrets,
+            signing_keys,
             events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?,
             events_queue_url: get("EVENTS_QUEUE_URL").ok_or(ConfigError::Missing("EVENTS_QUEUE_URL"))?,
-            event_ttl: Duration::from_secs(ttl_days * 86_400),
+            retention: Retention {
+                body: Duration::from_secs(ttl_days * 86_400),
+                marker: Duration::from_secs(idempotency_days * 86_400),
+            },
         })
     }
 }
@@ -174,7 +217,8 @@ mod tests {
         let c = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a,b")]).unwrap();
         assert_eq!(c.verify.max_body_bytes, 131_072);
         assert_eq!(c.verify.max_event_age, Duration::from_secs(604_800));
-        assert_eq!(c.event_ttl, Duration::from_secs(35 * 86_400));
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.retention.marker, Duration::from_secs(3650 * 86_400));
         assert_eq!(c.verify.niobi_hash, CanonicalHash::Sha256);
         assert!(c.verify.allowed_source_ips.is_none());
     }
@@ -194,6 +238,10 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
         let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("EVENT_TTL_DAYS", "7")]).unwrap_err();
         assert!(err.to_string().contains("EVENT_TTL_DAYS"), "{err}");
+        let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("IDEMPOTENCY_TTL_DAYS", "30")]).unwrap_err();
+        assert!(err.to_string().contains("IDEMPOTENCY_TTL_DAYS"), "{err}");
+        let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("MAX_BODY_BYTES", "300000")]).unwrap_err();
+        assert!(err.to_string().contains("MAX_BODY_BYTES"), "{err}");
         assert_eq!(config(&[("WEBHOOK_SECRETS", "a")]).unwrap_err(), ConfigError::Missing("EVENTS_TABLE"));
     }
 
@@ -211,6 +259,20 @@ mod tests {
             Config::from_lookup(Provider::Niobi, provider_overrides(Provider::Niobi, |k| map.get(k).cloned())).unwrap();
         assert_eq!(c.secrets, SecretSource::Inline(SecretSet::parse("mine", "X").unwrap()));
         assert_eq!(c.events_table, "t");
+    }
+
+    #[test]
+    fn muda_signing_keys_come_from_ssm_or_inline() {
+        let lookup = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Config::from_lookup(Provider::Muda, move |k| map.get(k).cloned()).unwrap().signing_keys
+        };
+        let base = [BASE[0], BASE[1], ("WEBHOOK_SECRETS", "t")];
+        assert_eq!(lookup(&base), None);
+        let param = lookup(&[base[0], base[1], base[2], ("MUDA_SIGNING_KEYS_PARAM", "/payhooks/muda-keys")]);
+        assert_eq!(param, Some(SecretSource::SsmParameter("/payhooks/muda-keys".into())));
+        let inline = lookup(&[base[0], base[1], base[2], ("MUDA_SIGNING_KEYS", "k1")]);
+        assert_eq!(inline, Some(SecretSource::Inline(SecretSet::parse("k1", "X").unwrap())));
     }
 
     #[test]

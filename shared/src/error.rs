@@ -49,7 +49,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, value: String, reason: String },
 }
 
-/// Why a callback was refused. All are the sender's fault: answered 4xx, never retried into success.
+/// Why a callback was refused before it was authenticated, or why it could not be: answered 4xx, never
+/// retried into success. An authenticated callback is never refused for its content (it is quarantined).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("only POST is accepted")]
@@ -72,12 +73,10 @@ pub enum Rejection {
     StaleTimestamp,
     #[error("timestamp is more than 300 s in the future")]
     FutureTimestamp,
-    #[error("body is not valid JSON: {0}")]
+    #[error("body is not a valid JSON object: {0}")]
     InvalidJson(String),
-    #[error("required field `{0}` is missing")]
-    MissingField(String),
-    #[error("field `{field}` is invalid: {reason}")]
-    InvalidField { field: String, reason: String },
+    #[error("body nests deeper than 32 levels")]
+    TooDeep,
 }
 
 impl Rejection {
@@ -93,9 +92,7 @@ impl Rejection {
             | Rejection::InvalidTimestamp
             | Rejection::StaleTimestamp
             | Rejection::FutureTimestamp => StatusCode::UNAUTHORIZED,
-            Rejection::InvalidJson(_) | Rejection::MissingField(_) | Rejection::InvalidField { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::InvalidJson(_) | Rejection::TooDeep => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -113,23 +110,8 @@ impl Rejection {
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::FutureTimestamp => "future_timestamp",
             Rejection::InvalidJson(_) => "invalid_json",
-            Rejection::MissingField(_) => "missing_field",
-            Rejection::InvalidField { .. } => "invalid_field",
+            Rejection::TooDeep => "too_deep",
         }
-    }
-
-    pub fn missing(field: impl Into<String>) -> Self {
-        Rejection::MissingField(field.into())
-    }
-
-    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Rejection::InvalidField { field: field.into(), reason: reason.into() }
-    }
-}
-
-impl From<serde_json::Error> for Rejection {
-    fn from(err: serde_json::Error) -> Self {
-        Rejection::InvalidJson(err.to_string())
     }
 }
 
@@ -199,8 +181,7 @@ mod tests {
             (Rejection::StaleTimestamp, 401),
             (Rejection::FutureTimestamp, 401),
             (Rejection::InvalidJson("x".into()), 400),
-            (Rejection::missing("params.depositId"), 400),
-            (Rejection::invalid("params.amount", "not a decimal"), 400),
+            (Rejection::TooDeep, 400),
         ];
         for (rejection, status) in cases {
             assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");

@@ -112,9 +112,10 @@ impl Serialize for Provider {
     }
 }
 
-/// The CloudEvents 1.0 JSON document sent to SQS.
+/// The CloudEvents 1.0 JSON document sent to SQS. `data` is [`EventData`], or [`QuarantineData`] for what
+/// could not be normalised; both end with `payload`, the provider's JSON as received (`signature` removed).
 #[derive(Debug, Serialize)]
-pub struct CloudEvent<'a> {
+pub struct CloudEvent<'a, D> {
     pub specversion: &'static str,
     pub id: &'a str,
     pub source: String,
@@ -123,7 +124,7 @@ pub struct CloudEvent<'a> {
     pub time: String,
     pub subject: &'a str,
     pub datacontenttype: &'static str,
-    pub data: EventData<'a>,
+    pub data: D,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,35 +140,109 @@ pub struct EventData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_index: Option<usize>,
     /// The provider's JSON as received, `signature` removed, value text untouched.
-    pub payload: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a RawValue>,
 }
 
-impl<'a> CloudEvent<'a> {
-    pub fn new(provider: Provider, event: &'a NormalisedEvent, received: DateTime<Utc>, payload: &'a RawValue) -> Self {
-        Self {
-            specversion: "1.0",
-            id: &event.id,
-            source: format!("payhooks/{provider}"),
-            event_type: event.event_type(provider),
-            time: received.to_rfc3339_opts(SecondsFormat::Millis, true),
-            subject: &event.reference,
-            datacontenttype: "application/json",
-            data: EventData {
-                provider,
-                kind: &event.kind,
-                reference: &event.reference,
-                merchant_reference: event.merchant_reference.as_deref(),
-                status: event.status.as_str(),
-                provider_status: event.provider_status.as_deref(),
-                amount: event.amount.as_deref(),
-                currency: event.currency.as_deref(),
-                batch_index: event.batch_index,
-                payload,
-            },
-        }
-    }
+/// `data` of a `<provider>.quarantined` event.
+#[derive(Debug, Serialize)]
+pub struct QuarantineData<'a> {
+    pub provider: Provider,
+    /// Why it could not be normalised (`invalid_amount`, `ambiguous_signature`, `empty_batch`, ...).
+    pub reason: &'a str,
+    /// The field at fault.
+    pub field: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a RawValue>,
+}
 
+fn envelope<'a, D>(
+    provider: Provider,
+    id: &'a str,
+    event_type: String,
+    subject: &'a str,
+    received: DateTime<Utc>,
+    data: D,
+) -> CloudEvent<'a, D> {
+    CloudEvent {
+        specversion: "1.0",
+        id,
+        source: format!("payhooks/{provider}"),
+        event_type,
+        time: received.to_rfc3339_opts(SecondsFormat::Millis, true),
+        subject,
+        datacontenttype: "application/json",
+        data,
+    }
+}
+
+impl<'a> CloudEvent<'a, EventData<'a>> {
+    pub fn new(
+        provider: Provider,
+        event: &'a NormalisedEvent,
+        received: DateTime<Utc>,
+        payload: Option<&'a RawValue>,
+    ) -> Self {
+        let data = EventData {
+            provider,
+            kind: &event.kind,
+            reference: &event.reference,
+            merchant_reference: event.merchant_reference.as_deref(),
+            status: event.status.as_str(),
+            provider_status: event.provider_status.as_deref(),
+            amount: event.amount.as_deref(),
+            currency: event.currency.as_deref(),
+            batch_index: event.batch_index,
+            payload,
+        };
+        envelope(provider, &event.id, event.event_type(provider), &event.reference, received, data)
+    }
+}
+
+impl<'a> CloudEvent<'a, QuarantineData<'a>> {
+    /// A `<provider>.quarantined` event; its subject is its own id.
+    pub fn quarantined(
+        provider: Provider,
+        id: &'a str,
+        reason: &'a str,
+        field: &'a str,
+        received: DateTime<Utc>,
+        payload: Option<&'a RawValue>,
+    ) -> Self {
+        let data = QuarantineData { provider, reason, field, payload };
+        envelope(provider, id, format!("{provider}.quarantined"), id, received, data)
+    }
+}
+
+impl<D: Serialize> CloudEvent<'_, D> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a CloudEvent always serialises")
+    }
+}
+
+/// A message stored without its payload (`data` is its last member, `payload` would be the last of `data`),
+/// with `payload` put back.
+pub fn with_payload(envelope: &str, payload: &RawValue) -> String {
+    let head = envelope.strip_suffix("}}").expect("an envelope ends with `data`, an object");
+    format!("{head},\"payload\":{}}}}}", payload.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_envelope_gets_its_payload_back() {
+        let event = NormalisedEvent::new("p:1".into(), "payin", "R".into(), (Status::Succeeded, Some("0".into())))
+            .with_amount(Some("1.50".into()), None);
+        let payload = RawValue::from_string(r#"{"a": [1, "x"]}"#.into()).unwrap();
+        let now = Utc::now();
+        let full = CloudEvent::new(Provider::Niobi, &event, now, Some(&payload)).to_json();
+        let stored = CloudEvent::new(Provider::Niobi, &event, now, None).to_json();
+        assert!(!stored.contains("payload"));
+        assert_eq!(with_payload(&stored, &payload), full);
+        let quarantined = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now, Some(&payload));
+        let stored = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now, None).to_json();
+        assert_eq!(with_payload(&stored, &payload), quarantined.to_json());
     }
 }

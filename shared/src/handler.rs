@@ -42,11 +42,12 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
     let duration_ms = started.elapsed().as_millis() as u64;
     let provider = pipeline.provider.name();
     Ok(match result {
-        Ok(Processed { outcome, event_ids, verified }) => {
+        Ok(Processed { outcome, event_ids, quarantined_ids, verified }) => {
             tracing::info!(
                 provider,
                 outcome = outcome.as_str(),
                 ?event_ids,
+                ?quarantined_ids,
                 secret_index = verified.secret_index,
                 scheme = verified.scheme.as_str(),
                 duration_ms,

@@ -1,47 +1,71 @@
 //! One callback from request to acknowledgement: authenticate and normalise, then record and enqueue
-//! every event exactly once.
+//! every event (and every quarantined item) exactly once.
 //!
-//! Per event: a conditional insert. New: send, then mark `ENQUEUED`. Already `ENQUEUED`: done. `RECEIVED`
-//! under another delivery's lease: poll for `ENQUEUED` (at most [`POLL_LIMIT`]), else 503 so the provider
-//! retries. `RECEIVED` with the lease expired or released (an earlier delivery failed or crashed between the
-//! writes): take the lease over, send, mark. Same id, different content: the delivery is kept in its own
-//! `CONFLICT` record, nothing is sent, the provider is acknowledged.
+//! Per callback: Choice and Niobi signatures are recorded once (a second body carrying a used signature is
+//! a duplicate of the first delivery, never new events); the raw body is stored once.
+//!
+//! Per event: a conditional insert of a small marker. New: send, then mark `ENQUEUED` (`QUARANTINED` for
+//! what could not be normalised). Already sent: done. `RECEIVED` under another delivery's lease: poll (at
+//! most [`POLL_LIMIT`]), else 503 so the provider retries. `RECEIVED` with the lease expired or released (an
+//! earlier delivery failed or crashed between the writes): take the lease over, send, mark. Same id,
+//! different content: this delivery is kept in its own `CONFLICT` record; if the first delivery never
+//! reached the queue, this one completes it with the first delivery's own message, so a conflict never
+//! hides a loss. A 2xx therefore means every event of the callback is on the queue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::HeaderMap;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
-use crate::config::VerifyConfig;
+use crate::config::{Retention, VerifyConfig};
 use crate::error::IngestError;
-use crate::event::CloudEvent;
-use crate::ports::{EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader};
+use crate::event::{self, CloudEvent};
+use crate::ports::{
+    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader,
+};
 use crate::provider::Provider;
-use crate::providers::{self, Incoming};
-use crate::verify::{SecretSet, Verified};
+use crate::providers::{self, Callback, Incoming, Secrets};
+use crate::verify::canonical::SIGNATURE_FIELD;
+use crate::verify::{json, Verified};
 
 /// How long a duplicate waits for another delivery of the same event to finish.
 pub const POLL_LIMIT: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The request headers kept with a body: nothing that can carry a credential.
+pub const STORED_HEADERS: [&str; 7] = [
+    "content-type",
+    "content-length",
+    "user-agent",
+    "x-forwarded-for",
+    "x-amzn-trace-id",
+    "x-muda-timestamp",
+    "x-muda-event-type",
+];
 
 /// What happened to a callback that was acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// At least one event was new and is now recorded and enqueued.
     Accepted,
+    /// Nothing could be normalised; what was new is recorded and enqueued as `<provider>.quarantined`.
+    Quarantined,
+    /// An event id was seen before with other content: kept aside (the first delivery is on the queue).
+    Conflict,
     /// Every event had been recorded and enqueued before.
     Duplicate,
-    /// An event id was seen before with other content: kept aside, not enqueued.
-    Conflict,
 }
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
-            Outcome::Duplicate => "duplicate",
+            Outcome::Quarantined => "quarantined",
             Outcome::Conflict => "conflict",
+            Outcome::Duplicate => "duplicate",
         }
     }
 }
@@ -50,6 +74,7 @@ impl Outcome {
 pub struct Processed {
     pub outcome: Outcome,
     pub event_ids: Vec<String>,
+    pub quarantined_ids: Vec<String>,
     pub verified: Verified,
 }
 
@@ -59,10 +84,16 @@ pub struct Pipeline {
     verify: VerifyConfig,
     secrets: Arc<dyn SecretLoader>,
     /// The secrets, loaded at the first request of a cold start (a failed load is retried by the next one).
-    loaded: tokio::sync::OnceCell<SecretSet>,
+    loaded: tokio::sync::OnceCell<Secrets>,
     store: Arc<dyn IdempotencyStore>,
     publisher: Arc<dyn EventPublisher>,
-    event_ttl: Duration,
+    retention: Retention,
+}
+
+/// One record to deliver, with its message.
+struct Delivery {
+    record: EventRecord,
+    message: OutgoingMessage,
 }
 
 impl Pipeline {
@@ -72,9 +103,9 @@ impl Pipeline {
         secrets: Arc<dyn SecretLoader>,
         store: Arc<dyn IdempotencyStore>,
         publisher: Arc<dyn EventPublisher>,
-        event_ttl: Duration,
+        retention: Retention,
     ) -> Self {
-        Self { provider, verify, secrets, loaded: tokio::sync::OnceCell::new(), store, publisher, event_ttl }
+        Self { provider, verify, secrets, loaded: tokio::sync::OnceCell::new(), store, publisher, retention }
     }
 
     /// Handle one callback received at `received`; this delivery may hold an event's lease for `lease`.
@@ -87,79 +118,134 @@ impl Pipeline {
         let secrets = self.loaded.get_or_try_init(|| self.secrets.load()).await?;
         let callback = providers::authenticate_and_normalise(self.provider, &self.verify, secrets, req, received)?;
         let clock = Clock { received_ms: received.timestamp_millis(), started: Instant::now() };
-        let headers = safe_headers(req.headers);
-        let mut outcomes = Vec::with_capacity(callback.events.len());
-        for event in &callback.events {
-            let envelope = CloudEvent::new(self.provider, event, received, &callback.payload);
-            let record = EventRecord {
-                id: event.id.clone(),
-                provider: self.provider,
-                event_type: envelope.event_type.clone(),
-                state: RecordState::Received,
-                received_at_ms: clock.received_ms,
-                lease_until_ms: clock.received_ms + lease.as_millis() as i64,
-                raw_body: callback.body.to_owned(),
-                headers: headers.clone(),
-                scheme: callback.verified.scheme,
-                secret_index: callback.verified.secret_index,
-                content_hash: callback.content_hash.clone(),
-                expires_at: received.timestamp() + self.event_ttl.as_secs() as i64,
-            };
-            let message = OutgoingMessage {
-                id: event.id.clone(),
-                provider: self.provider,
-                event_type: envelope.event_type.clone(),
-                group: event.reference.clone(),
-                body: envelope.to_json(),
-            };
-            outcomes.push(self.deliver(&record, &message, &clock, lease).await?);
-        }
-        let outcome = if outcomes.contains(&Outcome::Accepted) {
-            Outcome::Accepted
-        } else if outcomes.contains(&Outcome::Conflict) {
-            Outcome::Conflict
-        } else {
-            Outcome::Duplicate
-        };
-        Ok(Processed {
+        let event_ids: Vec<String> = callback.events.iter().map(|e| e.id.clone()).collect();
+        let quarantined_ids: Vec<String> = callback.quarantined.iter().map(|q| q.id.clone()).collect();
+        let processed = |outcome| Processed {
             outcome,
-            event_ids: callback.events.iter().map(|e| e.id.clone()).collect(),
+            event_ids: event_ids.clone(),
+            quarantined_ids: quarantined_ids.clone(),
             verified: callback.verified,
-        })
+        };
+
+        if let Some(signature) = &callback.signature_key {
+            let key = format!("sig#{}#{signature}", self.provider);
+            let expires_at = received.timestamp() + self.retention.body.as_secs() as i64;
+            if !self.store.claim_signature(&key, &callback.content_hash, expires_at).await? {
+                tracing::warn!(provider = %self.provider, "signature already used with other content: a duplicate of its first delivery, nothing recorded");
+                return Ok(processed(Outcome::Duplicate));
+            }
+        }
+        let body = BodyRecord {
+            key: format!("body#{}#{}", self.provider, hex::encode(Sha256::digest(callback.body.as_bytes()))),
+            provider: self.provider,
+            raw_body: callback.body.to_owned(),
+            headers: stored_headers(req.headers),
+            received_at_ms: clock.received_ms,
+            expires_at: received.timestamp() + self.retention.body.as_secs() as i64,
+        };
+        self.store.put_body(&body).await?;
+
+        let mut outcomes = Vec::new();
+        for delivery in self.deliveries(&callback, &body.key, received, &clock, lease) {
+            outcomes.push(self.deliver(&delivery, &clock, lease).await?);
+        }
+        for q in &callback.quarantined {
+            tracing::warn!(provider = %self.provider, quarantine_id = %q.id, reason = q.reason.as_str(), field = %q.field, "authenticated callback could not be normalised: quarantined");
+        }
+        let outcome = [Outcome::Accepted, Outcome::Quarantined, Outcome::Conflict]
+            .into_iter()
+            .find(|o| outcomes.contains(o))
+            .unwrap_or(Outcome::Duplicate);
+        Ok(processed(outcome))
     }
 
-    async fn deliver(
+    /// The records and messages of a callback's events, then of its quarantined items.
+    fn deliveries(
         &self,
-        record: &EventRecord,
-        message: &OutgoingMessage,
+        callback: &Callback<'_>,
+        body_ref: &str,
+        received: DateTime<Utc>,
         clock: &Clock,
         lease: Duration,
-    ) -> Result<Outcome, IngestError> {
+    ) -> Vec<Delivery> {
+        let payload = Some(&*callback.payload);
+        let record = |id: &str, event_type: String, group: String, envelope: String| EventRecord {
+            id: id.to_owned(),
+            provider: self.provider,
+            event_type,
+            state: RecordState::Received,
+            received_at_ms: clock.received_ms,
+            lease_until_ms: clock.received_ms + lease.as_millis() as i64,
+            body_ref: body_ref.to_owned(),
+            scheme: callback.verified.scheme,
+            secret_index: callback.verified.secret_index,
+            content_hash: callback.content_hash.clone(),
+            group,
+            envelope,
+            quarantine: None,
+            expires_at: received.timestamp() + self.retention.marker.as_secs() as i64,
+        };
+        let message = |record: &EventRecord, body: String| OutgoingMessage {
+            id: record.id.clone(),
+            provider: self.provider,
+            event_type: record.event_type.clone(),
+            group: record.group.clone(),
+            body,
+        };
+        let mut out = Vec::with_capacity(callback.events.len() + callback.quarantined.len());
+        for event in &callback.events {
+            let full = CloudEvent::new(self.provider, event, received, payload);
+            let stored = CloudEvent::new(self.provider, event, received, None).to_json();
+            let record = record(&event.id, full.event_type.clone(), event.reference.clone(), stored);
+            out.push(Delivery { message: message(&record, full.to_json()), record });
+        }
+        for q in &callback.quarantined {
+            let (reason, field) = (q.reason.as_str(), q.field.as_str());
+            let full = CloudEvent::quarantined(self.provider, &q.id, reason, field, received, payload);
+            let stored = CloudEvent::quarantined(self.provider, &q.id, reason, field, received, None).to_json();
+            let mut record = record(&q.id, full.event_type.clone(), q.id.clone(), stored);
+            record.quarantine = Some((reason.to_owned(), q.field.clone()));
+            out.push(Delivery { message: message(&record, full.to_json()), record });
+        }
+        out
+    }
+
+    async fn deliver(&self, delivery: &Delivery, clock: &Clock, lease: Duration) -> Result<Outcome, IngestError> {
+        let Delivery { record, message } = delivery;
         let mut current = match self.store.insert(record).await? {
             Insert::Created => return self.send_and_mark(record, message, clock).await,
             Insert::Exists(existing) => existing,
         };
+        let mut outcome = Outcome::Duplicate;
+        let mut message = message.clone();
         if current.content_hash != record.content_hash {
             let conflict = EventRecord {
                 id: format!("{}#conflict#{}", record.id, &record.content_hash[..16]),
                 state: RecordState::Conflict,
                 lease_until_ms: 0,
+                expires_at: record.expires_at.min(clock.received_ms / 1000 + self.retention.body.as_secs() as i64),
                 ..record.clone()
             };
             self.store.insert(&conflict).await?;
             tracing::warn!(event_id = %record.id, conflict_record = %conflict.id, "same event id, different content: kept, not enqueued");
-            return Ok(Outcome::Conflict);
+            if current.state.is_sent() {
+                return Ok(Outcome::Conflict);
+            }
+            // The first delivery never reached the queue: complete it, with its own message.
+            message = self.stored_message(&record.id).await?.unwrap_or(message);
+            outcome = Outcome::Conflict;
         }
         loop {
-            if current.state == RecordState::Enqueued {
-                return Ok(Outcome::Duplicate);
+            if current.state.is_sent() {
+                return Ok(outcome);
             }
             let now = clock.now_ms();
             if current.lease_until_ms <= now
                 && self.store.take_over(&record.id, current.lease_until_ms, now + lease.as_millis() as i64).await?
             {
                 tracing::info!(event_id = %record.id, "took over an unfinished delivery");
-                return self.send_and_mark(record, message, clock).await;
+                let sent = self.send_and_mark(record, &message, clock).await?;
+                return Ok(if outcome == Outcome::Conflict { outcome } else { sent });
             }
             if clock.started.elapsed() >= POLL_LIMIT {
                 return Err(IngestError::InProgress(record.id.clone()));
@@ -169,14 +255,33 @@ impl Pipeline {
         }
     }
 
+    /// The message of a stored record, rebuilt from its envelope and its body (`None` if the body expired).
+    async fn stored_message(&self, id: &str) -> Result<Option<OutgoingMessage>, IngestError> {
+        let Some(record) = self.store.load(id).await? else { return Ok(None) };
+        let Some(raw) = self.store.get_body(&record.body_ref).await? else { return Ok(None) };
+        let Ok(doc) = json::read(&raw) else { return Ok(None) };
+        let payload: Box<RawValue> = doc.object_without(&[SIGNATURE_FIELD]);
+        Ok(Some(OutgoingMessage {
+            id: record.id,
+            provider: record.provider,
+            event_type: record.event_type,
+            group: record.group,
+            body: event::with_payload(&record.envelope, &payload),
+        }))
+    }
+
     async fn send_and_mark(
         &self,
         record: &EventRecord,
         message: &OutgoingMessage,
         clock: &Clock,
     ) -> Result<Outcome, IngestError> {
+        let (sent_state, outcome) = match record.quarantine {
+            None => (RecordState::Enqueued, Outcome::Accepted),
+            Some(_) => (RecordState::Quarantined, Outcome::Quarantined),
+        };
         let result = match self.publisher.publish(message).await {
-            Ok(()) => self.store.mark_enqueued(&record.id, clock.now_ms()).await.map_err(IngestError::from),
+            Ok(()) => self.store.mark_sent(&record.id, sent_state, clock.now_ms()).await.map_err(IngestError::from),
             Err(e) => Err(e.into()),
         };
         if let Err(err) = result {
@@ -185,7 +290,7 @@ impl Pipeline {
             }
             return Err(err);
         }
-        Ok(Outcome::Accepted)
+        Ok(outcome)
     }
 }
 
@@ -201,12 +306,11 @@ impl Clock {
     }
 }
 
-/// Request headers worth keeping with the record: anything that may carry a credential is dropped.
-pub fn safe_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    const SECRET_HINTS: [&str; 6] = ["auth", "cookie", "signature", "token", "secret", "key"];
+/// The request headers on the allowlist ([`STORED_HEADERS`]), sorted.
+pub fn stored_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     let mut kept: Vec<(String, String)> = headers
         .iter()
-        .filter(|(name, _)| !SECRET_HINTS.iter().any(|hint| name.as_str().contains(hint)))
+        .filter(|(name, _)| STORED_HEADERS.contains(&name.as_str()))
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned())))
         .collect();
     kept.sort();
@@ -220,7 +324,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_bearing_headers_are_dropped() {
+    fn only_allowlisted_headers_are_kept() {
         let mut headers = HeaderMap::new();
         for (name, value) in [
             ("content-type", "application/json"),
@@ -228,11 +332,15 @@ mod tests {
             ("authorization", "Bearer x"),
             ("x-muda-signature", "def"),
             ("x-api-key", "k"),
+            ("x-webhook-password", "p"),
+            ("x-hmac-sha256", "h"),
+            ("x-sig", "s"),
+            ("x-muda-timestamp", "1763800000"),
             ("user-agent", "GuzzleHttp/7"),
         ] {
             headers.insert(name, HeaderValue::from_static(value));
         }
-        let kept: Vec<String> = safe_headers(&headers).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(kept, ["content-type", "user-agent"]);
+        let kept: Vec<String> = stored_headers(&headers).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kept, ["content-type", "user-agent", "x-muda-timestamp"]);
     }
 }

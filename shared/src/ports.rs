@@ -9,24 +9,29 @@ use async_trait::async_trait;
 
 use crate::error::{PublishError, SecretsError, StoreError};
 use crate::provider::Provider;
-use crate::verify::{Scheme, SecretSet};
+use crate::providers::Secrets;
+use crate::verify::Scheme;
 
-/// The life of a record: `RECEIVED` at the put, `ENQUEUED` once the message is on the queue. A delivery
-/// whose content differs from the first one with the same id is kept in its own `CONFLICT` record.
+/// The life of a record: `RECEIVED` at the put, then `ENQUEUED` (an event) or `QUARANTINED` (what could not
+/// be normalised) once its message is on the queue. A delivery whose content differs from the first one
+/// with the same id is kept in its own `CONFLICT` record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordState {
     Received,
     Enqueued,
+    Quarantined,
     Conflict,
 }
 
 impl RecordState {
-    pub const ALL: [RecordState; 3] = [RecordState::Received, RecordState::Enqueued, RecordState::Conflict];
+    pub const ALL: [RecordState; 4] =
+        [RecordState::Received, RecordState::Enqueued, RecordState::Quarantined, RecordState::Conflict];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RecordState::Received => "RECEIVED",
             RecordState::Enqueued => "ENQUEUED",
+            RecordState::Quarantined => "QUARANTINED",
             RecordState::Conflict => "CONFLICT",
         }
     }
@@ -34,9 +39,29 @@ impl RecordState {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|state| state.as_str() == s)
     }
+
+    /// Whether the record's message is on the queue: nothing more to do for its id.
+    pub fn is_sent(self) -> bool {
+        matches!(self, RecordState::Enqueued | RecordState::Quarantined)
+    }
 }
 
-/// What is written for one event at its first delivery.
+/// The raw body of one callback, stored once (`body#<provider>#<sha256 of the bytes>`); its events point to
+/// it. It expires after `EVENT_TTL_DAYS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRecord {
+    pub key: String,
+    pub provider: Provider,
+    pub raw_body: String,
+    /// Request headers on the allowlist only.
+    pub headers: Vec<(String, String)>,
+    pub received_at_ms: i64,
+    /// TTL attribute, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What is written for one event (or quarantined item) at its first delivery: a small item, well under
+/// 1 KB, that is the idempotency marker for its id and holds what rebuilds its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRecord {
     /// The partition key `pk`: the event id (or `{id}#conflict#{hash}` for a conflicting delivery).
@@ -47,13 +72,18 @@ pub struct EventRecord {
     pub received_at_ms: i64,
     /// Until when this delivery owns the record (now + the function timeout).
     pub lease_until_ms: i64,
-    pub raw_body: String,
-    /// Request headers with every secret-bearing one removed.
-    pub headers: Vec<(String, String)>,
+    /// The key of the callback's [`BodyRecord`].
+    pub body_ref: String,
     pub scheme: Scheme,
     pub secret_index: usize,
     pub content_hash: String,
-    /// TTL attribute, Unix seconds.
+    /// The FIFO message group.
+    pub group: String,
+    /// The message as sent, without `data.payload` (taken from the body when the message is rebuilt).
+    pub envelope: String,
+    /// Why the item is quarantined, and the field at fault.
+    pub quarantine: Option<(String, String)>,
+    /// TTL attribute, Unix seconds: `IDEMPOTENCY_TTL_DAYS` for events, `EVENT_TTL_DAYS` for conflicts.
     pub expires_at: i64,
 }
 
@@ -74,14 +104,23 @@ pub enum Insert {
 /// Records events once: the idempotency half of a delivery.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
+    /// Store a callback's raw body (idempotent: the key is the hash of the bytes).
+    async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError>;
+    /// A stored raw body, if it has not expired.
+    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Record the first use of a signature (`key`) with `content_hash`. True when this is the first use or
+    /// the same content again; false when the signature was first used with other content.
+    async fn claim_signature(&self, key: &str, content_hash: &str, expires_at: i64) -> Result<bool, StoreError>;
     /// Write `record` unless a record with its id exists; if one does, return its state.
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError>;
     /// The current state of a record.
     async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError>;
+    /// The whole record (to rebuild its message).
+    async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
     /// Take over a `RECEIVED` record whose lease is still `expired_lease_ms`; false if someone else did first.
     async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError>;
-    /// `RECEIVED` -> `ENQUEUED`.
-    async fn mark_enqueued(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// `RECEIVED` -> `state` (`ENQUEUED` or `QUARANTINED`) once the message is on the queue.
+    async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError>;
     /// End this delivery's lease early (after a failure) so that the next retry can proceed at once.
     async fn release(&self, id: &str) -> Result<(), StoreError>;
 }
@@ -106,16 +145,16 @@ pub trait EventPublisher: Send + Sync {
 /// Where a function's secrets come from, read once per cold start.
 #[async_trait]
 pub trait SecretLoader: Send + Sync {
-    async fn load(&self) -> Result<SecretSet, SecretsError>;
+    async fn load(&self) -> Result<Secrets, SecretsError>;
 }
 
-/// Secrets given directly (`WEBHOOK_SECRETS`: local runs and tests).
+/// Secrets given directly (`WEBHOOK_SECRETS`, `MUDA_SIGNING_KEYS`: local runs and tests).
 #[derive(Debug, Clone)]
-pub struct StaticSecrets(pub SecretSet);
+pub struct StaticSecrets(pub Secrets);
 
 #[async_trait]
 impl SecretLoader for StaticSecrets {
-    async fn load(&self) -> Result<SecretSet, SecretsError> {
+    async fn load(&self) -> Result<Secrets, SecretsError> {
         Ok(self.0.clone())
     }
 }

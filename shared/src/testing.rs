@@ -6,24 +6,26 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use crate::config::Retention;
 use crate::config::VerifyConfig;
 use crate::error::{PublishError, Rejection, StoreError};
 use crate::pipeline::Pipeline;
 use crate::ports::{
-    EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, StaticSecrets, StoredState,
+    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, StaticSecrets,
+    StoredState,
 };
 use crate::provider::Provider;
-use crate::providers::{self, Callback, Incoming, SignOptions, Signer};
+use crate::providers::{self, Callback, Incoming, Secrets, SignOptions, Signer};
 use crate::verify::canonical::SIGNATURE_FIELD;
+use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, CanonicalHash};
-use crate::verify::{json, Secret, SecretSet};
+use crate::verify::{Secret, SecretSet};
 
 pub use crate::verify::signing::hmac_sha256;
 
@@ -73,7 +75,7 @@ pub(crate) fn sign_as(
     secret: &Secret,
     options: &SignOptions,
     now: DateTime<Utc>,
-) -> Result<SignedRequest, serde_json::Error> {
+) -> Result<SignedRequest, ReadError> {
     Ok(match signer {
         Signer::CanonicalSeconds => canonical_request(body, secret, options.niobi_hash, now.timestamp())?,
         Signer::CanonicalMillis => canonical_request(body, secret, CanonicalHash::Sha256, now.timestamp_millis())?,
@@ -91,10 +93,9 @@ fn canonical_request(
     secret: &Secret,
     hash: CanonicalHash,
     timestamp: i64,
-) -> Result<SignedRequest, serde_json::Error> {
-    let members = json::object_members(body)?;
-    let restamped = json::object_with(&members, "timestamp", &timestamp.to_string());
-    Ok(SignedRequest::new(signing::sign_canonical_body(restamped.get(), secret, hash)?))
+) -> Result<SignedRequest, ReadError> {
+    let restamped = json::read(body)?.object_with("timestamp", &timestamp.to_string());
+    Ok(SignedRequest::new(signing::sign_canonical_body(&restamped, secret, hash)?))
 }
 
 /// Sign `body` as `provider` would at `now`, with the default options (Niobi: plain SHA-256).
@@ -115,8 +116,7 @@ pub fn sign_with(
 
 /// The body of an unsigned request whose `signature` field was set by hand (tests of missing signatures).
 pub fn without_signature(body: &str) -> String {
-    let members = json::object_members(body).expect("a JSON object");
-    json::object_without(&members, &[SIGNATURE_FIELD]).get().to_owned()
+    json::read(body).expect("a JSON object").object_without(&[SIGNATURE_FIELD]).get().to_owned()
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -209,7 +209,7 @@ impl TestRequest {
         config: &VerifyConfig,
         now: DateTime<Utc>,
     ) -> Result<Callback<'_>, Rejection> {
-        self.check_with(provider, config, &secrets(), now)
+        self.check_with(provider, config, &secrets().into(), now)
     }
 
     /// Authenticate and normalise with `secrets`.
@@ -217,7 +217,7 @@ impl TestRequest {
         &self,
         provider: Provider,
         config: &VerifyConfig,
-        secrets: &SecretSet,
+        secrets: &Secrets,
         now: DateTime<Utc>,
     ) -> Result<Callback<'_>, Rejection> {
         providers::authenticate_and_normalise(provider, config, secrets, &self.incoming(), now)
@@ -277,10 +277,10 @@ impl TestPipeline {
         let pipeline = Pipeline::new(
             provider,
             VerifyConfig::default(),
-            Arc::new(StaticSecrets(secrets())),
+            Arc::new(StaticSecrets(secrets().into())),
             store.clone(),
             publisher.clone(),
-            Duration::from_secs(35 * 86_400),
+            Retention::default(),
         );
         Self { pipeline, store, publisher }
     }
@@ -302,6 +302,8 @@ impl TestPipeline {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, EventRecord>>,
+    bodies: Mutex<HashMap<String, BodyRecord>>,
+    signatures: Mutex<HashMap<String, String>>,
     unavailable: AtomicBool,
 }
 
@@ -317,6 +319,17 @@ impl MemoryStore {
 
     pub fn record(&self, id: &str) -> Option<EventRecord> {
         self.records.lock().unwrap().get(id).cloned()
+    }
+
+    /// The raw body an event record points to.
+    pub fn body_of(&self, id: &str) -> Option<String> {
+        let body_ref = self.record(id)?.body_ref;
+        self.bodies.lock().unwrap().get(&body_ref).map(|b| b.raw_body.clone())
+    }
+
+    /// The stored bodies.
+    pub fn bodies(&self) -> Vec<BodyRecord> {
+        self.bodies.lock().unwrap().values().cloned().collect()
     }
 
     pub fn ids(&self) -> Vec<String> {
@@ -343,6 +356,24 @@ fn stored(record: &EventRecord) -> StoredState {
 
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
+    async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
+        self.check_available("PutItem")?;
+        self.bodies.lock().unwrap().insert(body.key.clone(), body.clone());
+        Ok(())
+    }
+
+    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.check_available("GetItem")?;
+        Ok(self.bodies.lock().unwrap().get(key).map(|b| b.raw_body.clone()))
+    }
+
+    async fn claim_signature(&self, key: &str, content_hash: &str, _expires_at: i64) -> Result<bool, StoreError> {
+        self.check_available("PutItem")?;
+        let mut signatures = self.signatures.lock().unwrap();
+        let first = signatures.entry(key.to_owned()).or_insert_with(|| content_hash.to_owned());
+        Ok(first == content_hash)
+    }
+
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
         self.check_available("PutItem")?;
         let mut records = self.records.lock().unwrap();
@@ -358,6 +389,11 @@ impl IdempotencyStore for MemoryStore {
         Ok(self.records.lock().unwrap().get(id).map(stored))
     }
 
+    async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.check_available("GetItem")?;
+        Ok(self.record(id))
+    }
+
     async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
         self.check_available("UpdateItem")?;
         let mut records = self.records.lock().unwrap();
@@ -370,11 +406,11 @@ impl IdempotencyStore for MemoryStore {
         }
     }
 
-    async fn mark_enqueued(&self, id: &str, _at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_sent(&self, id: &str, sent: RecordState, _at_ms: i64) -> Result<(), StoreError> {
         self.check_available("UpdateItem")?;
         if let Some(r) = self.records.lock().unwrap().get_mut(id) {
             if r.state == RecordState::Received {
-                r.state = RecordState::Enqueued;
+                r.state = sent;
             }
         }
         Ok(())

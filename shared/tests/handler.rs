@@ -52,12 +52,30 @@ async fn errors_answer_with_their_status_and_a_json_body() {
     assert!(body.contains("invalid_token"));
 
     let mut malformed = TestRequest::signed_fixture(Muda, "transaction_status_failed", Utc::now());
-    malformed.body = br#"{"status":"FAILED"}"#.to_vec();
+    malformed.body = br#"{"status":"FAILED""#.to_vec();
     let (status, _, body) = TestPipeline::new(Muda).call(&malformed, false).await;
     assert_eq!(status, 400);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["error"], "missing_field");
-    assert_eq!(json["message"], "required field `transaction_id` is missing");
+    assert_eq!(json["error"], "invalid_json");
+
+    let mut deep = TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now());
+    deep.body = format!(r#"{{"signature":"00","params":{}{}}}"#, "[".repeat(20_000), "]".repeat(20_000)).into_bytes();
+    let (status, _, body) = TestPipeline::new(Choice).call(&deep, false).await;
+    assert_eq!(status, 400);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"], "too_deep");
+}
+
+#[tokio::test]
+async fn authenticated_content_that_cannot_be_normalised_is_acknowledged() {
+    let mut missing_id = TestRequest::signed_fixture(Muda, "transaction_status_failed", Utc::now());
+    missing_id.body = br#"{"status":"FAILED","amount":"1"}"#.to_vec();
+    let t = TestPipeline::new(Muda);
+    let (status, _, body) = t.call(&missing_id, false).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let messages = t.publisher.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].event_type, "muda.quarantined");
 }
 
 #[tokio::test]

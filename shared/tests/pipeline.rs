@@ -8,10 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use payhooks::error::IngestError;
 use payhooks::pipeline::Outcome;
-use payhooks::ports::{EventRecord, IdempotencyStore, RecordState};
-use payhooks::providers;
+use payhooks::ports::{IdempotencyStore, RecordState};
 use payhooks::testing::{sign, TestPipeline, TestRequest, SECRET};
-use payhooks::verify::Scheme;
 use payhooks::Provider::*;
 
 const LEASE: Duration = Duration::from_secs(10);
@@ -27,7 +25,7 @@ async fn new_callback_is_recorded_and_enqueued_once() {
     let record = t.store.record("niobi:payin:A7KQ2M9XW001:000000").unwrap();
     assert_eq!(record.state, RecordState::Enqueued);
     assert_eq!(record.scheme.as_str(), "niobi-sha256");
-    assert_eq!(record.raw_body.as_bytes(), req.body.as_slice());
+    assert_eq!(t.store.body_of(&record.id).unwrap().as_bytes(), req.body.as_slice());
     let messages = t.publisher.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].group, "A7KQ2M9XW001");
@@ -81,7 +79,7 @@ async fn same_id_different_content_is_kept_not_enqueued() {
     assert_eq!(conflict_ids.len(), 1);
     let kept = t.store.record(&conflict_ids[0]).unwrap();
     assert_eq!(kept.state, RecordState::Conflict);
-    assert!(kept.raw_body.contains("15000.00"));
+    assert!(t.store.body_of(&kept.id).unwrap().contains("15000.00"));
 }
 
 #[tokio::test]
@@ -92,7 +90,7 @@ async fn queue_failure_is_503_and_the_retry_completes_once() {
     let err = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
     assert!(matches!(err, IngestError::Publish(_)), "{err:?}");
     assert_eq!(err.status().as_u16(), 503);
-    let record = t.store.record("lipia:stk:ws_CO_22112025101500123456:Success").unwrap();
+    let record = t.store.record("lipia:stk:ws_CO_22112025101500123456:success").unwrap();
     assert_eq!(
         (record.state, record.lease_until_ms),
         (RecordState::Received, 0),
@@ -103,7 +101,7 @@ async fn queue_failure_is_503_and_the_retry_completes_once() {
     let retry = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!(retry.outcome, Outcome::Accepted);
     assert_eq!(t.publisher.messages().len(), 1);
-    assert_eq!(t.store.record("lipia:stk:ws_CO_22112025101500123456:Success").unwrap().state, RecordState::Enqueued);
+    assert_eq!(t.store.record("lipia:stk:ws_CO_22112025101500123456:success").unwrap().state, RecordState::Enqueued);
 }
 
 #[tokio::test]
@@ -117,32 +115,14 @@ async fn store_failure_is_503_and_nothing_is_sent() {
     assert!(t.publisher.messages().is_empty());
 }
 
-/// Insert the record a crashed or concurrent delivery would have left: `RECEIVED`, lease until `lease_until_ms`.
+/// Leave the record a crashed or concurrent delivery would have left: `RECEIVED`, lease until `lease_until_ms`
+/// (a delivery whose send failed, then its lease set as another delivery would hold it).
 async fn leave_received(t: &testing::TestPipeline, req: &TestRequest, lease_until_ms: i64) -> String {
-    let callback = providers::authenticate_and_normalise(
-        Lipia,
-        &Default::default(),
-        &testing::secrets(),
-        &req.incoming(),
-        Utc::now(),
-    )
-    .unwrap();
-    let id = callback.events[0].id.clone();
-    let record = EventRecord {
-        id: id.clone(),
-        provider: Lipia,
-        event_type: "lipia.stk.succeeded".into(),
-        state: RecordState::Received,
-        received_at_ms: Utc::now().timestamp_millis(),
-        lease_until_ms,
-        raw_body: callback.body.to_owned(),
-        headers: vec![],
-        scheme: Scheme::UrlToken,
-        secret_index: 0,
-        content_hash: callback.content_hash.clone(),
-        expires_at: 0,
-    };
-    t.store.insert(&record).await.unwrap();
+    t.publisher.set_unavailable(true);
+    t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    t.publisher.set_unavailable(false);
+    let id = t.store.ids().into_iter().find(|id| id.starts_with("lipia:stk:")).unwrap();
+    assert!(t.store.take_over(&id, 0, lease_until_ms).await.unwrap());
     id
 }
 
@@ -178,7 +158,7 @@ async fn duplicate_waits_for_the_other_delivery_and_acks() {
     let store = t.store.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        store.mark_enqueued(&id, Utc::now().timestamp_millis()).await.unwrap();
+        store.mark_sent(&id, RecordState::Enqueued, Utc::now().timestamp_millis()).await.unwrap();
     });
     let done = t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!(done.outcome, Outcome::Duplicate);

@@ -6,6 +6,7 @@ use payhooks::testing;
 use chrono::{Duration, Utc};
 use lambda_http::http::{HeaderValue, Method};
 use payhooks::config::{parse_cidrs, VerifyConfig};
+use payhooks::providers::Secrets;
 use payhooks::providers::SignOptions;
 use payhooks::testing::SignedRequest;
 use payhooks::testing::{fixture, sign, typical, TestRequest, OLD_SECRET, SECRET};
@@ -114,20 +115,21 @@ fn rejection_table() {
         cases.push((format!("{}: timestamp 400 s ahead", provider.name()), provider, future, 401, "future_timestamp"));
     }
 
-    // Malformed bodies (authenticated by URL token, so parsing is what fails).
+    // Bodies the reader refuses before any secret is used.
     let mut not_json = signed_with(Lipia, SECRET);
     not_json.body = b"ok=1".to_vec();
     cases.push(("lipia: not JSON".into(), Lipia, not_json, 400, "invalid_json"));
-    let mut no_id = signed_with(Muda, SECRET);
-    no_id.body = br#"{"status":"SUCCESS","amount":"1"}"#.to_vec();
-    cases.push(("muda: no transaction_id".into(), Muda, no_id, 400, "missing_field"));
     let mut dup = signed_with(Muda, SECRET);
     dup.body = br#"{"transaction_id":"a","transaction_id":"b","status":"SUCCESS"}"#.to_vec();
     cases.push(("muda: duplicate key".into(), Muda, dup, 400, "invalid_json"));
-    let mut bad_amount = signed_with(Lipia, SECRET);
-    bad_amount.body =
-        String::from_utf8(bad_amount.body).unwrap().replace("\"Amount\": 100", "\"Amount\": \"1,000\"").into_bytes();
-    cases.push(("lipia: amount not decimal".into(), Lipia, bad_amount, 400, "invalid_field"));
+    for provider in Provider::ALL {
+        let mut deep = signed_with(provider, SECRET);
+        deep.body = format!(r#"{{"a":{}1{}}}"#, "[".repeat(32), "]".repeat(32)).into_bytes();
+        cases.push((format!("{}: 33 levels deep", provider.name()), provider, deep, 400, "too_deep"));
+        let mut surrogate = signed_with(provider, SECRET);
+        surrogate.body = br#"{"a":"\udead"}"#.to_vec();
+        cases.push((format!("{}: lone surrogate", provider.name()), provider, surrogate, 400, "invalid_json"));
+    }
 
     for (name, provider, req, status, code) in &cases {
         let result = req.check(*provider, &config, now);
@@ -137,12 +139,40 @@ fn rejection_table() {
     assert!(cases.len() >= 35, "{}", cases.len());
 }
 
+/// Once authenticated, content that cannot be normalised is quarantined with the field named, never refused.
 #[test]
-fn missing_field_is_named() {
-    let body = fixture(Choice, "0002_transaction").replace("\"requestId\"", "\"requestIdX\"");
-    let req = TestRequest::from_signed(Choice, &sign(Choice, &body, SECRET, Utc::now()));
-    let err = req.check(Choice, &VerifyConfig::default(), Utc::now()).unwrap_err();
-    assert_eq!(err.to_string(), "required field `requestId` is missing");
+fn unusable_content_is_quarantined_with_the_field_named() {
+    let now = Utc::now();
+    let cases = [
+        (
+            Choice,
+            fixture(Choice, "0002_transaction").replace("\"requestId\"", "\"requestIdX\""),
+            "missing_field",
+            "requestId",
+        ),
+        (
+            M2Money,
+            fixture(M2Money, "payout_success").replace("\"1500.00\"", "\"1,750.00\""),
+            "invalid_amount",
+            "data.amount",
+        ),
+        (
+            Lipia,
+            fixture(Lipia, "stk_success").replace("\"Amount\": 100", "\"Amount\": \"1,000\""),
+            "invalid_amount",
+            "response.Amount",
+        ),
+        (Muda, r#"{"status":"SUCCESS","amount":"1"}"#.to_owned(), "missing_field", "transaction_id"),
+        (Niobi, fixture(Niobi, "payin_ussd_push").replace("\"params\"", "\"paramz\""), "missing_field", "params"),
+    ];
+    for (provider, body, reason, field) in cases {
+        let req = TestRequest::from_signed(provider, &sign(provider, &body, SECRET, now));
+        let callback = req.check(provider, &VerifyConfig::default(), now).unwrap_or_else(|e| panic!("{provider}: {e}"));
+        assert!(callback.events.is_empty(), "{provider}");
+        let q = &callback.quarantined[0];
+        assert_eq!((q.reason.as_str(), q.field.as_str()), (reason, field), "{provider}");
+        assert_eq!(q.id, format!("{provider}:quarantined:{}", callback.content_hash));
+    }
 }
 
 #[test]
@@ -170,26 +200,47 @@ fn niobi_hmac_mode() {
     assert_eq!(status_of(Niobi, &signed_with(Niobi, SECRET), &hmac), 401);
 }
 
+/// MUDA with signing keys configured: the URL token is not enough; `X-Muda-Signature` over body and
+/// `X-Muda-Timestamp` is required, and the timestamp must be fresh.
 #[test]
-fn muda_optional_header_signature() {
-    let keys = VerifyConfig {
-        muda_signing_keys: Some(SecretSet::parse("muda-key", "MUDA_SIGNING_KEYS").unwrap()),
-        ..Default::default()
+fn muda_signature_is_required_once_keys_are_configured() {
+    let config = VerifyConfig::default();
+    let keys = Secrets { webhook: testing::secrets(), signing_keys: Some(SecretSet::parse("muda-key", "X").unwrap()) };
+    let now = Utc::now();
+    let signed_at = |req: &mut TestRequest, ts: &str| {
+        let sig = hex::encode(testing::hmac_sha256(b"muda-key", &[&req.body, ts.as_bytes()]));
+        req.headers.insert("x-muda-signature", HeaderValue::from_str(&sig).unwrap());
+        req.headers.insert("x-muda-timestamp", HeaderValue::from_str(ts).unwrap());
     };
+    let fresh = now.timestamp().to_string();
     let mut req = signed_with(Muda, SECRET);
-    let ts = "1763800000";
-    let sig = hex::encode(testing::hmac_sha256(b"muda-key", &[&req.body, ts.as_bytes()]));
-    req.headers.insert("x-muda-signature", HeaderValue::from_str(&sig).unwrap());
-    req.headers.insert("x-muda-timestamp", HeaderValue::from_static("1763800000"));
-    assert_eq!(req.check(Muda, &keys, Utc::now()).unwrap().verified.scheme.as_str(), "url-token+muda-hmac-sha256");
-    // Without MUDA_SIGNING_KEYS the header is not checked.
-    assert_eq!(status_of(Muda, &req, &VerifyConfig::default()), 200);
-    let mut wrong_ts = req.clone();
-    wrong_ts.headers.insert("x-muda-timestamp", HeaderValue::from_static("1763800001"));
-    assert_eq!(status_of(Muda, &wrong_ts, &keys), 401);
+    signed_at(&mut req, &fresh);
+    assert_eq!(
+        req.check_with(Muda, &config, &keys, now).unwrap().verified.scheme.as_str(),
+        "url-token+muda-hmac-sha256"
+    );
+    // Without signing keys the header is not needed (and not checked).
+    assert_eq!(status_of(Muda, &req, &config), 200);
+
+    let code = |req: &TestRequest| req.check_with(Muda, &config, &keys, now).unwrap_err().code();
+    let mut downgrade = signed_with(Muda, SECRET);
+    downgrade.body = downgrade.body_text().replace("25000", "99000").into_bytes();
+    assert_eq!(code(&downgrade), "missing_signature", "no header, tampered amount: refused");
+    let mut tampered = req.clone();
+    tampered.body = tampered.body_text().replace("25000", "99000").into_bytes();
+    assert_eq!(code(&tampered), "invalid_signature");
     let mut no_ts = req.clone();
     no_ts.headers.remove("x-muda-timestamp");
-    assert_eq!(status_of(Muda, &no_ts, &keys), 401);
+    assert_eq!(code(&no_ts), "invalid_timestamp");
+    let mut wrong_ts = req.clone();
+    wrong_ts.headers.insert("x-muda-timestamp", HeaderValue::from_str(&(now.timestamp() + 1).to_string()).unwrap());
+    assert_eq!(code(&wrong_ts), "invalid_signature");
+    let mut stale = signed_with(Muda, SECRET);
+    signed_at(&mut stale, &(now - Duration::days(8)).timestamp().to_string());
+    assert_eq!(code(&stale), "stale_timestamp");
+    let mut ahead = signed_with(Muda, SECRET);
+    signed_at(&mut ahead, &(now + Duration::seconds(400)).timestamp().to_string());
+    assert_eq!(code(&ahead), "future_timestamp");
 }
 
 /// A minified body, so that no byte is insignificant whitespace.

@@ -42,7 +42,8 @@ fn env_read_by_config(provider: Provider) -> BTreeSet<String> {
         Some(match name {
             n if n.ends_with("SIGNATURE_HASH") => "sha256".to_owned(),
             n if n.ends_with("ALLOWED_SOURCE_IPS") => "10.0.0.0/8".to_owned(),
-            n if n.ends_with("_BYTES") || n.ends_with("_SECS") || n.ends_with("_DAYS") => "1000000000".to_owned(),
+            n if n.ends_with("_BYTES") => "131072".to_owned(),
+            n if n.ends_with("_SECS") || n.ends_with("_DAYS") => "1000000000".to_owned(),
             _ => "x".to_owned(),
         })
     });
@@ -84,8 +85,10 @@ fn every_function_crate_is_deployed_with_its_route_queue_and_environment() {
         let mut deployed = global_env.clone();
         deployed.extend(keys(env));
         let mut needed = env_read_by_config(provider);
-        // Deployed functions read their secrets from SSM; WEBHOOK_SECRETS is for local runs and tests only.
+        // Deployed functions read their secrets from SSM; WEBHOOK_SECRETS and MUDA_SIGNING_KEYS (values inline)
+        // are for local runs and tests only.
         needed.remove("WEBHOOK_SECRETS");
+        needed.remove("MUDA_SIGNING_KEYS");
         assert!(needed.contains("WEBHOOK_SECRETS_PARAM") && needed.contains("EVENTS_QUEUE_URL"), "{needed:?}");
         let missing: Vec<_> = needed.difference(&deployed).collect();
         assert!(missing.is_empty(), "{id} lacks environment variables its config reads: {missing:?}");

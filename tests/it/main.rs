@@ -40,18 +40,27 @@ async fn new_callbacks_are_recorded_and_enqueued_with_the_envelope() {
             "provider",
             "type",
             "received_at",
-            "enqueued_at",
-            "raw_body",
+            "sent_at",
+            "body_ref",
             "scheme",
             "secret_index",
             "content_hash",
+            "group",
+            "envelope",
             "expires_at",
             "lease_until",
         ] {
             assert!(record.contains_key(key), "{id} lacks {key}");
         }
-        let headers = format!("{:?}", record.get("headers"));
+        assert!(!record.contains_key("raw_body"), "{id}: the body is stored once, in its own item");
+        let body = stack.record(&text(&record, "body_ref")).await;
+        assert!(body.contains_key("raw_body"));
+        let headers = format!("{:?}", body.get("headers"));
         assert!(!headers.to_ascii_lowercase().contains("signature"), "secret-bearing header stored: {headers}");
+        let kept_for = text(&record, "expires_at").parse::<i64>().unwrap() - Utc::now().timestamp();
+        assert!(kept_for > 3000 * 86_400, "{id}: the replay marker outlives the body ({kept_for} s)");
+        let body_kept_for = text(&body, "expires_at").parse::<i64>().unwrap() - Utc::now().timestamp();
+        assert!(body_kept_for < 36 * 86_400, "{id}: the body expires after EVENT_TTL_DAYS");
     }
     let messages = stack.messages().await;
     assert_eq!(messages.len(), 5);
@@ -124,7 +133,7 @@ async fn redelivery_and_resigned_delivery_are_acknowledged_once() {
             Outcome::Duplicate
         );
         assert_eq!(stack.messages().await.len(), 1, "fifo={fifo}");
-        assert_eq!(stack.records().await.len(), 1);
+        assert_eq!(stack.event_records().await.len(), 1);
     }
 }
 
@@ -150,7 +159,7 @@ async fn twenty_identical_deliveries_at_once_give_one_record_and_one_message() {
         *outcomes.entry(key).or_default() += 1;
     }
     assert_eq!(outcomes.get("accepted"), Some(&1), "{outcomes:?}");
-    assert_eq!(stack.records().await.len(), 1);
+    assert_eq!(stack.event_records().await.len(), 1);
     assert_eq!(stack.messages().await.len(), 1);
 }
 
@@ -164,7 +173,7 @@ async fn queue_failure_is_503_and_the_retry_enqueues_once() {
     let err = broken.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap_err();
     assert!(matches!(err, IngestError::Publish(_)), "{err:?}");
     assert_eq!(err.status().as_u16(), 503);
-    let id = "lipia:stk:ws_CO_22112025101700654321:Failed";
+    let id = "lipia:stk:ws_CO_22112025101700654321:failed";
     let record = stack.record(id).await;
     assert_eq!((text(&record, "state").as_str(), text(&record, "lease_until").as_str()), ("RECEIVED", "0"));
 
@@ -213,10 +222,12 @@ async fn content_conflict_is_kept_and_not_enqueued() {
         Utc::now(),
     );
     assert_eq!(pipeline.process(&changed.incoming(), Utc::now(), LEASE).await.unwrap().outcome, Outcome::Conflict);
-    let records = stack.records().await;
+    let records = stack.event_records().await;
+    let states: Vec<String> = records.iter().map(|r| text(r, "state")).collect();
     let conflicts: Vec<_> = records.iter().filter(|r| text(r, "state") == "CONFLICT").collect();
-    assert_eq!((records.len(), conflicts.len()), (2, 1));
-    assert!(text(conflicts[0], "raw_body").contains("90000"));
+    assert_eq!((states.len(), conflicts.len()), (2, 1), "{states:?}");
+    let kept = stack.record(&text(conflicts[0], "body_ref")).await;
+    assert!(text(&kept, "raw_body").contains("90000"));
     assert_eq!(stack.messages().await.len(), 1);
 }
 
@@ -266,14 +277,17 @@ async fn conditional_updates_hold_on_dynamodb() {
         state: RecordState::Received,
         received_at_ms: 1,
         lease_until_ms: 1_000,
-        raw_body: "{}".into(),
-        headers: vec![("user-agent".into(), "x".into())],
+        body_ref: "body#lipia#b".into(),
         scheme: payhooks::verify::Scheme::UrlToken,
         secret_index: 0,
         content_hash: "h".into(),
+        group: "g".into(),
+        envelope: r#"{"id":"e1","data":{"provider":"lipia"}}"#.into(),
+        quarantine: None,
         expires_at: 2,
     };
     assert_eq!(store.insert(&record).await.unwrap(), Insert::Created);
+    assert_eq!(store.load("e1").await.unwrap(), Some(record.clone()), "a stored record reads back whole");
     let Insert::Exists(existing) = store.insert(&record).await.unwrap() else {
         panic!("second put must find the first")
     };
@@ -284,10 +298,14 @@ async fn conditional_updates_hold_on_dynamodb() {
     assert!(!store.take_over("e1", 999, 5_000).await.unwrap(), "a stale expected lease must not win");
     assert!(store.take_over("e1", 1_000, 5_000).await.unwrap());
     assert!(!store.take_over("e1", 1_000, 6_000).await.unwrap(), "only one takeover wins");
-    store.mark_enqueued("e1", 7).await.unwrap();
+    store.mark_sent("e1", RecordState::Enqueued, 7).await.unwrap();
     assert_eq!(store.get("e1").await.unwrap().unwrap().state, RecordState::Enqueued);
     assert!(!store.take_over("e1", 5_000, 9_000).await.unwrap(), "an ENQUEUED record is never taken over");
     store.release("e1").await.unwrap();
     assert_eq!(store.get("e1").await.unwrap().unwrap().lease_until_ms, 5_000, "release leaves ENQUEUED records alone");
     assert_eq!(store.get("nope").await.unwrap(), None);
+
+    assert!(store.claim_signature("sig#choice#s", "h1", 2).await.unwrap(), "first use");
+    assert!(store.claim_signature("sig#choice#s", "h1", 2).await.unwrap(), "same content again");
+    assert!(!store.claim_signature("sig#choice#s", "h2", 2).await.unwrap(), "other content under a used signature");
 }

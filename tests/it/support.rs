@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use chrono::Utc;
 use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
-use payhooks::config::VerifyConfig;
+use payhooks::config::{Retention, VerifyConfig};
 use payhooks::ports::StaticSecrets;
 use payhooks::{testing, Pipeline, Provider};
 
@@ -79,10 +79,10 @@ impl Stack {
         Pipeline::new(
             provider,
             VerifyConfig::default(),
-            Arc::new(StaticSecrets(testing::secrets())),
+            Arc::new(StaticSecrets(testing::secrets().into())),
             Arc::new(DynamoDbIdempotencyStore::new(self.ddb.clone(), table.to_owned())),
             Arc::new(SqsPublisher::new(self.sqs.clone(), queue_url.to_owned())),
-            Duration::from_secs(35 * 86_400),
+            Retention::default(),
         )
     }
 
@@ -120,6 +120,11 @@ impl Stack {
             .expect("scan")
             .items
             .unwrap_or_default()
+    }
+
+    /// The event, quarantine and conflict records (not the bodies and signature records).
+    pub async fn event_records(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.records().await.into_iter().filter(|r| r.contains_key("state")).collect()
     }
 
     pub async fn record(&self, id: &str) -> HashMap<String, AttributeValue> {

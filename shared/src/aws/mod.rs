@@ -12,25 +12,23 @@ pub use dynamodb::DynamoDbIdempotencyStore;
 pub use sqs::SqsPublisher;
 pub use ssm::SsmSecrets;
 
-use crate::config::{Config, SecretSource};
+use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::ports::{SecretLoader, StaticSecrets};
+use crate::ports::SecretLoader;
 
 impl Pipeline {
     /// Build the clients once and wire them into a pipeline for `config.provider`.
     pub async fn from_config(config: Config) -> Self {
         let sdk = aws_config::load_from_env().await;
-        let secrets: Arc<dyn SecretLoader> = match config.secrets {
-            SecretSource::Inline(set) => Arc::new(StaticSecrets(set)),
-            SecretSource::SsmParameter(name) => Arc::new(SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), name)),
-        };
+        let secrets: Arc<dyn SecretLoader> =
+            Arc::new(SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), config.secrets, config.signing_keys));
         Pipeline::new(
             config.provider,
             config.verify,
             secrets,
             Arc::new(DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table)),
             Arc::new(SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), config.events_queue_url)),
-            config.event_ttl,
+            config.retention,
         )
     }
 }

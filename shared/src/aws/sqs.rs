@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use sha2::{Digest, Sha256};
@@ -23,7 +25,32 @@ impl SqsPublisher {
 }
 
 fn attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data_type is set")
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(sqs_text(value))
+        .build()
+        .expect("data_type is set")
+}
+
+/// `text` with every character SQS refuses in a body or attribute (anything outside `#x9 #xA #xD
+/// #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF`) written as a JSON `\uXXXX` escape. In a message body such
+/// characters can only stand inside JSON strings (the reader refuses them elsewhere), where the escape
+/// means the same character; so a body stays the same JSON and SQS never refuses it for its content.
+pub fn sqs_text(text: &str) -> Cow<'_, str> {
+    let allowed =
+        |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    if text.chars().all(allowed) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if allowed(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// SQS group and deduplication ids allow at most 128 ASCII letters, digits and punctuation; anything else
@@ -43,7 +70,7 @@ impl EventPublisher for SqsPublisher {
             .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(&message.body)
+            .message_body(sqs_text(&message.body))
             .message_attributes("provider", attribute(message.provider.name()))
             .message_attributes("type", attribute(&message.event_type))
             .message_attributes("id", attribute(&message.id));
@@ -58,6 +85,16 @@ impl EventPublisher for SqsPublisher {
 #[cfg(test)]
 mod tests {
     use super::sqs_id;
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped() {
+        use super::sqs_text;
+        assert_eq!(sqs_text(r#"{"a":"ok é 😀"}"#), r#"{"a":"ok é 😀"}"#);
+        let escaped = sqs_text("{\"a\":\"x\u{FFFF}y\u{FFFE}\"}");
+        assert_eq!(escaped, r#"{"a":"x\uffffy\ufffe"}"#);
+        let back: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back["a"], "x\u{FFFF}y\u{FFFE}");
+    }
 
     #[test]
     fn ids_are_kept_when_sqs_accepts_them() {

@@ -11,25 +11,23 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::StatusTable;
-use super::{amount, optional, parse_as, required, required_member, Ack, Context, Ingested, Route, Signer, Spec};
+use super::fields::{amount, id_part, optional, optional_part, parse_as, Reason, StatusTable, Unusable};
+use super::{section, unusable, Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::{self, Text};
+use crate::verify::json::{Document, Text};
 use crate::verify::signing::CanonicalHash;
-use crate::verify::Scheme;
+use crate::verify::{Scheme, Verified};
 
-pub(super) const SPEC: Spec = Spec { ack: Ack::PlainOk, route: Route::Plain, signer: Signer::CanonicalMillis, ingest };
+pub(super) const SPEC: Spec =
+    Spec { ack: Ack::PlainOk, route: Route::Plain, signer: Signer::CanonicalMillis, authenticate, normalise };
+
+fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
+    ctx.verify_canonical(doc, CanonicalHash::Sha256, Scheme::ChoiceSha256)
+}
 
 /// Notification types whose `params.resultArray` holds one event per item.
 const BATCH_TYPES: [&str; 3] = ["0004", "0008", "0014"];
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Notification {
-    request_id: Option<Text>,
-    notification_type: Option<Text>,
-}
 
 /// The `params` fields (and `resultArray` item fields) that identify and classify a notification.
 #[derive(Debug, Default, Deserialize)]
@@ -57,52 +55,59 @@ struct Params {
     request_id: Option<Text>,
 }
 
-fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
-    let (body, members) = ctx.members()?;
-    let verified = ctx.verify_canonical(&members, CanonicalHash::Sha256, Scheme::ChoiceSha256)?;
-    let head: Notification = parse_as(body, "body")?;
-    let request_id = required(&head.request_id, "requestId")?;
-    let ntype = required(&head.notification_type, "notificationType")?;
-    let params_raw = required_member(&members, "params")?;
-    let events = if BATCH_TYPES.contains(&ntype.as_str()) {
-        batch_events(&ntype, &request_id, params_raw)?
-    } else {
-        let params: Params = parse_as(params_raw, "params")?;
-        vec![event(&ntype, &request_id, &params, "params", format!("choice:{ntype}:{request_id}"))?]
-    };
-    Ok(Ingested { verified, body, members, events })
+#[derive(Debug, Deserialize)]
+struct Batch<'a> {
+    #[serde(borrow, rename = "resultArray")]
+    result_array: Option<Vec<&'a RawValue>>,
 }
 
-/// One event per `params.resultArray` item.
-fn batch_events(ntype: &str, request_id: &str, params_raw: &str) -> Result<Vec<NormalisedEvent>, Rejection> {
-    let items_raw = json::object_members(params_raw)?
-        .into_iter()
-        .find(|(k, _)| k == "resultArray")
-        .map(|(_, v)| v)
-        .ok_or(Rejection::missing("params.resultArray"))?;
-    let items: Vec<&RawValue> = parse_as(items_raw.get(), "params.resultArray")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let at = format!("params.resultArray[{i}]");
-            let item: Params = parse_as(raw.get(), &at)?;
-            Ok(event(ntype, request_id, &item, &at, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))
-        })
-        .collect()
+fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+    if let Some(why) = &doc.ambiguity {
+        return unusable(Unusable::new(Reason::AmbiguousSignature, why));
+    }
+    let top = |name: &str| id_part(&doc.member_text(name).map(|t| Text(t.into_owned())), name);
+    let head = top("requestId").and_then(|r| Ok((r, top("notificationType")?, section(doc, "params")?)));
+    let (request_id, ntype, params) = match head {
+        Ok(head) => head,
+        Err(why) => return unusable(why),
+    };
+    if BATCH_TYPES.contains(&ntype.as_str()) {
+        return batch_events(&ntype, &request_id, params);
+    }
+    let id = format!("choice:{ntype}:{request_id}");
+    vec![parse_as(params, "params").and_then(|p| event(&ntype, &request_id, &p, "params", id))]
+}
+
+/// One event per `params.resultArray` item; a bad item is unusable on its own, an empty batch as a whole.
+fn batch_events(ntype: &str, request_id: &str, params: &str) -> Vec<Result<NormalisedEvent, Unusable>> {
+    let items = match parse_as::<Batch>(params, "params") {
+        Ok(Batch { result_array: Some(items) }) => items,
+        Ok(Batch { result_array: None }) => return unusable(Unusable::new(Reason::MissingField, "params.resultArray")),
+        Err(why) => return unusable(why),
+    };
+    if items.is_empty() {
+        return unusable(Unusable::new(Reason::EmptyBatch, "params.resultArray"));
+    }
+    let item_event = |(i, raw): (usize, &&RawValue)| {
+        let at = format!("params.resultArray[{i}]");
+        let item: Params = parse_as(raw.get(), &at)?;
+        Ok(event(ntype, request_id, &item, &at, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))
+    };
+    items.iter().enumerate().map(item_event).collect()
 }
 
 /// The complete event for one notification (or batch item) found at `at`.
-fn event(ntype: &str, request_id: &str, p: &Params, at: &str, id: String) -> Result<NormalisedEvent, Rejection> {
-    let reference = reference(ntype, p).unwrap_or_else(|| request_id.to_owned());
+fn event(ntype: &str, request_id: &str, p: &Params, at: &str, id: String) -> Result<NormalisedEvent, Unusable> {
+    let field = |name: &str| format!("{at}.{name}");
+    let reference = reference(ntype, p, at)?.unwrap_or_else(|| request_id.to_owned());
     let (amount_field, amount_value, currency) = if ntype == "0023" {
-        ("transferAmount", &p.transfer_amount, optional(&p.debit_account_ccy))
+        ("transferAmount", &p.transfer_amount, optional_part(&p.debit_account_ccy, &field("debitAccountCcy"))?)
     } else {
-        ("amount", &p.amount, optional(&p.currency))
+        ("amount", &p.amount, optional_part(&p.currency, &field("currency"))?)
     };
-    Ok(NormalisedEvent::new(id, kind(ntype), reference, status(ntype, p))
-        .with_merchant_reference(optional(&p.merchant_tx_id))
-        .with_amount(amount(amount_value, &format!("{at}.{amount_field}"))?, currency))
+    Ok(NormalisedEvent::new(id, kind(ntype), reference, status(ntype, p, at)?)
+        .with_merchant_reference(optional_part(&p.merchant_tx_id, &field("merchantTxId"))?)
+        .with_amount(amount(amount_value, &field(amount_field))?, currency))
 }
 
 /// What a notification type is about; an unknown type is kept as `notification_<type>`.
@@ -133,46 +138,56 @@ fn kind(ntype: &str) -> Cow<'static, str> {
 }
 
 /// The normalised status and the provider's status text it was read from.
-fn status(ntype: &str, p: &Params) -> (Status, Option<String>) {
-    let read = |table: &StatusTable, field: &Option<Text>| {
-        let text = optional(field);
-        (table.get(text.as_deref()), text)
+fn status(ntype: &str, p: &Params, at: &str) -> Result<(Status, Option<String>), Unusable> {
+    let read = |table: &StatusTable, value: &Option<Text>, name: &str| {
+        let text = optional_part(value, &format!("{at}.{name}"))?;
+        Ok((table.get(text.as_deref()), text))
     };
+    let unknown =
+        |value: &Option<Text>, name: &str| Ok((Status::Unknown, optional_part(value, &format!("{at}.{name}"))?));
     match ntype {
-        "0001" | "0005" | "0006" => read(&ONBOARDING, &p.status),
-        "0002" | "0004" | "0008" => read(&TRANSACTION, &p.tx_status),
-        "0003" | "0016" | "0022" => (Status::Succeeded, None),
-        "0007" | "0014" | "0023" => read(&WORDS, &p.status),
-        "0012" => read(&ACCOUNT_OPENING, &p.status),
+        "0001" | "0005" | "0006" => read(&ONBOARDING, &p.status, "status"),
+        "0002" | "0004" | "0008" => read(&TRANSACTION, &p.tx_status, "txStatus"),
+        "0003" | "0016" | "0022" => Ok((Status::Succeeded, None)),
+        "0007" | "0014" | "0023" => read(&WORDS, &p.status, "status"),
+        "0012" => read(&ACCOUNT_OPENING, &p.status, "status"),
         // 0013 and 0028 statuses are integers Choice has not documented: kept as provider_status, `unknown`.
-        "0013" | "0028" => (Status::Unknown, optional(&p.status)),
-        "0015" => (Status::State("ready"), None),
-        "0019" => read(&ACCOUNT_CLOSURE, &p.status),
-        "0020" => (Status::State("received"), None),
-        "0021" => (account_state(p), optional(&p.status)),
-        "0024" => read(&PROFILE_CHECK, &p.profile_check_status),
-        "0025" => read(&FIXED_DEPOSIT, &p.status),
-        _ => (Status::Unknown, optional(&p.status).or(optional(&p.tx_status))),
+        "0013" | "0028" => unknown(&p.status, "status"),
+        "0015" => Ok((Status::State("ready"), None)),
+        "0019" => read(&ACCOUNT_CLOSURE, &p.status, "status"),
+        "0020" => Ok((Status::State("received"), None)),
+        "0021" => Ok((account_state(p), optional_part(&p.status, &format!("{at}.status"))?)),
+        "0024" => read(&PROFILE_CHECK, &p.profile_check_status, "profileCheckStatus"),
+        "0025" => read(&FIXED_DEPOSIT, &p.status, "status"),
+        _ if optional(&p.status).is_some() => unknown(&p.status, "status"),
+        _ => unknown(&p.tx_status, "txStatus"),
     }
 }
 
 /// The transaction or subject reference, where the type carries one (else the request id is used).
-fn reference(ntype: &str, p: &Params) -> Option<String> {
-    let first = |fields: &[&Option<Text>]| fields.iter().find_map(|f| optional(f));
+fn reference(ntype: &str, p: &Params, at: &str) -> Result<Option<String>, Unusable> {
+    let first = |fields: &[(&Option<Text>, &str)]| {
+        for (value, name) in fields {
+            if let Some(found) = optional_part(value, &format!("{at}.{name}"))? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    };
     match ntype {
-        "0001" | "0005" | "0006" => first(&[&p.onboarding_request_id, &p.user_id]),
-        "0004" | "0008" => first(&[&p.tx_id, &p.merchant_tx_id]),
-        "0007" | "0014" => first(&[&p.tx_id, &p.payment_id]),
-        "0012" | "0013" | "0028" => first(&[&p.application_id]),
-        "0015" => first(&[&p.job_id]),
-        "0016" => None,
-        "0019" => first(&[&p.request_id, &p.account_id]),
-        "0020" => first(&[&p.business_id]),
-        "0021" => first(&[&p.account_id]),
-        "0023" => first(&[&p.tx_id, &p.application_id]),
-        "0024" => first(&[&p.onboarding_request_id]),
-        "0025" => first(&[&p.application_id, &p.deposit_account_id]),
-        _ => first(&[&p.tx_id]),
+        "0001" | "0005" | "0006" => first(&[(&p.onboarding_request_id, "onboardingRequestId"), (&p.user_id, "userId")]),
+        "0004" | "0008" => first(&[(&p.tx_id, "txId"), (&p.merchant_tx_id, "merchantTxId")]),
+        "0007" | "0014" => first(&[(&p.tx_id, "txId"), (&p.payment_id, "paymentId")]),
+        "0012" | "0013" | "0028" => first(&[(&p.application_id, "applicationId")]),
+        "0015" => first(&[(&p.job_id, "jobId")]),
+        "0016" => Ok(None),
+        "0019" => first(&[(&p.request_id, "requestId"), (&p.account_id, "accountId")]),
+        "0020" => first(&[(&p.business_id, "businessId")]),
+        "0021" => first(&[(&p.account_id, "accountId")]),
+        "0023" => first(&[(&p.tx_id, "txId"), (&p.application_id, "applicationId")]),
+        "0024" => first(&[(&p.onboarding_request_id, "onboardingRequestId")]),
+        "0025" => first(&[(&p.application_id, "applicationId"), (&p.deposit_account_id, "depositAccountId")]),
+        _ => first(&[(&p.tx_id, "txId")]),
     }
 }
 
@@ -217,7 +232,7 @@ const FIXED_DEPOSIT: StatusTable =
 
 /// 0021: `type` 1 = freeze status (1 unfrozen, 2 frozen), 2 = dormant status (1 active, 2 dormant).
 fn account_state(p: &Params) -> Status {
-    match (optional(&p.change_type).as_deref(), optional(&p.status).as_deref()) {
+    match (optional(&p.change_type), optional(&p.status)) {
         (Some("1"), Some("1")) => Status::State("unfrozen"),
         (Some("1"), Some("2")) => Status::State("frozen"),
         (Some("2"), Some("1")) => Status::State("active"),

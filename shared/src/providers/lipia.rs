@@ -1,15 +1,23 @@
 //! Lipia Online (M-Pesa STK push). Lipia signs nothing: the callback URL ends in a secret token.
 //!
-//! Bodies come with or without the `response` wrapper. Event id: `lipia:stk:{CheckoutRequestID}:{Status}`.
+//! Bodies come with or without the `response` wrapper. Event id: `lipia:stk:{CheckoutRequestID}:{status}`
+//! (the `Status` word trimmed and lower-cased, so `Success`, `SUCCESS` and `Success ` are one event).
 
 use serde::Deserialize;
 
-use super::{amount, member, optional, parse_as, required, Ack, Context, Ingested, Route, Signer, Spec, StatusTable};
+use super::fields::{amount, as_sent, id_part, optional, optional_part, parse_as, StatusTable, Unusable};
+use super::{Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::Text;
+use crate::verify::json::{Document, Text};
+use crate::verify::Verified;
 
-pub(super) const SPEC: Spec = Spec { ack: Ack::PlainOk, route: Route::Token, signer: Signer::PathToken, ingest };
+pub(super) const SPEC: Spec =
+    Spec { ack: Ack::PlainOk, route: Route::Token, signer: Signer::PathToken, authenticate, normalise };
+
+fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rejection> {
+    ctx.verify_path_token()
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -22,22 +30,25 @@ struct StkResult {
     external_reference: Option<Text>,
 }
 
-fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
-    let verified = ctx.verify_path_token()?;
-    let (body, members) = ctx.members()?;
-    let (stk, prefix): (StkResult, &str) = match member(&members, "response") {
-        Some(inner) => (parse_as(inner.get(), "response")?, "response."),
-        None => (parse_as(body, "body")?, ""),
+fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+    let (raw, section, prefix) = match doc.member("response") {
+        Some(inner) => (inner, "response", "response."),
+        None => (doc.text, "body", ""),
     };
-    let checkout = required(&stk.checkout_request_id, &format!("{prefix}CheckoutRequestID"))?;
-    let status_text = required(&stk.status, &format!("{prefix}Status"))?;
-    let id = format!("lipia:stk:{checkout}:{status_text}");
-    let status = status(&status_text, optional(&stk.result_code).as_deref());
-    let event = NormalisedEvent::new(id, "stk", checkout, (status, Some(status_text)))
-        .with_merchant_reference(optional(&stk.external_reference))
+    vec![parse_as(raw, section).and_then(|stk| event(&stk, prefix))]
+}
+
+fn event(stk: &StkResult, prefix: &str) -> Result<NormalisedEvent, Unusable> {
+    let checkout = id_part(&stk.checkout_request_id, &format!("{prefix}CheckoutRequestID"))?;
+    let sent = id_part(&stk.status, &format!("{prefix}Status"))?;
+    let word = sent.to_ascii_lowercase();
+    let id = format!("lipia:stk:{checkout}:{word}");
+    let status = status(&word, optional(&stk.result_code));
+    let provider_status = Some(as_sent(&stk.status, &sent));
+    Ok(NormalisedEvent::new(id, "stk", checkout, (status, provider_status))
+        .with_merchant_reference(optional_part(&stk.external_reference, &format!("{prefix}ExternalReference"))?)
         // Lipia documents amounts "in Kenyan Shillings".
-        .with_amount(amount(&stk.amount, &format!("{prefix}Amount"))?, Some("KES".to_owned()));
-    Ok(Ingested { verified, body, members, events: vec![event] })
+        .with_amount(amount(&stk.amount, &format!("{prefix}Amount"))?, Some("KES".to_owned())))
 }
 
 const WORDS: StatusTable = StatusTable(&[

@@ -6,6 +6,7 @@
 //! dispatches on [`Provider`].
 
 mod choice;
+pub(crate) mod fields;
 mod lipia;
 mod m2money;
 mod muda;
@@ -18,15 +19,16 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{VerifyConfig, MAX_FUTURE_SKEW};
 use crate::error::Rejection;
-use crate::event::{NormalisedEvent, Status};
+use crate::event::NormalisedEvent;
 use crate::provider::Provider;
 use crate::verify::canonical::{CanonicalPairs, SIGNATURE_FIELD};
-use crate::verify::json::{self, Members, Text};
+use crate::verify::json::{self, Document, ReadError};
 use crate::verify::secrets::{self, SecretSet};
 use crate::verify::signing::{self, CanonicalHash};
 use crate::verify::{Scheme, Verified};
 #[cfg(feature = "test-util")]
 use crate::{testing::SignedRequest, verify::Secret};
+pub use fields::{Reason, Unusable};
 
 /// One provider's whole behaviour.
 pub(crate) struct Spec {
@@ -35,8 +37,11 @@ pub(crate) struct Spec {
     /// How the provider's sender signs (what the tests and `payhooks-send` imitate).
     #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     pub signer: Signer,
-    /// Authenticate, parse and normalise one callback (after the common checks).
-    pub ingest: for<'a> fn(&Context<'_, 'a>) -> Result<Ingested<'a>, Rejection>,
+    /// Authenticate a callback whose body has been read (after the common checks).
+    pub authenticate: fn(&Context<'_, '_>, &Document<'_>) -> Result<Verified, Rejection>,
+    /// Normalise an authenticated callback: one entry per event (a batch has several), each an event or the
+    /// reason it cannot be one.
+    pub normalise: fn(&Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>>,
 }
 
 /// How a provider's sender signs a callback. The signing code itself is in `testing` (feature `test-util`).
@@ -139,7 +144,7 @@ pub fn sign(
     secret: &Secret,
     options: &SignOptions,
     now: DateTime<Utc>,
-) -> Result<SignedRequest, serde_json::Error> {
+) -> Result<SignedRequest, ReadError> {
     crate::testing::sign_as(spec(provider).signer, body, secret, options, now)
 }
 
@@ -155,6 +160,21 @@ pub struct Incoming<'a> {
     pub source_ip: Option<&'a str>,
 }
 
+/// The secrets a function verifies with, loaded once per cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// The provider's signing secrets or URL tokens: the first is current, the rest still accepted.
+    pub webhook: SecretSet,
+    /// MUDA only: the `X-Muda-Signature` HMAC keys; when set, every callback must carry that signature.
+    pub signing_keys: Option<SecretSet>,
+}
+
+impl From<SecretSet> for Secrets {
+    fn from(webhook: SecretSet) -> Self {
+        Self { webhook, signing_keys: None }
+    }
+}
+
 /// A genuine callback, taken apart.
 #[derive(Debug)]
 pub struct Callback<'a> {
@@ -163,19 +183,36 @@ pub struct Callback<'a> {
     pub body: &'a str,
     /// The provider's JSON minus `signature`, value text untouched.
     pub payload: Box<RawValue>,
-    /// SHA-256 (hex) of the flattened body without what changes between deliveries (signature, salt, timestamp).
+    /// SHA-256 (hex) of the body's content without what changes between deliveries (signature, salt,
+    /// timestamp), in an encoding where different content never collides.
     pub content_hash: String,
+    /// Choice and Niobi: SHA-256 (hex) of the body's signature, the key of its one-time record.
+    pub signature_key: Option<String>,
+    /// The events, in order.
     pub events: Vec<NormalisedEvent>,
+    /// What could not be normalised: recorded and enqueued as `<provider>.quarantined`, acknowledged.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// An authenticated callback (or batch item) that is kept aside, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// `<provider>:quarantined:<sha256 hex of the content>` (of the content and the item's position, in a batch).
+    pub id: String,
+    pub reason: Reason,
+    pub field: String,
 }
 
 /// Fields left out of the content hash: they legitimately differ between deliveries of one event.
 const VOLATILE_FIELDS: [&str; 3] = [SIGNATURE_FIELD, "salt", "timestamp"];
 
-/// Check, authenticate, parse and normalise one callback.
+/// Check, read, authenticate and normalise one callback. Limits come first (method, size, source, then
+/// the reader's depth and shape checks), before any secret is used. Once authenticated, nothing in the
+/// content makes the callback a 4xx: what cannot be normalised is quarantined.
 pub fn authenticate_and_normalise<'a>(
     provider: Provider,
     config: &VerifyConfig,
-    secrets: &SecretSet,
+    secrets: &Secrets,
     req: &Incoming<'a>,
     now: DateTime<Utc>,
 ) -> Result<Callback<'a>, Rejection> {
@@ -186,49 +223,59 @@ pub fn authenticate_and_normalise<'a>(
         return Err(Rejection::PayloadTooLarge { limit: config.max_body_bytes });
     }
     check_source_ip(config, req.source_ip)?;
+    let body = std::str::from_utf8(req.body).map_err(|_| Rejection::InvalidJson("body is not UTF-8".into()))?;
+    let doc = json::read(body).map_err(|e| match e {
+        ReadError::TooDeep => Rejection::TooDeep,
+        invalid => Rejection::InvalidJson(invalid.to_string()),
+    })?;
 
+    let spec = spec(provider);
     let ctx = Context { config, secrets, req, now };
-    let Ingested { verified, body, members, events } = (spec(provider).ingest)(&ctx)?;
-    let content = CanonicalPairs::from_members(&members, &VOLATILE_FIELDS)?;
+    let verified = (spec.authenticate)(&ctx, &doc)?;
+    let content_hash = doc.content_hash(&VOLATILE_FIELDS);
+    let signature_key = verified
+        .scheme
+        .signs_canonical_string()
+        .then(|| doc.member_text(SIGNATURE_FIELD))
+        .flatten()
+        .map(|sig| hex::encode(Sha256::digest(sig.trim().to_ascii_lowercase().as_bytes())));
+    let normalised = (spec.normalise)(&doc);
+    let single = normalised.len() == 1;
+    let mut events = Vec::with_capacity(normalised.len());
+    let mut quarantined = Vec::new();
+    for (position, item) in normalised.into_iter().enumerate() {
+        match item {
+            Ok(event) => events.push(event),
+            Err(Unusable { reason, field }) => {
+                let content = if single {
+                    content_hash.clone()
+                } else {
+                    hex::encode(Sha256::digest(format!("{content_hash}#{position}").as_bytes()))
+                };
+                quarantined.push(Quarantined { id: format!("{provider}:quarantined:{content}"), reason, field });
+            }
+        }
+    }
     Ok(Callback {
         verified,
         body,
-        payload: json::object_without(&members, &[SIGNATURE_FIELD]),
-        content_hash: hex::encode(Sha256::digest(content.joined().as_bytes())),
+        payload: doc.object_without(&[SIGNATURE_FIELD]),
+        content_hash,
+        signature_key,
         events,
+        quarantined,
     })
 }
 
-/// What each provider module receives.
+/// What a provider module's `authenticate` receives.
 pub(crate) struct Context<'c, 'a> {
     pub config: &'c VerifyConfig,
-    pub secrets: &'c SecretSet,
+    pub secrets: &'c Secrets,
     pub req: &'c Incoming<'a>,
     pub now: DateTime<Utc>,
 }
 
-/// What a provider module returns for a genuine callback.
-pub(crate) struct Ingested<'a> {
-    pub verified: Verified,
-    /// The body as UTF-8 text, exactly as received.
-    pub body: &'a str,
-    /// Its top-level members, value text untouched.
-    pub members: Members<'a>,
-    pub events: Vec<NormalisedEvent>,
-}
-
 impl<'a> Context<'_, 'a> {
-    pub fn body_text(&self) -> Result<&'a str, Rejection> {
-        std::str::from_utf8(self.req.body).map_err(|_| Rejection::InvalidJson("body is not UTF-8".into()))
-    }
-
-    /// The body as one JSON object (duplicate keys refused anywhere).
-    pub fn members(&self) -> Result<(&'a str, Members<'a>), Rejection> {
-        let body = self.body_text()?;
-        let members = json::object_members(body)?;
-        Ok((body, members))
-    }
-
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
     }
@@ -240,6 +287,7 @@ impl<'a> Context<'_, 'a> {
             return Err(Rejection::MissingToken);
         }
         self.secrets
+            .webhook
             .find(|s| secrets::token_matches(s.expose(), token))
             .map(|secret_index| Verified { scheme: Scheme::UrlToken, secret_index })
             .ok_or(Rejection::InvalidToken)
@@ -248,27 +296,29 @@ impl<'a> Context<'_, 'a> {
     /// Choice and Niobi: the body's `signature` over the canonical string, then the send timestamp.
     pub fn verify_canonical(
         &self,
-        members: &Members<'_>,
+        doc: &Document<'_>,
         hash: CanonicalHash,
         scheme: Scheme,
     ) -> Result<Verified, Rejection> {
-        let provided = field_text(members, SIGNATURE_FIELD)
+        let provided = doc
+            .member_text(SIGNATURE_FIELD)
             .filter(|s| !s.trim().is_empty())
             .ok_or(Rejection::MissingSignature("body field `signature`"))?;
-        let pairs = CanonicalPairs::from_members(members, &[SIGNATURE_FIELD])?;
+        let pairs = CanonicalPairs::of(doc);
         let secret_index = self
             .secrets
+            .webhook
             .find(|s| secrets::hex_matches(&signing::canonical_digest(&pairs, s, hash), &provided))
             .ok_or(Rejection::InvalidSignature)?;
-        self.check_timestamp(members)?;
+        let timestamp = doc.member_text("timestamp").ok_or(Rejection::InvalidTimestamp)?;
+        self.check_timestamp(&timestamp)?;
         Ok(Verified { scheme, secret_index })
     }
 
-    /// Refuse a send `timestamp` older than `MAX_EVENT_AGE_SECS` or more than 300 s ahead. Niobi sends
+    /// Refuse a send timestamp older than `MAX_EVENT_AGE_SECS` or more than 300 s ahead. Niobi sends
     /// seconds and Choice milliseconds, but both have been seen with the other unit, so the unit is taken
     /// from the magnitude (a value above 10^11 is milliseconds: in seconds it would be the year 5138).
-    pub fn check_timestamp(&self, members: &Members<'_>) -> Result<(), Rejection> {
-        let text = field_text(members, "timestamp").ok_or(Rejection::InvalidTimestamp)?;
+    pub fn check_timestamp(&self, text: &str) -> Result<(), Rejection> {
         let value: i64 = text.trim().parse().map_err(|_| Rejection::InvalidTimestamp)?;
         if value <= 0 {
             return Err(Rejection::InvalidTimestamp);
@@ -297,90 +347,19 @@ fn check_source_ip(config: &VerifyConfig, source_ip: Option<&str>) -> Result<(),
     }
 }
 
-/// A top-level member's raw value.
-pub(crate) fn member<'a>(members: &Members<'a>, name: &str) -> Option<&'a RawValue> {
-    members.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+/// A required top-level section (`params`, `data`) as raw text.
+pub(crate) fn section<'a>(doc: &Document<'a>, name: &str) -> Result<&'a str, Unusable> {
+    doc.member(name).ok_or_else(|| Unusable::new(Reason::MissingField, name))
 }
 
-/// A required top-level member that is an object or array (`params`, `response`), as raw text.
-pub(crate) fn required_member<'a>(members: &Members<'a>, name: &str) -> Result<&'a str, Rejection> {
-    member(members, name).map(RawValue::get).ok_or_else(|| Rejection::missing(name))
-}
-
-/// A provider's status words or codes, grouped by what they mean. Lookups trim the text and ignore ASCII
-/// case; anything not in the table is `unknown`, never a success.
-pub(crate) struct StatusTable(pub &'static [(Status, &'static [&'static str])]);
-
-impl StatusTable {
-    pub fn get(&self, text: Option<&str>) -> Status {
-        let Some(text) = text.map(str::trim) else { return Status::Unknown };
-        let means = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(text));
-        self.0.iter().find(|(_, words)| means(words)).map_or(Status::Unknown, |(status, _)| *status)
-    }
-}
-
-/// A top-level scalar field's text.
-pub(crate) fn field_text(members: &Members<'_>, name: &str) -> Option<String> {
-    members.iter().find(|(k, _)| k == name).and_then(|(_, v)| json::scalar_text(v))
-}
-
-/// A required identifying field: present and not empty.
-pub(crate) fn required(value: &Option<Text>, field: &str) -> Result<String, Rejection> {
-    match value {
-        Some(t) if !t.as_str().trim().is_empty() => Ok(t.as_str().to_owned()),
-        _ => Err(Rejection::missing(field)),
-    }
-}
-
-/// An optional text field; empty strings count as absent.
-pub(crate) fn optional(value: &Option<Text>) -> Option<String> {
-    value.as_ref().map(|t| t.as_str().trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-/// An amount as decimal text exactly as sent (string or number); empty means absent. Anything that is not a
-/// plain decimal (`-12.50`, `100`) is refused rather than passed on for a consumer to misread.
-pub(crate) fn amount(value: &Option<Text>, field: &str) -> Result<Option<String>, Rejection> {
-    let Some(text) = optional(value) else { return Ok(None) };
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-    let is_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if is_digits(whole) && is_digits(frac) {
-        Ok(Some(text))
-    } else {
-        Err(Rejection::invalid(field, format!("`{text}` is not a decimal amount")))
-    }
-}
-
-/// Parse a sub-document into a typed model, naming the field on failure.
-pub(crate) fn parse_as<'de, T: serde::Deserialize<'de>>(raw: &'de str, field: &str) -> Result<T, Rejection> {
-    serde_json::from_str(raw).map_err(|e| Rejection::invalid(field, e.to_string()))
+/// The whole callback as one unusable entry.
+pub(crate) fn unusable(why: Unusable) -> Vec<Result<NormalisedEvent, Unusable>> {
+    vec![Err(why)]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_must_be_decimal_text() {
-        let t = |s: &str| Some(Text(s.to_owned()));
-        assert_eq!(amount(&t("100.50"), "a"), Ok(Some("100.50".into())));
-        assert_eq!(amount(&t("-3"), "a"), Ok(Some("-3".into())));
-        assert_eq!(amount(&t(""), "a"), Ok(None));
-        assert_eq!(amount(&None, "a"), Ok(None));
-        for bad in ["1,000", "1e3", "ten", "1.", ".5", "--1"] {
-            assert_eq!(amount(&t(bad), "data.amount").unwrap_err().code(), "invalid_field", "{bad}");
-        }
-    }
-
-    #[test]
-    fn status_tables_trim_and_fold_case() {
-        const TABLE: StatusTable = StatusTable(&[(Status::Succeeded, &["success", "8"])]);
-        for text in ["success", "SUCCESS", " Success ", "8"] {
-            assert_eq!(TABLE.get(Some(text)), Status::Succeeded, "{text}");
-        }
-        assert_eq!(TABLE.get(Some("succes")), Status::Unknown);
-        assert_eq!(TABLE.get(None), Status::Unknown);
-    }
 
     #[test]
     fn routes_and_acks() {

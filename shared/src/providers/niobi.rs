@@ -7,27 +7,31 @@
 
 use serde::Deserialize;
 
-use super::StatusTable;
-use super::{amount, optional, parse_as, required, required_member, Ack, Context, Ingested, Route, Signer, Spec};
+use super::fields::{amount, id_part, optional, optional_part, parse_as, Reason, StatusTable, Unusable};
+use super::{section, unusable, Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::Text;
+use crate::verify::json::{Document, Text};
 use crate::verify::signing::CanonicalHash;
-use crate::verify::Scheme;
+use crate::verify::{Scheme, Verified};
 
-pub(super) const SPEC: Spec = Spec { ack: Ack::JsonOk, route: Route::Plain, signer: Signer::CanonicalSeconds, ingest };
+pub(super) const SPEC: Spec =
+    Spec { ack: Ack::JsonOk, route: Route::Plain, signer: Signer::CanonicalSeconds, authenticate, normalise };
 
-fn ingest<'a>(ctx: &Context<'_, 'a>) -> Result<Ingested<'a>, Rejection> {
-    let (body, members) = ctx.members()?;
+fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
     let hash = ctx.config.niobi_hash;
     let scheme = match hash {
         CanonicalHash::Sha256 => Scheme::NiobiSha256,
         CanonicalHash::HmacSha256 => Scheme::NiobiHmacSha256,
     };
-    let verified = ctx.verify_canonical(&members, hash, scheme)?;
-    let params: Params = parse_as(required_member(&members, "params")?, "params")?;
-    let events = vec![normalise(&params)?];
-    Ok(Ingested { verified, body, members, events })
+    ctx.verify_canonical(doc, hash, scheme)
+}
+
+fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+    if let Some(why) = &doc.ambiguity {
+        return unusable(Unusable::new(Reason::AmbiguousSignature, why));
+    }
+    vec![section(doc, "params").and_then(|raw| parse_as(raw, "params")).and_then(|p| event(&p))]
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,18 +49,23 @@ struct Params {
     payment_reference: Option<Text>,
 }
 
-fn normalise(p: &Params) -> Result<NormalisedEvent, Rejection> {
-    let (kind, txn_id, merchant_reference) = if p.payout_id.is_some() {
-        ("payout", required(&p.payout_id, "params.payoutId")?, optional(&p.payment_reference))
+fn event(p: &Params) -> Result<NormalisedEvent, Unusable> {
+    let (kind, txn_id, merchant_reference) = if optional(&p.payout_id).is_some() {
+        (
+            "payout",
+            id_part(&p.payout_id, "params.payoutId")?,
+            optional_part(&p.payment_reference, "params.payment_reference")?,
+        )
     } else {
-        ("payin", required(&p.deposit_id, "params.depositId")?, optional(&p.third_party_reference_1))
+        let reference = optional_part(&p.third_party_reference_1, "params.third_party_reference_1")?;
+        ("payin", id_part(&p.deposit_id, "params.depositId")?, reference)
     };
-    let code = required(&p.status_code, "params.statusCode")?;
+    let code = id_part(&p.status_code, "params.statusCode")?;
     let id = format!("niobi:{kind}:{txn_id}:{code}");
-    let status = CODES.get(Some(&code)).or_else(|| WORDS.get(optional(&p.status).as_deref()));
+    let status = CODES.get(Some(&code)).or_else(|| WORDS.get(optional(&p.status)));
     Ok(NormalisedEvent::new(id, kind, txn_id, (status, Some(code)))
         .with_merchant_reference(merchant_reference)
-        .with_amount(amount(&p.amount, "params.amount")?, optional(&p.currency)))
+        .with_amount(amount(&p.amount, "params.amount")?, optional_part(&p.currency, "params.currency")?))
 }
 
 /// Codes Niobi has published: `000000` success (final), `000006` timeout (not final: a success may follow).

@@ -5,32 +5,28 @@
 //! `senderKey=<private key>`, sorts the `key=value` strings with JavaScript's `Array.prototype.sort`
 //! (UTF-16 code-unit order over the whole string) and joins them with `&`. Niobi documents the same steps.
 //! Values are the text as sent: a number's digits are never re-rendered, `null` renders as `null`
-//! (JavaScript string concatenation).
+//! (JavaScript string concatenation). The flattening itself is done by the reader ([`super::json`]).
 
 use std::cmp::Ordering;
 
-use serde_json::value::RawValue;
-
-use super::json::{self, Kind};
+use super::json::Document;
 
 /// The field a signer adds with its secret before sorting.
 pub const SENDER_KEY: &str = "senderKey";
 /// The body field that carries the signature; never part of what is signed.
 pub const SIGNATURE_FIELD: &str = "signature";
 
-/// The flattened `key=value` strings of a JSON object, in canonical (sorted) order, without `signature`.
+/// The flattened `key=value` strings of a body, in canonical (sorted) order, without `signature`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalPairs(Vec<String>);
 
 impl CanonicalPairs {
-    /// Flatten a top-level object, leaving out the top-level keys in `skip`.
-    pub fn from_members(members: &json::Members<'_>, skip: &[&str]) -> Result<Self, serde_json::Error> {
-        let mut pairs = Vec::new();
-        for (key, value) in members.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
-            flatten(value, key, &mut pairs)?;
-        }
+    /// The pairs of `doc`, leaving out top-level `signature`.
+    pub fn of(doc: &Document<'_>) -> Self {
+        let mut pairs: Vec<String> =
+            doc.pairs.iter().filter(|p| p.top != SIGNATURE_FIELD).map(|p| p.joined()).collect();
         pairs.sort_by(|a, b| js_cmp(a, b));
-        Ok(Self(pairs))
+        Self(pairs)
     }
 
     /// The string to sign: these pairs plus `senderKey=<secret>`, sorted, joined with `&`.
@@ -41,11 +37,6 @@ impl CanonicalPairs {
         parts.insert(at, &sender_key);
         parts.join("&")
     }
-
-    /// The pairs alone, joined with `&` (used for content hashes).
-    pub fn joined(&self) -> String {
-        self.0.join("&")
-    }
 }
 
 /// JavaScript's default sort order: UTF-16 code units.
@@ -53,54 +44,30 @@ fn js_cmp(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
-fn flatten(value: &RawValue, path: &str, out: &mut Vec<String>) -> Result<(), serde_json::Error> {
-    match json::kind(value) {
-        Kind::Object => {
-            let members = json::object_members(value.get())?;
-            if members.is_empty() {
-                out.push(format!("{path}={{}}"));
-            }
-            for (key, child) in &members {
-                flatten(child, &format!("{path}.{key}"), out)?;
-            }
-        }
-        Kind::Array => {
-            let items = json::array_elements(value.get())?;
-            if items.is_empty() {
-                out.push(format!("{path}=[]"));
-            }
-            for (i, child) in items.iter().enumerate() {
-                flatten(child, &format!("{path}[{i}]"), out)?;
-            }
-        }
-        Kind::Null => out.push(format!("{path}=null")),
-        Kind::String | Kind::Number | Kind::Bool => {
-            let text = json::scalar_text(value).unwrap_or_default();
-            out.push(format!("{path}={text}"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::json;
     use proptest::prelude::*;
 
     fn pairs(body: &str) -> CanonicalPairs {
-        CanonicalPairs::from_members(&json::object_members(body).unwrap(), &[SIGNATURE_FIELD]).unwrap()
+        CanonicalPairs::of(&json::read(body).unwrap())
+    }
+
+    fn joined(body: &str) -> String {
+        pairs(body).0.join("&")
     }
 
     #[test]
     fn flattens_like_the_postman_script() {
-        let p = pairs(r#"{"signature":"x","b":{"c":1.50,"d":[],"e":{},"f":[{"g":null},true]},"a":"t"}"#);
-        assert_eq!(p.joined(), "a=t&b.c=1.50&b.d=[]&b.e={}&b.f[0].g=null&b.f[1]=true");
+        let p = joined(r#"{"signature":"x","b":{"c":1.50,"d":[],"e":{},"f":[{"g":null},true]},"a":"t"}"#);
+        assert_eq!(p, "a=t&b.c=1.50&b.d=[]&b.e={}&b.f[0].g=null&b.f[1]=true");
     }
 
     #[test]
     fn sorts_whole_strings_not_keys() {
         // `amount=` vs `amount2=`: '=' (0x3D) sorts after '2' (0x32) as a string; a key sort would differ.
-        assert_eq!(pairs(r#"{"amount":"1","amount2":"2"}"#).joined(), "amount2=2&amount=1");
+        assert_eq!(joined(r#"{"amount":"1","amount2":"2"}"#), "amount2=2&amount=1");
     }
 
     #[test]

@@ -1,111 +1,537 @@
-//! Raw JSON access that keeps every value exactly as the provider sent it.
+//! The one reader of a callback body: a single linear pass with an explicit stack (no recursion that input
+//! can drive) that checks the limits while it reads and yields everything later steps need.
 //!
-//! Signatures (Choice, Niobi) are computed over value text, so numbers must never be re-rendered through
-//! `f64`; and a body with a repeated key would let the verifier and the parser see different values, so
-//! duplicate keys are refused anywhere in the document.
+//! - **Limits**: nesting deeper than [`MAX_DEPTH`] is refused as it is met; strings must be valid JSON strings
+//!   (no raw control characters, no lone surrogate escapes such as `\udead`).
+//! - **One meaning**: a key repeated in any object is refused, so the verifier and the parser can never
+//!   read different values.
+//! - **Value text as sent**: numbers keep their digits; strings are unescaped once. Signatures (Choice,
+//!   Niobi) are computed over this text, so numbers are never re-rendered through `f64`.
+//! - **Output**: the top-level members (raw text), the flattened `path=value` pairs of the canonical string,
+//!   an unambiguous content hash and whether the canonical string could be read another way.
 
-use std::collections::HashSet;
-use std::fmt;
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
-/// The members of one JSON object, in the order they were sent, values untouched.
-pub type Members<'a> = Vec<(String, &'a RawValue)>;
+/// Deepest nesting accepted (the top-level object is depth 1).
+pub const MAX_DEPTH: usize = 32;
 
-/// What a raw value is, judged from its first byte.
+/// Why a body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("nesting is deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("{what} at byte {at}")]
+    Invalid { what: &'static str, at: usize },
+}
+
+/// What a scalar or empty container is (its tag in the content hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Object,
-    Array,
     String,
     Number,
     Bool,
     Null,
+    EmptyObject,
+    EmptyArray,
 }
 
-pub fn kind(raw: &RawValue) -> Kind {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => Kind::Object,
-        Some(b'[') => Kind::Array,
-        Some(b'"') => Kind::String,
-        Some(b't' | b'f') => Kind::Bool,
-        Some(b'n') => Kind::Null,
-        _ => Kind::Number,
+impl Kind {
+    fn tag(self) -> char {
+        match self {
+            Kind::String => 's',
+            Kind::Number => 'n',
+            Kind::Bool => 'b',
+            Kind::Null => 'z',
+            Kind::EmptyObject => 'o',
+            Kind::EmptyArray => 'a',
+        }
     }
 }
 
-struct MembersVisitor;
+/// One leaf of the flattened body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair<'a> {
+    /// The canonical path: `a.b` for nested keys, `a[i]` for array items.
+    pub path: String,
+    /// The value as the canonical string renders it: a string's content, a number's text as sent,
+    /// `true`/`false`/`null`, `{}`/`[]` for empty containers.
+    pub value: Cow<'a, str>,
+    pub kind: Kind,
+    /// The top-level key this leaf sits under.
+    pub top: Cow<'a, str>,
+    /// The path written so that no two different paths look alike: each key length-prefixed.
+    structural: String,
+}
 
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Members<'de>;
+impl Pair<'_> {
+    /// `path=value`, the pair as the canonical string joins it.
+    pub fn joined(&self) -> String {
+        let mut s = String::with_capacity(self.path.len() + 1 + self.value.len());
+        s.push_str(&self.path);
+        s.push('=');
+        s.push_str(&self.value);
+        s
+    }
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
+/// A body that has been read: nothing later parses it again for structure.
+#[derive(Debug)]
+pub struct Document<'a> {
+    pub text: &'a str,
+    /// Top-level members in the order sent: (key, raw value text).
+    pub members: Vec<(Cow<'a, str>, &'a str)>,
+    /// Every leaf, in document order.
+    pub pairs: Vec<Pair<'a>>,
+    /// Why the canonical string (`path=value&...`) of this body could also be read as another body's, if
+    /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`.
+    pub ambiguity: Option<String>,
+}
+
+impl<'a> Document<'a> {
+    /// A top-level member's raw value text.
+    pub fn member(&self, name: &str) -> Option<&'a str> {
+        self.members.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut seen = HashSet::new();
-        let mut members = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+    /// A top-level scalar's text as the provider means it (`None` for null, objects and arrays).
+    pub fn member_text(&self, name: &str) -> Option<Cow<'a, str>> {
+        let leaf = self.pairs.iter().find(|p| p.top == name && p.path == name)?;
+        matches!(leaf.kind, Kind::String | Kind::Number | Kind::Bool).then(|| leaf.value.clone())
+    }
+
+    /// The object re-assembled without the top-level keys in `drop`, values byte for byte as received.
+    pub fn object_without(&self, drop: &[&str]) -> Box<RawValue> {
+        let mut out = String::with_capacity(self.text.len());
+        out.push('{');
+        for (key, value) in self.members.iter().filter(|(k, _)| !drop.contains(&k.as_ref())) {
+            if out.len() > 1 {
+                out.push(',');
             }
-            let value: &'de RawValue = map.next_value()?;
-            members.push((key, value));
+            out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
+            out.push(':');
+            out.push_str(value);
         }
-        Ok(members)
+        out.push('}');
+        RawValue::from_string(out).expect("re-assembled object is valid JSON")
     }
-}
 
-/// Parse `text` as one JSON object and return its members.
-pub fn object_members(text: &str) -> Result<Members<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = (&mut de).deserialize_map(MembersVisitor)?;
-    de.end()?;
-    Ok(members)
-}
-
-/// The elements of a JSON array.
-pub fn array_elements(text: &str) -> Result<Vec<&RawValue>, serde_json::Error> {
-    serde_json::from_str(text)
-}
-
-/// The text of a scalar as a provider means it: a string's content, a number's digits as sent,
-/// `true`/`false`. `None` for `null`, objects and arrays.
-pub fn scalar_text(raw: &RawValue) -> Option<String> {
-    match kind(raw) {
-        Kind::String => serde_json::from_str::<String>(raw.get()).ok(),
-        Kind::Number | Kind::Bool => Some(raw.get().to_owned()),
-        Kind::Null | Kind::Object | Kind::Array => None,
-    }
-}
-
-/// The object `members` re-assembled without the keys in `drop`, values byte-for-byte as received.
-pub fn object_without(members: &Members<'_>, drop: &[&str]) -> Box<RawValue> {
-    let mut out = String::from("{");
-    for (key, value) in members.iter().filter(|(k, _)| !drop.contains(&k.as_str())) {
-        if out.len() > 1 {
-            out.push(',');
+    /// The object with top-level `key` set to the JSON text `value` (replaced in place, or appended).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn object_with(&self, key: &str, value: &str) -> String {
+        let mut out = String::from("{");
+        let mut replaced = false;
+        for (k, v) in &self.members {
+            let v = if k == key {
+                replaced = true;
+                value
+            } else {
+                v
+            };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).expect("a string always serialises"));
+            out.push(':');
+            out.push_str(v);
         }
-        out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
-        out.push(':');
-        out.push_str(value.get());
+        if !replaced {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+        out
     }
-    out.push('}');
-    RawValue::from_string(out).expect("re-assembled object is valid JSON")
+
+    /// SHA-256 (hex) of the body's content without the top-level keys in `skip`: every leaf as its
+    /// length-prefixed path, type and length-prefixed value, sorted. Two bodies have the same hash only if
+    /// they hold the same values at the same paths, whatever their key order or whitespace.
+    pub fn content_hash(&self, skip: &[&str]) -> String {
+        let mut leaves: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|p| !skip.contains(&p.top.as_ref()))
+            .map(|p| format!("{}={}{}:{}", p.structural, p.kind.tag(), p.value.len(), p.value))
+            .collect();
+        leaves.sort_unstable();
+        let mut hasher = Sha256::new();
+        for leaf in &leaves {
+            hasher.update(leaf.as_bytes());
+            hasher.update(b"\n");
+        }
+        hex::encode(hasher.finalize())
+    }
 }
 
-#[cfg(any(test, feature = "test-util"))]
-/// The object `members` with `key` set to the JSON text `value` (replaced in place, or appended).
-pub fn object_with(members: &Members<'_>, key: &str, value: &str) -> Box<RawValue> {
-    let value = RawValue::from_string(value.to_owned()).expect("caller passes valid JSON text");
-    let mut replaced: Vec<(String, &RawValue)> =
-        members.iter().map(|(k, v)| (k.clone(), if k == key { &*value } else { *v })).collect();
-    if !members.iter().any(|(k, _)| k == key) {
-        replaced.push((key.to_owned(), &value));
+enum Container {
+    Object,
+    Array,
+}
+
+/// One open object or array.
+struct Frame<'a> {
+    container: Container,
+    /// Lengths of the path buffers when this container was opened.
+    path_len: usize,
+    structural_len: usize,
+    /// Members or items read so far.
+    count: usize,
+    /// An object's keys, checked for repeats when it closes.
+    keys: Vec<Cow<'a, str>>,
+}
+
+/// Read `text` as one JSON object.
+pub fn read(text: &str) -> Result<Document<'_>, ReadError> {
+    Reader { text, bytes: text.as_bytes(), pos: 0 }.document()
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, what: &'static str) -> Result<T, ReadError> {
+        Err(ReadError::Invalid { what, at: self.pos })
     }
-    object_without(&replaced, &[])
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), ReadError> {
+        self.skip_ws();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.fail(what)
+        }
+    }
+
+    fn document(mut self) -> Result<Document<'a>, ReadError> {
+        let mut doc = Document { text: self.text, members: Vec::new(), pairs: Vec::new(), ambiguity: None };
+        self.skip_ws();
+        if self.peek() != Some(b'{') {
+            return self.fail("expected a JSON object");
+        }
+        self.pos += 1;
+        let mut stack =
+            vec![Frame { container: Container::Object, path_len: 0, structural_len: 0, count: 0, keys: Vec::new() }];
+        let mut path = String::new();
+        let mut structural = String::new();
+        // The top-level key whose value is being read, and where that value started.
+        let mut top: Cow<'a, str> = Cow::Borrowed("");
+        let mut top_start = 0;
+
+        while let Some(frame) = stack.last_mut() {
+            self.skip_ws();
+            let closing = match frame.container {
+                Container::Object => b'}',
+                Container::Array => b']',
+            };
+            if self.peek() == Some(closing) {
+                self.pos += 1;
+                let frame = stack.pop().expect("a frame is open");
+                check_unique(frame.keys, self.pos)?;
+                if stack.is_empty() {
+                    break;
+                }
+                if frame.count == 0 {
+                    let kind = match frame.container {
+                        Container::Object => Kind::EmptyObject,
+                        Container::Array => Kind::EmptyArray,
+                    };
+                    let value = Cow::Borrowed(if kind == Kind::EmptyObject { "{}" } else { "[]" });
+                    push_pair(&mut doc, &path, &structural, value, kind, &top);
+                }
+                path.truncate(frame.path_len);
+                structural.truncate(frame.structural_len);
+                if stack.len() == 1 {
+                    doc.members.push((top.clone(), &self.text[top_start..self.pos]));
+                }
+                continue;
+            }
+            if frame.count > 0 {
+                if self.peek() != Some(b',') {
+                    return self.fail(if closing == b'}' { "expected `,` or `}`" } else { "expected `,` or `]`" });
+                }
+                self.pos += 1;
+                self.skip_ws();
+            }
+            let parent_path = path.len();
+            let parent_structural = structural.len();
+            match frame.container {
+                Container::Object => {
+                    if self.peek() != Some(b'"') {
+                        return self.fail("expected a key");
+                    }
+                    let key = self.string()?;
+                    self.expect(b':', "expected `:`")?;
+                    if stack.len() == 1 {
+                        top = key.clone();
+                        path.clear();
+                    } else {
+                        path.push('.');
+                    }
+                    path.push_str(&key);
+                    let _ = write!(structural, ".{}:{}", key.len(), key);
+                    if doc.ambiguity.is_none() && key.contains(['&', '=', '.', '[', ']']) {
+                        doc.ambiguity = Some(format!("key `{key}` holds a separator"));
+                    }
+                    let frame = stack.last_mut().expect("a frame is open");
+                    frame.keys.push(key);
+                    frame.count += 1;
+                }
+                Container::Array => {
+                    let _ = write!(path, "[{}]", frame.count);
+                    let _ = write!(structural, "[{}]", frame.count);
+                    frame.count += 1;
+                }
+            }
+            self.skip_ws();
+            let value_start = self.pos;
+            if stack.len() == 1 {
+                top_start = value_start;
+            }
+            match self.peek() {
+                Some(open @ (b'{' | b'[')) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(ReadError::TooDeep);
+                    }
+                    self.pos += 1;
+                    stack.push(Frame {
+                        container: if open == b'{' { Container::Object } else { Container::Array },
+                        path_len: parent_path,
+                        structural_len: parent_structural,
+                        count: 0,
+                        keys: Vec::new(),
+                    });
+                    continue;
+                }
+                Some(b'"') => {
+                    let value = self.string()?;
+                    if doc.ambiguity.is_none() && holds_a_pair(&value) {
+                        doc.ambiguity = Some(format!("value of `{path}` holds `&<key>=`"));
+                    }
+                    push_pair(&mut doc, &path, &structural, value, Kind::String, &top);
+                }
+                Some(b't') => self.literal("true", &mut doc, &path, &structural, Kind::Bool, &top)?,
+                Some(b'f') => self.literal("false", &mut doc, &path, &structural, Kind::Bool, &top)?,
+                Some(b'n') => self.literal("null", &mut doc, &path, &structural, Kind::Null, &top)?,
+                Some(b'-' | b'0'..=b'9') => {
+                    let number = self.number()?;
+                    push_pair(&mut doc, &path, &structural, Cow::Borrowed(number), Kind::Number, &top);
+                }
+                _ => return self.fail("expected a value"),
+            }
+            if stack.len() == 1 {
+                doc.members.push((top.clone(), &self.text[value_start..self.pos]));
+            }
+            path.truncate(parent_path);
+            structural.truncate(parent_structural);
+        }
+        self.skip_ws();
+        if self.pos != self.bytes.len() {
+            return self.fail("trailing characters after the object");
+        }
+        Ok(doc)
+    }
+
+    #[allow(clippy::ptr_arg)] // the Cow is cloned into the pair: borrowed stays borrowed
+    fn literal(
+        &mut self,
+        word: &'static str,
+        doc: &mut Document<'a>,
+        path: &str,
+        structural: &str,
+        kind: Kind,
+        top: &Cow<'a, str>,
+    ) -> Result<(), ReadError> {
+        if !self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            return self.fail("expected a value");
+        }
+        self.pos += word.len();
+        push_pair(doc, path, structural, Cow::Borrowed(word), kind, top);
+        Ok(())
+    }
+
+    /// A number's text, checked against JSON's grammar.
+    fn number(&mut self) -> Result<&'a str, ReadError> {
+        let start = self.pos;
+        let digits = |r: &mut Self| {
+            let from = r.pos;
+            while let Some(b'0'..=b'9') = r.peek() {
+                r.pos += 1;
+            }
+            r.pos - from
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return self.fail("invalid number"),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if digits(self) == 0 {
+                return self.fail("invalid number");
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return self.fail("invalid number");
+            }
+        }
+        Ok(&self.text[start..self.pos])
+    }
+
+    /// A string's content (the reader is on its opening quote), unescaped; borrowed when it has no escape.
+    fn string(&mut self) -> Result<Cow<'a, str>, ReadError> {
+        self.pos += 1;
+        let start = self.pos;
+        loop {
+            match self.peek() {
+                None => return self.fail("unterminated string"),
+                Some(b'"') => {
+                    let s = &self.text[start..self.pos];
+                    self.pos += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) => return self.fail("control character in a string"),
+                Some(_) => self.pos += 1,
+            }
+        }
+        let mut out = String::from(&self.text[start..self.pos]);
+        loop {
+            match self.peek() {
+                None => return self.fail("unterminated string"),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let escaped = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.pos += 1;
+                            let c = self.unicode_escape()?;
+                            out.push(c);
+                            continue;
+                        }
+                        _ => return self.fail("invalid escape"),
+                    };
+                    self.pos += 1;
+                    out.push(escaped);
+                }
+                Some(0..=0x1f) => return self.fail("control character in a string"),
+                Some(_) => {
+                    // Copy the run up to the next quote or backslash (UTF-8 boundaries are kept).
+                    let from = self.pos;
+                    while let Some(b) = self.peek() {
+                        if b == b'"' || b == b'\\' || b < 0x20 {
+                            break;
+                        }
+                        self.pos += 1;
+                    }
+                    out.push_str(&self.text[from..self.pos]);
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u16, ReadError> {
+        let Some(digits) = self.text.get(self.pos..self.pos + 4) else { return self.fail("invalid \\u escape") };
+        let Ok(value) = u16::from_str_radix(digits, 16) else { return self.fail("invalid \\u escape") };
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return self.fail("invalid \\u escape");
+        }
+        self.pos += 4;
+        Ok(value)
+    }
+
+    /// The character of a `\uXXXX` escape (the reader is past `\u`); a surrogate must come as a pair.
+    fn unicode_escape(&mut self) -> Result<char, ReadError> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if !self.bytes[self.pos..].starts_with(b"\\u") {
+                    return self.fail("lone surrogate escape");
+                }
+                self.pos += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return self.fail("lone surrogate escape");
+                }
+                0x10000 + ((u32::from(first) - 0xD800) << 10) + (u32::from(second) - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return self.fail("lone surrogate escape"),
+            other => u32::from(other),
+        };
+        char::from_u32(code).map_or_else(|| self.fail("invalid \\u escape"), Ok)
+    }
+}
+
+#[allow(clippy::ptr_arg)] // the Cow is cloned into the pair: borrowed stays borrowed
+fn push_pair<'a>(
+    doc: &mut Document<'a>,
+    path: &str,
+    structural: &str,
+    value: Cow<'a, str>,
+    kind: Kind,
+    top: &Cow<'a, str>,
+) {
+    doc.pairs.push(Pair { path: path.to_owned(), value, kind, top: top.clone(), structural: structural.to_owned() });
+}
+
+/// Refuse an object whose keys repeat.
+fn check_unique(mut keys: Vec<Cow<'_, str>>, at: usize) -> Result<(), ReadError> {
+    if keys.len() < 2 {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ReadError::Invalid { what: "duplicate key", at });
+    }
+    Ok(())
+}
+
+/// Whether a value's text holds `&` followed by `<key>=` (before the next `&`): the shape a merged pair
+/// takes in the canonical string.
+fn holds_a_pair(value: &str) -> bool {
+    value.split('&').skip(1).any(|segment| segment.contains('='))
 }
 
 /// A string or number field kept as the provider's text (amounts, ids, status codes).
@@ -114,11 +540,16 @@ pub struct Text(pub String);
 
 impl<'de> serde::Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        match kind(&raw) {
-            Kind::String | Kind::Number | Kind::Bool => Ok(Text(scalar_text(&raw).unwrap_or_default())),
-            other => Err(de::Error::custom(format!("expected a string or number, found {other:?}"))),
-        }
+        let raw = <&RawValue>::deserialize(deserializer)?;
+        scalar_text(raw.get()).map(Text).ok_or_else(|| de::Error::custom(NotScalar))
+    }
+}
+
+struct NotScalar;
+
+impl fmt::Display for NotScalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected a string or number")
     }
 }
 
@@ -128,40 +559,107 @@ impl Text {
     }
 }
 
+/// The text of a scalar's raw JSON as a provider means it: a string's content, a number's digits as sent,
+/// `true`/`false`. `None` for `null`, objects and arrays.
+fn scalar_text(raw: &str) -> Option<String> {
+    match raw.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(raw).ok(),
+        b'{' | b'[' | b'n' => None,
+        _ => Some(raw.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn numbers_keep_their_text() {
-        let members = object_members(r#"{"a": 10.50, "b": 1e2, "c": "x\u0041"}"#).unwrap();
-        let texts: Vec<_> = members.iter().map(|(_, v)| scalar_text(v).unwrap()).collect();
-        assert_eq!(texts, ["10.50", "1e2", "xA"]);
+    fn leaves(body: &str) -> Vec<String> {
+        read(body).unwrap().pairs.iter().map(Pair::joined).collect()
     }
 
     #[test]
-    fn duplicate_keys_are_refused() {
-        let err = object_members(r#"{"a": 1, "a": 2}"#).unwrap_err();
-        assert!(err.to_string().contains("duplicate key `a`"), "{err}");
+    fn flattens_with_text_as_sent() {
+        assert_eq!(
+            leaves(r#"{"a": 10.50, "b": {"c": [1e2, "x\u0041", null, {}, []]}, "d": {}}"#),
+            ["a=10.50", "b.c[0]=1e2", "b.c[1]=xA", "b.c[2]=null", "b.c[3]={}", "b.c[4]=[]", "d={}"]
+        );
     }
 
     #[test]
-    fn trailing_garbage_is_refused() {
-        assert!(object_members(r#"{"a": 1} x"#).is_err());
-        assert!(object_members("[1]").is_err());
+    fn members_keep_their_raw_text() {
+        let doc = read(r#"{"signature":"s","amount":10.50,"n":{"x":[1, 2]}}"#).unwrap();
+        let members: Vec<(&str, &str)> = doc.members.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+        assert_eq!(members, [("signature", r#""s""#), ("amount", "10.50"), ("n", r#"{"x":[1, 2]}"#)]);
+        assert_eq!(doc.object_without(&["signature"]).get(), r#"{"amount":10.50,"n":{"x":[1, 2]}}"#);
+        assert_eq!(doc.member_text("amount").as_deref(), Some("10.50"));
+        assert_eq!(doc.member_text("n"), None);
     }
 
     #[test]
-    fn object_without_drops_only_named_keys() {
-        let members = object_members(r#"{"signature":"s","amount":10.50,"n":{"x":[1, 2]}}"#).unwrap();
-        assert_eq!(object_without(&members, &["signature"]).get(), r#"{"amount":10.50,"n":{"x":[1, 2]}}"#);
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [r#"{"a": 1, "a": 2}"#, r#"{"p": {"x": 1, "y": [{"k": 1, "k": 2}]}}"#, r#"{"a\u0062": 1, "ab": 2}"#]
+        {
+            assert_eq!(read(body).unwrap_err().to_string().split(" at ").next(), Some("duplicate key"), "{body}");
+        }
     }
 
     #[test]
-    fn object_with_replaces_or_appends() {
-        let members = object_members(r#"{"timestamp":"","a":1}"#).unwrap();
-        assert_eq!(object_with(&members, "timestamp", "17").get(), r#"{"timestamp":17,"a":1}"#);
-        assert_eq!(object_with(&members, "b", "true").get(), r#"{"timestamp":"","a":1,"b":true}"#);
+    fn depth_is_limited_while_reading() {
+        let nested = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        assert!(read(&nested(MAX_DEPTH)).is_ok());
+        assert_eq!(read(&nested(MAX_DEPTH + 1)).unwrap_err(), ReadError::TooDeep);
+        let arrays = format!("{{\"signature\":\"00\",\"params\":{}{}}}", "[".repeat(20_000), "]".repeat(20_000));
+        assert_eq!(read(&arrays).unwrap_err(), ReadError::TooDeep);
+    }
+
+    #[test]
+    fn malformed_input_is_refused() {
+        for body in [
+            r#"{"a": 1} x"#,
+            "[1]",
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": tru}"#,
+            r#"{"a": "\udead"}"#,
+            r#"{"a": "\ud800\u0041"}"#,
+            "{\"a\": \"\u{1}\"}",
+            r#"{"a": "x\q"}"#,
+            r#"{"a" 1}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a": [1 2]}"#,
+            r#"{"a": "open"#,
+            "",
+        ] {
+            assert!(read(body).is_err(), "{body:?} was accepted");
+        }
+        assert_eq!(leaves(r#"{"e": "\ud83d\ude00"}"#), ["e=😀"]);
+    }
+
+    #[test]
+    fn ambiguity_is_found() {
+        for body in [
+            r#"{"requestId": "R1&salt=abc"}"#,
+            r#"{"a.b": 1}"#,
+            r#"{"p": {"x=y": 1}}"#,
+            r#"{"p": {"x[0]": 1}}"#,
+            r#"{"p": ["a&b&c=d"]}"#,
+        ] {
+            assert!(read(body).unwrap().ambiguity.is_some(), "{body}");
+        }
+        for body in [r#"{"name": "Tom & Jerry"}"#, r#"{"q": "a=b"}"#, r#"{"a": {"b": 1}}"#] {
+            assert_eq!(read(body).unwrap().ambiguity, None, "{body}");
+        }
+    }
+
+    #[test]
+    fn content_hash_tells_apart_what_the_canonical_string_does_not() {
+        let hash = |body: &str| read(body).unwrap().content_hash(&[]);
+        assert_eq!(hash(r#"{"a": 1, "b": "x"}"#), hash(r#"{ "b":"x","a":1 }"#));
+        assert_ne!(hash(r#"{"a.b": 1}"#), hash(r#"{"a": {"b": 1}}"#));
+        assert_ne!(hash(r#"{"a": null}"#), hash(r#"{"a": "null"}"#));
+        assert_ne!(hash(r#"{"a": "x&b=y"}"#), hash(r#"{"a": "x", "b": "y"}"#));
+        assert_ne!(hash(r#"{"a": 1, "salt": "s"}"#), hash(r#"{"a": 1}"#));
+        assert_eq!(read(r#"{"a": 1, "salt": "s"}"#).unwrap().content_hash(&["salt"]), hash(r#"{"a": 1}"#));
     }
 
     #[test]

@@ -27,6 +27,26 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    const ALL: [Scheme; 6] = [
+        Scheme::UrlToken,
+        Scheme::UrlTokenMudaHmac,
+        Scheme::NiobiSha256,
+        Scheme::NiobiHmacSha256,
+        Scheme::ChoiceSha256,
+        Scheme::M2MoneyHmacSha256,
+    ];
+
+    /// The scheme a stored record names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scheme| scheme.as_str() == s)
+    }
+
+    /// Whether the signature covers the canonical string (not the bytes): then one signed body has other
+    /// spellings, so each signature is recorded once.
+    pub fn signs_canonical_string(self) -> bool {
+        matches!(self, Scheme::NiobiSha256 | Scheme::NiobiHmacSha256 | Scheme::ChoiceSha256)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::UrlToken => "url-token",

@@ -49,11 +49,10 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 #[cfg(any(test, feature = "test-util"))]
 /// Sign a JSON object body the way Choice / Niobi do: set its `signature` field (replacing any) to the
 /// lowercase hex signature of the rest. The other members keep their text and order.
-pub fn sign_canonical_body(body: &str, secret: &Secret, hash: CanonicalHash) -> Result<String, serde_json::Error> {
-    let members = json::object_members(body)?;
-    let pairs = CanonicalPairs::from_members(&members, &[SIGNATURE_FIELD])?;
-    let signature = hex::encode(canonical_digest(&pairs, secret, hash));
-    let unsigned = json::object_without(&members, &[SIGNATURE_FIELD]);
+pub fn sign_canonical_body(body: &str, secret: &Secret, hash: CanonicalHash) -> Result<String, json::ReadError> {
+    let doc = json::read(body)?;
+    let signature = hex::encode(canonical_digest(&CanonicalPairs::of(&doc), secret, hash));
+    let unsigned = doc.object_without(&[SIGNATURE_FIELD]);
     let text = unsigned.get();
     let sep = if text.len() > 2 { "," } else { "" };
     Ok(format!("{}{sep}\"{SIGNATURE_FIELD}\":\"{signature}\"}}", &text[..text.len() - 1]))
@@ -64,8 +63,7 @@ mod tests {
     use super::*;
 
     fn digest_hex(body: &str, key: &str) -> String {
-        let members = json::object_members(body).unwrap();
-        let pairs = CanonicalPairs::from_members(&members, &[SIGNATURE_FIELD]).unwrap();
+        let pairs = CanonicalPairs::of(&json::read(body).unwrap());
         hex::encode(canonical_digest(&pairs, &Secret::new(key), CanonicalHash::Sha256))
     }
 
@@ -98,8 +96,7 @@ mod tests {
         let signed =
             sign_canonical_body(r#"{"a":1.50,"signature":"old","b":"x"}"#, &Secret::new("k"), CanonicalHash::Sha256)
                 .unwrap();
-        let members = json::object_members(&signed).unwrap();
-        let sig = members.iter().find(|(k, _)| k == "signature").map(|(_, v)| json::scalar_text(v).unwrap()).unwrap();
+        let sig = json::read(&signed).unwrap().member_text("signature").unwrap().into_owned();
         assert_eq!(sig, digest_hex(&signed, "k"));
         assert!(signed.starts_with(r#"{"a":1.50,"b":"x","signature":""#), "{signed}");
     }
