@@ -16,7 +16,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 PROVIDER ?=
 FIXTURE ?=
 
-.PHONY: help venv test lint unit validate bench demo dev send build deploy clean
+.PHONY: help venv test lint unit validate bench fuzz demo dev send build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,11 @@ lint: ## cargo fmt --check and clippy with -D warnings
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# The fuzz targets run a short pass in `make test`; `make fuzz` runs them for 10^6 inputs each.
+FUZZ_INPUTS ?= 1000000
+
 unit: $(VENV)/.installed ## The whole test suite, emulator tests included (starts and stops moto_server)
-	scripts/with-moto.sh cargo test --workspace -- --include-ignored
+	BOLERO_RANDOM_ITERATIONS=$${BOLERO_RANDOM_ITERATIONS:-2000} scripts/with-moto.sh cargo test --workspace -- --include-ignored
 
 validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/template.yaml (offline)
 	cfn-lint infra/template.yaml
@@ -44,6 +47,10 @@ validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/templa
 bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider; prints the medians
 	cargo bench -p payhooks --bench ingest
 	python3 scripts/bench_medians.py
+
+fuzz: ## Every bolero fuzz target for FUZZ_INPUTS (10^6) inputs, in release; prints each target's count
+	BOLERO_RANDOM_ITERATIONS=$(FUZZ_INPUTS) cargo test --release -p payhooks --test fuzz -- --nocapture --test-threads 2 2>&1 \
+	  | grep -E '^fuzz |test result|panicked|FAILED'
 
 demo: $(VENV)/.installed ## The whole stack locally: moto + five functions under cargo lambda watch, samples sent, queues printed
 	scripts/local-stack.sh demo

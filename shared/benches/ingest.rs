@@ -4,8 +4,8 @@
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use payhooks::config::VerifyConfig;
-use payhooks::testing::{fixture, typical, TestRequest, SECRET};
 use payhooks::providers::Secrets;
+use payhooks::testing::{fixture, typical, TestRequest, SECRET};
 use payhooks::verify::SecretSet;
 use payhooks::Provider;
 
@@ -27,5 +27,24 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest);
+/// The worst bodies within the size limit (`testing::hostile_bodies`), each through Choice (the costliest
+/// scheme: flatten, sort, hash per secret). Target: at most 5 ms each in release.
+fn hostile(c: &mut Criterion) {
+    let config = VerifyConfig::default();
+    let now = Utc::now();
+    let secrets: Secrets = SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap().into();
+    let mut group = c.benchmark_group("hostile");
+    group.sample_size(20);
+    for (name, body) in payhooks::testing::hostile_bodies() {
+        let mut req =
+            TestRequest::signed(Provider::Choice, &fixture(Provider::Choice, "0002_transaction"), SECRET, now);
+        req.body = body.into_bytes();
+        group.bench_function(name, |b| {
+            b.iter(|| std::hint::black_box(req.check_with(Provider::Choice, &config, &secrets, now).is_err()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ingest, hostile);
 criterion_main!(benches);

@@ -77,6 +77,8 @@ pub enum Rejection {
     InvalidJson(String),
     #[error("body nests deeper than 32 levels")]
     TooDeep,
+    #[error("body flattens to too many fields (more than 4096, or 4 times its size)")]
+    TooComplex,
 }
 
 impl Rejection {
@@ -92,7 +94,7 @@ impl Rejection {
             | Rejection::InvalidTimestamp
             | Rejection::StaleTimestamp
             | Rejection::FutureTimestamp => StatusCode::UNAUTHORIZED,
-            Rejection::InvalidJson(_) | Rejection::TooDeep => StatusCode::BAD_REQUEST,
+            Rejection::InvalidJson(_) | Rejection::TooDeep | Rejection::TooComplex => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -111,6 +113,7 @@ impl Rejection {
             Rejection::FutureTimestamp => "future_timestamp",
             Rejection::InvalidJson(_) => "invalid_json",
             Rejection::TooDeep => "too_deep",
+            Rejection::TooComplex => "too_complex",
         }
     }
 }
@@ -182,6 +185,7 @@ mod tests {
             (Rejection::FutureTimestamp, 401),
             (Rejection::InvalidJson("x".into()), 400),
             (Rejection::TooDeep, 400),
+            (Rejection::TooComplex, 400),
         ];
         for (rejection, status) in cases {
             assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");

@@ -27,6 +27,7 @@ use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, CanonicalHash};
 use crate::verify::{Secret, SecretSet};
 
+pub use crate::providers::fields::{decimal, is_plain};
 pub use crate::verify::signing::hmac_sha256;
 
 /// The current test secret, and the previous one (still accepted during rotation).
@@ -114,9 +115,65 @@ pub fn sign_with(
     providers::sign(provider, body, &Secret::new(secret), options, now).expect("fixture bodies are JSON objects")
 }
 
+/// A body's canonical string without `senderKey`: its `path=value` pairs in signing order, joined with `&`.
+pub fn canonical_string(body: &str) -> Result<String, ReadError> {
+    Ok(crate::verify::canonical::CanonicalPairs::of(&json::read(body)?).joined())
+}
+
+/// Whether a body reads (depth, duplicate keys, string escapes), and if so whether its canonical string is
+/// ambiguous.
+pub fn read_verdict(body: &str) -> Result<bool, ReadError> {
+    json::read(body).map(|doc| doc.ambiguity.is_some())
+}
+
+/// What the reader makes of a body, for the fuzz targets: its top-level members' raw text, its leaves as
+/// `path=value`, the body without `signature`, and its content hash.
+pub fn read_parts(body: &str) -> Result<(Vec<String>, Vec<String>, String, String), ReadError> {
+    let doc = json::read(body)?;
+    let members = doc.members.iter().map(|(_, raw)| (*raw).to_owned()).collect();
+    let leaves = doc.pairs.iter().map(json::Pair::joined).collect();
+    Ok((members, leaves, doc.object_without(&[SIGNATURE_FIELD]).get().to_owned(), doc.content_hash(&[])))
+}
+
 /// The body of an unsigned request whose `signature` field was set by hand (tests of missing signatures).
 pub fn without_signature(body: &str) -> String {
     json::read(body).expect("a JSON object").object_without(&[SIGNATURE_FIELD]).get().to_owned()
+}
+
+/// The worst bodies of at most 128 KiB we know how to build for the reader and the canonical string: deep,
+/// wide, many keys, long strings, many escapes. Each carries a `signature` (wrong), so Choice and Niobi
+/// flatten, sort and hash them before refusing them.
+pub fn hostile_bodies() -> Vec<(&'static str, String)> {
+    const SIZE: usize = 131_072;
+    let fill = |unit: &str, room: usize| unit.repeat(room / unit.len());
+    let wrap = |inner: String| format!(r#"{{"signature":"00","timestamp":1,"params":{inner}}}"#);
+    let deep_then_wide = {
+        let (open, close) = ("[".repeat(30), "]".repeat(30));
+        wrap(format!("{open}{}1{close}", fill("1,", SIZE - 200)))
+    };
+    let many_keys = {
+        let keys: Vec<String> = (0..4000).map(|i| format!(r#""k{i:05}":{i}"#)).collect();
+        wrap(format!("{{{}}}", keys.join(",")))
+    };
+    let many_keys_last_repeated = {
+        let mut keys: Vec<String> = (0..4000).map(|i| format!(r#""k{i:05}":{i}"#)).collect();
+        keys.push(r#""k00000":0"#.to_owned());
+        wrap(format!("{{{}}}", keys.join(",")))
+    };
+    let long_key_many_leaves = wrap(format!(r#"{{"{}":[{}1]}}"#, "k".repeat(SIZE / 2), fill("1,", SIZE / 2 - 200)));
+    vec![
+        ("nested 20,000 deep", wrap(format!("{}{}", "[".repeat(SIZE / 2 - 100), "]".repeat(SIZE / 2 - 100)))),
+        ("30 deep, then 65,000 items", deep_then_wide),
+        ("4,000 keys in one object", many_keys),
+        ("4,000 keys, the last repeated", many_keys_last_repeated),
+        ("64 KiB key over many leaves", long_key_many_leaves),
+        ("one 128 KiB string", wrap(format!(r#""{}""#, fill("x", SIZE - 100)))),
+        ("21,000 escapes", wrap(format!(r#""{}""#, fill("\\u00e9", SIZE - 100)))),
+        ("10,000 surrogate pairs", wrap(format!(r#""{}""#, fill("\\ud83d\\ude00", SIZE - 100)))),
+        ("4,000 empty objects", wrap(format!("[{}{{}}]", "{},".repeat(3999)))),
+        ("one 128 KiB number", wrap(fill("9", SIZE - 100))),
+        ("4,000 strings holding &k=v", wrap(format!("[{}\"a&b=c\"]", "\"a&b=c\",".repeat(3999)))),
+    ]
 }
 
 pub fn fixtures_dir() -> PathBuf {

@@ -187,3 +187,141 @@ async fn twenty_concurrent_deliveries_send_one_message() {
     assert_eq!(t.publisher.messages().len(), 1);
     assert_eq!(t.store.ids().len(), 1);
 }
+
+/// A first delivery failed at the queue; the provider retries with one changed field. The retry is a
+/// conflict, but it completes the first delivery: exactly one message, the first delivery's own.
+#[tokio::test]
+async fn a_conflict_never_hides_a_loss() {
+    let t = TestPipeline::new(M2Money);
+    let now = Utc::now();
+    let first = TestRequest::signed_fixture(M2Money, "payout_success", now);
+    t.publisher.set_unavailable(true);
+    assert!(t.pipeline.process(&first.incoming(), now, LEASE).await.is_err());
+    t.publisher.set_unavailable(false);
+
+    let changed = testing::fixture(M2Money, "payout_success").replace("1500.00", "15000.00");
+    let second = TestRequest::from_signed(M2Money, &sign(M2Money, &changed, SECRET, now));
+    let done = t.pipeline.process(&second.incoming(), now, LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Conflict);
+    let messages = t.publisher.messages();
+    assert_eq!(messages.len(), 1, "the event is on the queue");
+    let body: serde_json::Value = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(body["data"]["amount"], "1500.00", "the first delivery's content, as recorded");
+    assert_eq!(body["data"]["payload"]["data"]["amount"], "1500.00");
+    let id = &done.event_ids[0];
+    assert_eq!(t.store.record(id).unwrap().state, RecordState::Enqueued);
+    assert!(t.store.ids().iter().any(|i| i.starts_with(&format!("{id}#conflict#"))), "the other content is kept");
+    // And a third delivery is a plain conflict: nothing more is sent.
+    t.pipeline.process(&second.incoming(), now, LEASE).await.unwrap();
+    assert_eq!(t.publisher.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn status_words_are_one_event_whatever_their_case_or_spacing() {
+    let t = TestPipeline::new(Lipia);
+    let now = Utc::now();
+    for word in ["Success", "SUCCESS", "Success ", " success"] {
+        let body = testing::fixture(Lipia, "stk_success")
+            .replace("\"Status\": \"Success\"", &format!("\"Status\": \"{word}\""));
+        let req = TestRequest::signed(Lipia, &body, SECRET, now);
+        t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+    }
+    let messages = t.publisher.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].id, "lipia:stk:ws_CO_22112025101500123456:success");
+    let body: serde_json::Value = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(body["data"]["provider_status"], "Success", "the text as sent");
+}
+
+#[tokio::test]
+async fn quarantine_is_recorded_enqueued_once_and_acknowledged() {
+    let t = TestPipeline::new(M2Money);
+    let now = Utc::now();
+    let body = testing::fixture(M2Money, "payout_success").replace("\"1500.00\"", "\"1,750.00\"");
+    let req = TestRequest::signed(M2Money, &body, SECRET, now);
+    for _ in 0..2 {
+        let done = t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+        assert!(done.event_ids.is_empty());
+        assert_eq!(done.quarantined_ids.len(), 1);
+    }
+    let messages = t.publisher.messages();
+    assert_eq!(messages.len(), 1, "enqueued once");
+    let q = &messages[0];
+    assert_eq!(q.event_type, "m2money.quarantined");
+    assert!(q.id.starts_with("m2money:quarantined:") && q.id.len() == "m2money:quarantined:".len() + 64);
+    let envelope: serde_json::Value = serde_json::from_str(&q.body).unwrap();
+    assert_eq!(envelope["type"], "m2money.quarantined");
+    let data = &envelope["data"];
+    assert_eq!((data["provider"].as_str(), data["reason"].as_str()), (Some("m2money"), Some("invalid_amount")));
+    assert_eq!(data["field"], "data.amount");
+    assert_eq!(data["payload"]["data"]["amount"], "1,750.00");
+    let record = t.store.record(&q.id).unwrap();
+    assert_eq!(record.state, RecordState::Quarantined);
+    assert_eq!(record.quarantine, Some(("invalid_amount".to_owned(), "data.amount".to_owned())));
+    assert_eq!(t.store.body_of(&q.id).unwrap().as_bytes(), req.body.as_slice(), "the raw body is kept");
+}
+
+#[tokio::test]
+async fn in_a_batch_good_items_become_events_and_bad_ones_are_quarantined_alone() {
+    let t = TestPipeline::new(Choice);
+    let now = Utc::now();
+    let body = testing::fixture(Choice, "0008_bulk_transfer").replace("\"3400.00\"", "\"3,400.00\"");
+    let req = TestRequest::signed(Choice, &body, SECRET, now);
+    let done = t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Accepted);
+    assert_eq!(done.event_ids, ["choice:0008:BAAS000820251122000001:0"]);
+    assert_eq!(done.quarantined_ids.len(), 1);
+    let types: Vec<String> = t.publisher.messages().into_iter().map(|m| m.event_type).collect();
+    assert_eq!(types, ["choice.bulk_transfer.succeeded", "choice.quarantined"]);
+    let q: serde_json::Value = serde_json::from_str(&t.publisher.messages()[1].body).unwrap();
+    assert_eq!(q["data"]["field"], "params.resultArray[1].amount");
+}
+
+#[tokio::test]
+async fn an_empty_batch_is_quarantined_not_dropped() {
+    let t = TestPipeline::new(Choice);
+    let now = Utc::now();
+    let mut v: serde_json::Value = serde_json::from_str(&testing::fixture(Choice, "0008_bulk_transfer")).unwrap();
+    v["params"]["resultArray"] = serde_json::json!([]);
+    let req = TestRequest::signed(Choice, &v.to_string(), SECRET, now);
+    let done = t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Quarantined);
+    let q: serde_json::Value = serde_json::from_str(&t.publisher.messages()[0].body).unwrap();
+    assert_eq!(
+        (q["data"]["reason"].as_str(), q["data"]["field"].as_str()),
+        (Some("empty_batch"), Some("params.resultArray"))
+    );
+}
+
+#[tokio::test]
+async fn exact_but_unusual_amounts_are_written_out_exactly() {
+    let t = TestPipeline::new(M2Money);
+    let now = Utc::now();
+    for (sent, exact) in [("1.5E+3", "1500"), ("2.50e-1", "0.250")] {
+        let body = testing::fixture(M2Money, "payout_success")
+            .replace("\"1500.00\"", sent)
+            .replace("ORD2025112200017", &format!("ORD-{exact}"));
+        let req = TestRequest::signed(M2Money, &body, SECRET, now);
+        let done = t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+        assert_eq!(done.outcome, Outcome::Accepted, "{sent}");
+        let last = t.publisher.messages().pop().unwrap();
+        let envelope: serde_json::Value = serde_json::from_str(&last.body).unwrap();
+        assert_eq!(envelope["data"]["amount"], exact, "{sent}");
+    }
+}
+
+#[tokio::test]
+async fn ids_that_would_break_the_stores_are_quarantined() {
+    let t = TestPipeline::new(Lipia);
+    let now = Utc::now();
+    for bad in ["x".repeat(3000), "ws\u{0}CO".to_owned(), "ws\u{FFFF}CO".to_owned(), "R1&salt=abc".to_owned()] {
+        let escaped = serde_json::to_string(&bad).unwrap();
+        let body = testing::fixture(Lipia, "stk_success").replace("\"ws_CO_22112025101500123456\"", &escaped);
+        let req = TestRequest::signed(Lipia, &body, SECRET, now);
+        let done = t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+        assert_eq!(done.outcome, Outcome::Quarantined, "{bad:?}");
+    }
+    for m in t.publisher.messages() {
+        assert!(m.id.len() < 100 && testing::is_plain(&m.id), "{}", m.id);
+    }
+}

@@ -65,7 +65,7 @@ impl StatusTable {
 /// Whether `text` may stand in an id, a reference, a status or an SQS attribute: printable, no `&` or `=`
 /// (the canonical string's separators), no control or non-SQS character, at most [`MAX_ID_PART`] bytes, and
 /// not a word the canonical string cannot tell from a JSON literal (`null`, `true`, `false`, `{}`, `[]`).
-pub(crate) fn is_plain(text: &str) -> bool {
+pub fn is_plain(text: &str) -> bool {
     let sqs_ok = |c: char| matches!(c, '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
     !text.is_empty()
         && text.len() <= MAX_ID_PART
@@ -116,7 +116,7 @@ pub(crate) fn amount(value: &Option<Text>, field: &str) -> Result<Option<String>
 }
 
 /// `text` as a plain decimal, if it is one (with or without an exponent).
-pub(crate) fn decimal(text: &str) -> Option<String> {
+pub fn decimal(text: &str) -> Option<String> {
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),

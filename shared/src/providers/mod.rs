@@ -226,6 +226,7 @@ pub fn authenticate_and_normalise<'a>(
     let body = std::str::from_utf8(req.body).map_err(|_| Rejection::InvalidJson("body is not UTF-8".into()))?;
     let doc = json::read(body).map_err(|e| match e {
         ReadError::TooDeep => Rejection::TooDeep,
+        ReadError::TooComplex => Rejection::TooComplex,
         invalid => Rejection::InvalidJson(invalid.to_string()),
     })?;
 

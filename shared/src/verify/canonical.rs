@@ -29,6 +29,12 @@ impl CanonicalPairs {
         Self(pairs)
     }
 
+    /// The pairs alone, joined with `&`.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn joined(&self) -> String {
+        self.0.join("&")
+    }
+
     /// The string to sign: these pairs plus `senderKey=<secret>`, sorted, joined with `&`.
     pub fn string_to_sign(&self, secret: &str) -> String {
         let sender_key = format!("{SENDER_KEY}={secret}");
@@ -55,7 +61,7 @@ mod tests {
     }
 
     fn joined(body: &str) -> String {
-        pairs(body).0.join("&")
+        pairs(body).joined()
     }
 
     #[test]

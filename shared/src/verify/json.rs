@@ -19,12 +19,19 @@ use sha2::{Digest, Sha256};
 
 /// Deepest nesting accepted (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 32;
+/// Most leaves (scalars and empty containers) a body may flatten to: real callbacks have tens.
+pub const MAX_LEAVES: usize = 4096;
+/// A body's flattened `path=value` text may be at most this many times its own size (or 64 KiB): every leaf
+/// repeats its whole path, so a deep or wide body would otherwise flatten to megabytes.
+pub const MAX_FLATTENED_RATIO: usize = 4;
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     #[error("nesting is deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("body flattens to more than {MAX_LEAVES} fields or {MAX_FLATTENED_RATIO} times its size")]
+    TooComplex,
     #[error("{what} at byte {at}")]
     Invalid { what: &'static str, at: usize },
 }
@@ -90,6 +97,8 @@ pub struct Document<'a> {
     /// Why the canonical string (`path=value&...`) of this body could also be read as another body's, if
     /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`.
     pub ambiguity: Option<String>,
+    /// Bytes of `path=value` text so far.
+    flattened: usize,
 }
 
 impl<'a> Document<'a> {
@@ -225,7 +234,9 @@ impl<'a> Reader<'a> {
     }
 
     fn document(mut self) -> Result<Document<'a>, ReadError> {
-        let mut doc = Document { text: self.text, members: Vec::new(), pairs: Vec::new(), ambiguity: None };
+        let mut doc =
+            Document { text: self.text, members: Vec::new(), pairs: Vec::new(), ambiguity: None, flattened: 0 };
+        let flattened_limit = (MAX_FLATTENED_RATIO * self.text.len()).max(65_536);
         self.skip_ws();
         if self.peek() != Some(b'{') {
             return self.fail("expected a JSON object");
@@ -259,6 +270,9 @@ impl<'a> Reader<'a> {
                     };
                     let value = Cow::Borrowed(if kind == Kind::EmptyObject { "{}" } else { "[]" });
                     push_pair(&mut doc, &path, &structural, value, kind, &top);
+                    if doc.pairs.len() > MAX_LEAVES || doc.flattened > flattened_limit {
+                        return Err(ReadError::TooComplex);
+                    }
                 }
                 path.truncate(frame.path_len);
                 structural.truncate(frame.structural_len);
@@ -342,6 +356,9 @@ impl<'a> Reader<'a> {
             }
             if stack.len() == 1 {
                 doc.members.push((top.clone(), &self.text[value_start..self.pos]));
+            }
+            if doc.pairs.len() > MAX_LEAVES || doc.flattened > flattened_limit {
+                return Err(ReadError::TooComplex);
             }
             path.truncate(parent_path);
             structural.truncate(parent_structural);
@@ -513,6 +530,7 @@ fn push_pair<'a>(
     kind: Kind,
     top: &Cow<'a, str>,
 ) {
+    doc.flattened += path.len() + 1 + value.len();
     doc.pairs.push(Pair { path: path.to_owned(), value, kind, top: top.clone(), structural: structural.to_owned() });
 }
 
@@ -610,6 +628,17 @@ mod tests {
         assert_eq!(read(&nested(MAX_DEPTH + 1)).unwrap_err(), ReadError::TooDeep);
         let arrays = format!("{{\"signature\":\"00\",\"params\":{}{}}}", "[".repeat(20_000), "]".repeat(20_000));
         assert_eq!(read(&arrays).unwrap_err(), ReadError::TooDeep);
+    }
+
+    #[test]
+    fn flattening_is_limited() {
+        let wide = format!("{{\"a\":[{}1]}}", "1,".repeat(MAX_LEAVES));
+        assert_eq!(read(&wide).unwrap_err(), ReadError::TooComplex);
+        let fits = format!("{{\"a\":[{}1]}}", "1,".repeat(MAX_LEAVES - 1));
+        assert_eq!(read(&fits).unwrap().pairs.len(), MAX_LEAVES);
+        // A long key repeated as the path of many leaves.
+        let long_key = format!("{{\"{}\":[{}1]}}", "k".repeat(60_000), "1,".repeat(100));
+        assert_eq!(read(&long_key).unwrap_err(), ReadError::TooComplex);
     }
 
     #[test]
