@@ -127,9 +127,14 @@ fn provider_step(provider: Provider, count: &AtomicU64, authenticated: &AtomicU6
             for event in &callback.events {
                 let mut parts = event.id.split(':');
                 assert_eq!(parts.next(), Some(provider.name()), "{}", event.id);
-                for part in parts {
+                let parts: Vec<&str> = parts.collect();
+                for part in &parts {
                     assert!(testing::is_plain(part), "id part {part:?} of {}", event.id);
                 }
+                // The id reads back into the parts it was made of: no two events share an id.
+                let fixed = if provider == Provider::Choice { 2 } else { 3 };
+                let expected_parts = fixed + usize::from(event.batch_index.is_some());
+                assert_eq!(parts.len(), expected_parts, "{}", event.id);
                 assert!(testing::is_plain(&event.reference), "{event:?}");
                 if let Some(amount) = &event.amount {
                     assert_eq!(testing::decimal(amount).as_ref(), Some(amount), "{event:?}");

@@ -73,11 +73,12 @@ pub fn is_plain(text: &str) -> bool {
         && !matches!(text, "null" | "true" | "false" | "{}" | "[]")
 }
 
-/// A required id part (trimmed): present, not empty, plain.
+/// A required id part (trimmed): present, not empty, plain, and without `:` (the id's own separator: with it,
+/// `A` + `b:success` and `A:b` + `success` would make the same id).
 pub(crate) fn id_part(value: &Option<Text>, field: &str) -> Result<String, Unusable> {
     let text = value.as_ref().map(|t| t.as_str().trim()).filter(|t| !t.is_empty());
     let text = text.ok_or_else(|| Unusable::new(Reason::MissingField, field))?;
-    if is_plain(text) {
+    if is_plain(text) && !text.contains(':') {
         Ok(text.to_owned())
     } else {
         Err(Unusable::new(Reason::InvalidId, field))
@@ -192,7 +193,7 @@ mod tests {
         assert_eq!(id_part(&t(" R1 "), "requestId"), Ok("R1".into()));
         assert_eq!(id_part(&t(""), "requestId").unwrap_err().reason, Reason::MissingField);
         assert_eq!(id_part(&None, "requestId").unwrap_err().reason, Reason::MissingField);
-        for bad in ["R1&salt=abc", "a=b", "x\u{0}", "x\u{FFFF}", "null", "{}", &"x".repeat(129)] {
+        for bad in ["R1&salt=abc", "a=b", "x\u{0}", "x\u{FFFF}", "null", "{}", "A:b", &"x".repeat(129)] {
             assert_eq!(id_part(&t(bad), "requestId").unwrap_err().reason, Reason::InvalidId, "{bad:?}");
         }
         assert_eq!(optional_part(&t("ORDER-77"), "ref"), Ok(Some("ORDER-77".into())));
