@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use crate::error::ConfigError;
 use crate::provider::Provider;
-use crate::verify::{CanonicalHash, SecretSet};
+use crate::verify::{CanonicalHash, Dialect, SecretSet};
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 131_072;
 pub const DEFAULT_MAX_EVENT_AGE_SECS: u64 = 604_800;
@@ -33,6 +33,8 @@ pub struct VerifyConfig {
     pub max_event_age: Duration,
     pub allowed_source_ips: Option<Vec<IpNet>>,
     pub niobi_hash: CanonicalHash,
+    /// Niobi and Choice: the canonical-string dialects to try, in order (`CANONICAL_DIALECTS`).
+    pub dialects: Vec<Dialect>,
 }
 
 impl Default for VerifyConfig {
@@ -42,6 +44,7 @@ impl Default for VerifyConfig {
             max_event_age: Duration::from_secs(DEFAULT_MAX_EVENT_AGE_SECS),
             allowed_source_ips: None,
             niobi_hash: CanonicalHash::Sha256,
+            dialects: Dialect::ALL.to_vec(),
         }
     }
 }
@@ -142,6 +145,11 @@ impl Config {
             Some(v) => CanonicalHash::parse(&v)
                 .ok_or_else(|| invalid("NIOBI_SIGNATURE_HASH", &v, "expected sha256 or hmac-sha256"))?,
         };
+        let dialects =
+            match matches!(provider, Provider::Niobi | Provider::Choice).then(|| get("CANONICAL_DIALECTS")).flatten() {
+                None => Dialect::ALL.to_vec(),
+                Some(list) => parse_dialects(&list)?,
+            };
         let signing_keys =
             match (provider == Provider::Muda).then(|| (get("MUDA_SIGNING_KEYS"), get("MUDA_SIGNING_KEYS_PARAM"))) {
                 Some((Some(list), _)) => Some(SecretSource::Inline(SecretSet::parse(&list, "MUDA_SIGNING_KEYS")?)),
@@ -156,6 +164,7 @@ impl Config {
                 max_event_age: Duration::from_secs(max_event_age_secs),
                 allowed_source_ips,
                 niobi_hash,
+                dialects,
             },
             secrets,
             signing_keys,
@@ -177,6 +186,20 @@ pub fn provider_overrides(
 ) -> impl Fn(&str) -> Option<String> {
     let prefix = provider.name().to_ascii_uppercase();
     move |name| lookup(&format!("{prefix}_{name}")).filter(|v| !v.trim().is_empty()).or_else(|| lookup(name))
+}
+
+/// Parse `CANONICAL_DIALECTS`: comma-separated dialect names, tried in the order given.
+fn parse_dialects(list: &str) -> Result<Vec<Dialect>, ConfigError> {
+    let names: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let expected = "expected dialect names from postman, javascript, jackson, compact, java";
+    let dialects = names
+        .iter()
+        .map(|name| Dialect::parse(name).ok_or_else(|| invalid("CANONICAL_DIALECTS", name, expected)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if dialects.is_empty() {
+        return Err(invalid("CANONICAL_DIALECTS", list, expected));
+    }
+    Ok(dialects)
 }
 
 /// Parse `ALLOWED_SOURCE_IPS`: comma-separated CIDRs; a bare address means that one address.
@@ -273,6 +296,15 @@ mod tests {
         assert_eq!(param, Some(SecretSource::SsmParameter("/payhooks/muda-keys".into())));
         let inline = lookup(&[base[0], base[1], base[2], ("MUDA_SIGNING_KEYS", "k1")]);
         assert_eq!(inline, Some(SecretSource::Inline(SecretSet::parse("k1", "X").unwrap())));
+    }
+
+    #[test]
+    fn dialects_can_be_pinned() {
+        let c = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("CANONICAL_DIALECTS", "java, postman")]).unwrap();
+        assert_eq!(c.verify.dialects, [Dialect::Java, Dialect::Postman]);
+        assert_eq!(config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a")]).unwrap().verify.dialects, Dialect::ALL);
+        let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("CANONICAL_DIALECTS", "php")]).unwrap_err();
+        assert!(err.to_string().contains("CANONICAL_DIALECTS"), "{err}");
     }
 
     #[test]

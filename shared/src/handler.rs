@@ -50,6 +50,7 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
                 ?quarantined_ids,
                 secret_index = verified.secret_index,
                 scheme = verified.scheme.as_str(),
+                dialect = verified.dialect.map(|d| d.as_str()),
                 duration_ms,
                 "callback"
             );

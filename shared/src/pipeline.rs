@@ -179,6 +179,7 @@ impl Pipeline {
             body_ref: body_ref.to_owned(),
             scheme: callback.verified.scheme,
             secret_index: callback.verified.secret_index,
+            dialect: callback.verified.dialect,
             content_hash: callback.content_hash.clone(),
             group,
             envelope,

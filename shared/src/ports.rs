@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::error::{PublishError, SecretsError, StoreError};
 use crate::provider::Provider;
 use crate::providers::Secrets;
-use crate::verify::Scheme;
+use crate::verify::{Dialect, Scheme};
 
 /// The life of a record: `RECEIVED` at the put, then `ENQUEUED` (an event) or `QUARANTINED` (what could not
 /// be normalised) once its message is on the queue. A delivery whose content differs from the first one
@@ -76,6 +76,8 @@ pub struct EventRecord {
     pub body_ref: String,
     pub scheme: Scheme,
     pub secret_index: usize,
+    /// Niobi and Choice: the canonical-string dialect that verified.
+    pub dialect: Option<Dialect>,
     pub content_hash: String,
     /// The FIFO message group.
     pub group: String,

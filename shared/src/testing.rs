@@ -78,8 +78,10 @@ pub(crate) fn sign_as(
     now: DateTime<Utc>,
 ) -> Result<SignedRequest, ReadError> {
     Ok(match signer {
-        Signer::CanonicalSeconds => canonical_request(body, secret, options.niobi_hash, now.timestamp())?,
-        Signer::CanonicalMillis => canonical_request(body, secret, CanonicalHash::Sha256, now.timestamp_millis())?,
+        Signer::CanonicalSeconds => canonical_request(body, secret, options, options.niobi_hash, now.timestamp())?,
+        Signer::CanonicalMillis => {
+            canonical_request(body, secret, options, CanonicalHash::Sha256, now.timestamp_millis())?
+        }
         Signer::BodyHmacHeader(header) => {
             let signature = hex::encode(hmac_sha256(secret.expose().as_bytes(), &[body.as_bytes()]));
             SignedRequest::new(body.to_owned()).with_header(header, &signature)
@@ -92,11 +94,12 @@ pub(crate) fn sign_as(
 fn canonical_request(
     body: &str,
     secret: &Secret,
+    options: &SignOptions,
     hash: CanonicalHash,
     timestamp: i64,
 ) -> Result<SignedRequest, ReadError> {
     let restamped = json::read(body)?.object_with("timestamp", &timestamp.to_string());
-    Ok(SignedRequest::new(signing::sign_canonical_body(&restamped, secret, hash)?))
+    Ok(SignedRequest::new(signing::sign_canonical_body(&restamped, secret, hash, options.dialect)?))
 }
 
 /// Sign `body` as `provider` would at `now`, with the default options (Niobi: plain SHA-256).

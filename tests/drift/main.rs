@@ -41,6 +41,7 @@ fn env_read_by_config(provider: Provider) -> BTreeSet<String> {
         asked.borrow_mut().insert(name.to_owned());
         Some(match name {
             n if n.ends_with("SIGNATURE_HASH") => "sha256".to_owned(),
+            n if n.ends_with("CANONICAL_DIALECTS") => "postman".to_owned(),
             n if n.ends_with("ALLOWED_SOURCE_IPS") => "10.0.0.0/8".to_owned(),
             n if n.ends_with("_BYTES") => "131072".to_owned(),
             n if n.ends_with("_SECS") || n.ends_with("_DAYS") => "1000000000".to_owned(),

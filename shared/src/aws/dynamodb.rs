@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use crate::error::StoreError;
 use crate::ports::{BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, StoredState};
 use crate::provider::Provider;
-use crate::verify::Scheme;
+use crate::verify::{Dialect, Scheme};
 
 /// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds four kinds of
 /// item: event markers (`pk` = event id), conflict records (`{id}#conflict#{hash}`), raw bodies
@@ -101,6 +101,9 @@ fn to_item(r: &EventRecord) -> Item {
         ("envelope".to_owned(), s(&r.envelope)),
         ("expires_at".to_owned(), n(r.expires_at)),
     ]);
+    if let Some(dialect) = r.dialect {
+        item.insert("dialect".to_owned(), s(dialect.as_str()));
+    }
     if let Some((reason, field)) = &r.quarantine {
         item.insert("reason".to_owned(), s(reason));
         item.insert("field".to_owned(), s(field));
@@ -137,6 +140,7 @@ fn from_item(item: &Item) -> Option<EventRecord> {
         body_ref: owned("body_ref")?,
         scheme: Scheme::parse(scheme)?,
         secret_index: number(item, "secret_index") as usize,
+        dialect: text(item, "dialect").and_then(Dialect::parse),
         content_hash: owned("content_hash")?,
         group: owned("group")?,
         envelope: owned("envelope")?,

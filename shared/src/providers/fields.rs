@@ -6,11 +6,10 @@ use serde::Deserialize;
 
 use crate::event::Status;
 use crate::verify::json::Text;
+pub use crate::verify::number::decimal;
 
 /// The longest id part, reference or status accepted (bytes).
 pub const MAX_ID_PART: usize = 128;
-/// The largest exponent an amount may carry (`1.5E+3`); larger ones are not amounts anyone sends.
-const MAX_EXPONENT: i32 = 40;
 
 /// Why an authenticated callback (or batch item) cannot become an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,45 +113,6 @@ pub(crate) fn optional(value: &Option<Text>) -> Option<&str> {
 pub(crate) fn amount(value: &Option<Text>, field: &str) -> Result<Option<String>, Unusable> {
     let Some(text) = optional(value) else { return Ok(None) };
     decimal(text).map(Some).ok_or_else(|| Unusable::new(Reason::InvalidAmount, field))
-}
-
-/// `text` as a plain decimal, if it is one (with or without an exponent).
-pub fn decimal(text: &str) -> Option<String> {
-    let (negative, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
-        None => (unsigned, None),
-    };
-    let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || (mantissa.contains('.') && frac.is_empty()) {
-        return None;
-    }
-    let Some(exponent) = exponent else { return Some(text.to_owned()) };
-    let exp_digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-    if exp_digits.is_empty() || exp_digits.len() > 3 || !all_digits(exp_digits) {
-        return None;
-    }
-    let exp: i32 = exponent.parse().ok()?;
-    if exp.abs() > MAX_EXPONENT {
-        return None;
-    }
-    let digits = format!("{whole}{frac}");
-    let point = whole.len() as i32 + exp;
-    let mut out = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-    } else if point as usize >= digits.len() {
-        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
-    } else {
-        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
-    };
-    let int_len = out.find('.').unwrap_or(out.len());
-    let leading_zeros = out[..int_len.saturating_sub(1)].bytes().take_while(|&b| b == b'0').count();
-    out.drain(..leading_zeros);
-    Some(if negative { format!("-{out}") } else { out })
 }
 
 /// Parse a section of the body into a typed model; a shape that does not fit is unusable.

@@ -31,7 +31,7 @@ fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rej
         .webhook
         .find(|s| secrets::hex_matches(&signing::hmac_sha256(s.expose().as_bytes(), &[ctx.req.body]), provided))
         .ok_or(Rejection::InvalidSignature)?;
-    Ok(Verified { scheme: Scheme::M2MoneyHmacSha256, secret_index })
+    Ok(Verified { scheme: Scheme::M2MoneyHmacSha256, secret_index, dialect: None })
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,13 +21,14 @@ use crate::config::{VerifyConfig, MAX_FUTURE_SKEW};
 use crate::error::Rejection;
 use crate::event::NormalisedEvent;
 use crate::provider::Provider;
-use crate::verify::canonical::{CanonicalPairs, SIGNATURE_FIELD};
+#[cfg(feature = "test-util")]
+use crate::testing::SignedRequest;
+use crate::verify::canonical::{self, CanonicalPairs, SIGNATURE_FIELD};
 use crate::verify::json::{self, Document, ReadError};
 use crate::verify::secrets::{self, SecretSet};
 use crate::verify::signing::{self, CanonicalHash};
+use crate::verify::Secret;
 use crate::verify::{Scheme, Verified};
-#[cfg(feature = "test-util")]
-use crate::{testing::SignedRequest, verify::Secret};
 pub use fields::{Reason, Unusable};
 
 /// One provider's whole behaviour.
@@ -127,12 +128,14 @@ pub fn route(provider: Provider) -> Route {
 #[derive(Debug, Clone, Copy)]
 pub struct SignOptions {
     pub niobi_hash: CanonicalHash,
+    /// How a Choice or Niobi sender writes its canonical string.
+    pub dialect: crate::verify::Dialect,
 }
 
 #[cfg(feature = "test-util")]
 impl Default for SignOptions {
     fn default() -> Self {
-        Self { niobi_hash: CanonicalHash::Sha256 }
+        Self { niobi_hash: CanonicalHash::Sha256, dialect: crate::verify::Dialect::Postman }
     }
 }
 
@@ -240,7 +243,14 @@ pub fn authenticate_and_normalise<'a>(
         .then(|| doc.member_text(SIGNATURE_FIELD))
         .flatten()
         .map(|sig| hex::encode(Sha256::digest(sig.trim().to_ascii_lowercase().as_bytes())));
-    let normalised = (spec.normalise)(&doc);
+    // Under a dialect that writes numbers its own way, the body is normalised from the numbers as signed, so
+    // that another spelling of a signed number (`1e3` for `1000`) can never make another id or amount.
+    let signed_text = verified.dialect.filter(|d| d.renders_numbers()).map(|d| canonical::with_numbers_as(&doc, d));
+    let signed_doc = match &signed_text {
+        Some(Some(text)) => Some(json::read(text).map_err(|e| Rejection::InvalidJson(e.to_string()))?),
+        _ => None,
+    };
+    let normalised = (spec.normalise)(signed_doc.as_ref().unwrap_or(&doc));
     let single = normalised.len() == 1;
     let mut events = Vec::with_capacity(normalised.len());
     let mut quarantined = Vec::new();
@@ -290,11 +300,13 @@ impl<'a> Context<'_, 'a> {
         self.secrets
             .webhook
             .find(|s| secrets::token_matches(s.expose(), token))
-            .map(|secret_index| Verified { scheme: Scheme::UrlToken, secret_index })
+            .map(|secret_index| Verified { scheme: Scheme::UrlToken, secret_index, dialect: None })
             .ok_or(Rejection::InvalidToken)
     }
 
-    /// Choice and Niobi: the body's `signature` over the canonical string, then the send timestamp.
+    /// Choice and Niobi: the body's `signature` over the canonical string, then the send timestamp. The
+    /// configured dialects are tried in order, each with every secret; the first that matches is recorded.
+    /// A forged body costs at most (dialects × secrets) hashes.
     pub fn verify_canonical(
         &self,
         doc: &Document<'_>,
@@ -305,15 +317,19 @@ impl<'a> Context<'_, 'a> {
             .member_text(SIGNATURE_FIELD)
             .filter(|s| !s.trim().is_empty())
             .ok_or(Rejection::MissingSignature("body field `signature`"))?;
-        let pairs = CanonicalPairs::of(doc);
-        let secret_index = self
-            .secrets
-            .webhook
-            .find(|s| secrets::hex_matches(&signing::canonical_digest(&pairs, s, hash), &provided))
+        let (dialect, secret_index) = self
+            .config
+            .dialects
+            .iter()
+            .find_map(|&dialect| {
+                let pairs = CanonicalPairs::in_dialect(doc, dialect)?;
+                let matches = |s: &Secret| secrets::hex_matches(&signing::canonical_digest(&pairs, s, hash), &provided);
+                self.secrets.webhook.find(matches).map(|index| (dialect, index))
+            })
             .ok_or(Rejection::InvalidSignature)?;
         let timestamp = doc.member_text("timestamp").ok_or(Rejection::InvalidTimestamp)?;
         self.check_timestamp(&timestamp)?;
-        Ok(Verified { scheme, secret_index })
+        Ok(Verified { scheme, secret_index, dialect: Some(dialect) })
     }
 
     /// Refuse a send timestamp older than `MAX_EVENT_AGE_SECS` or more than 300 s ahead. Niobi sends

@@ -9,37 +9,158 @@
 
 use std::cmp::Ordering;
 
-use super::json::Document;
+use super::json::{Document, Kind, Pair, Segment};
+use super::number;
 
 /// The field a signer adds with its secret before sorting.
 pub const SENDER_KEY: &str = "senderKey";
 /// The body field that carries the signature; never part of what is signed.
 pub const SIGNATURE_FIELD: &str = "signature";
 
-/// The flattened `key=value` strings of a body, in canonical (sorted) order, without `signature`.
+/// One complete way of turning a body into the string to sign. Neither Choice nor Niobi publishes which one
+/// its servers use, so each callback is verified with the first that matches, in the configured order
+/// (`CANONICAL_DIALECTS`). A dialect changes only how the same leaves are written and ordered, never which
+/// leaves are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// Choice's Postman script: value text as sent, `null` and `{}`/`[]` written out, whole `key=value`
+    /// strings sorted in JavaScript (UTF-16) order.
+    Postman,
+    /// The same steps on a parsed body in JavaScript: numbers as `String(n)` (`100.50` is `100.5`).
+    JavaScript,
+    /// The same steps with Java/Jackson number text (`100.50` is `100.5`, `1e2` is `100.0`).
+    Jackson,
+    /// Value text as sent, with `null` values and empty objects left out.
+    Compact,
+    /// A Java signer (an integrator's `ChoiceBankSignatureUtil`): Jackson number text, `null` values and empty
+    /// objects left out, keys in `TreeMap` order at every level.
+    Java,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Numbers {
+    AsSent,
+    JavaScript,
+    Jackson,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 5] =
+        [Dialect::Postman, Dialect::JavaScript, Dialect::Jackson, Dialect::Compact, Dialect::Java];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Postman => "postman",
+            Dialect::JavaScript => "javascript",
+            Dialect::Jackson => "jackson",
+            Dialect::Compact => "compact",
+            Dialect::Java => "java",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s.trim())
+    }
+
+    fn numbers(self) -> Numbers {
+        match self {
+            Dialect::Postman | Dialect::Compact => Numbers::AsSent,
+            Dialect::JavaScript => Numbers::JavaScript,
+            Dialect::Jackson | Dialect::Java => Numbers::Jackson,
+        }
+    }
+
+    fn omits_nulls_and_empty_objects(self) -> bool {
+        matches!(self, Dialect::Compact | Dialect::Java)
+    }
+
+    fn sorts_keys(self) -> bool {
+        self == Dialect::Java
+    }
+
+    /// Whether this dialect writes numbers other than as sent: then the body is normalised from the numbers
+    /// as signed, so that another spelling of the same number can never make another id.
+    pub fn renders_numbers(self) -> bool {
+        self.numbers() != Numbers::AsSent
+    }
+
+    /// A number as this dialect writes it; `None` if the written form would not be exactly the same number
+    /// (a signature over it would then cover other numbers too, so the dialect does not apply).
+    pub fn number(self, text: &str) -> Option<String> {
+        let written = match self.numbers() {
+            Numbers::AsSent => return Some(text.to_owned()),
+            Numbers::JavaScript => number::javascript(text)?,
+            Numbers::Jackson => number::jackson(text)?,
+        };
+        (number::exact(text)? == number::exact(&written)?).then_some(written)
+    }
+}
+
+/// The body with every number written as `dialect` writes it (the text that dialect signed), everything
+/// else byte for byte. `None` if the dialect cannot write one of its numbers exactly.
+pub fn with_numbers_as(doc: &Document<'_>, dialect: Dialect) -> Option<String> {
+    let mut out = String::with_capacity(doc.text.len());
+    let mut copied = 0;
+    for pair in doc.pairs.iter().filter(|p| p.kind == Kind::Number) {
+        out.push_str(&doc.text[copied..pair.start]);
+        out.push_str(&dialect.number(&pair.value)?);
+        copied = pair.start + pair.value.len();
+    }
+    out.push_str(&doc.text[copied..]);
+    Some(out)
+}
+
+/// The flattened `key=value` strings of a body in one dialect's order, without `signature`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalPairs(Vec<String>);
+pub struct CanonicalPairs {
+    pairs: Vec<String>,
+    /// For key order: where `senderKey` goes among the pairs (by top-level key); `None` for string order.
+    sender_key_at: Option<usize>,
+}
 
 impl CanonicalPairs {
-    /// The pairs of `doc`, leaving out top-level `signature`.
+    /// The pairs of `doc` in the Postman dialect (leaving out top-level `signature`).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn of(doc: &Document<'_>) -> Self {
-        let mut pairs: Vec<String> =
-            doc.pairs.iter().filter(|p| p.top != SIGNATURE_FIELD).map(|p| p.joined()).collect();
-        pairs.sort_by(|a, b| js_cmp(a, b));
-        Self(pairs)
+        Self::in_dialect(doc, Dialect::Postman).expect("the Postman dialect writes every body")
+    }
+
+    /// The pairs of `doc` in `dialect`; `None` if the dialect cannot write this body exactly.
+    pub fn in_dialect(doc: &Document<'_>, dialect: Dialect) -> Option<Self> {
+        let mut leaves: Vec<(&Pair<'_>, String)> = Vec::with_capacity(doc.pairs.len());
+        for pair in doc.pairs.iter().filter(|p| p.top != SIGNATURE_FIELD) {
+            let value = match pair.kind {
+                Kind::Null | Kind::EmptyObject if dialect.omits_nulls_and_empty_objects() => continue,
+                Kind::Number => dialect.number(&pair.value)?,
+                _ => pair.value.clone().into_owned(),
+            };
+            leaves.push((pair, value));
+        }
+        if dialect.sorts_keys() {
+            leaves.sort_by(|(a, _), (b, _)| key_order(a.segments(), b.segments()));
+            let sender_key_at = leaves.partition_point(|(p, _)| js_cmp(&p.top, SENDER_KEY) != Ordering::Greater);
+            let pairs = leaves.into_iter().map(|(p, v)| format!("{}={v}", p.path)).collect();
+            Some(Self { pairs, sender_key_at: Some(sender_key_at) })
+        } else {
+            let mut pairs: Vec<String> = leaves.into_iter().map(|(p, v)| format!("{}={v}", p.path)).collect();
+            pairs.sort_by(|a, b| js_cmp(a, b));
+            Some(Self { pairs, sender_key_at: None })
+        }
     }
 
     /// The pairs alone, joined with `&`.
     #[cfg(any(test, feature = "test-util"))]
     pub fn joined(&self) -> String {
-        self.0.join("&")
+        self.pairs.join("&")
     }
 
-    /// The string to sign: these pairs plus `senderKey=<secret>`, sorted, joined with `&`.
+    /// The string to sign: these pairs plus `senderKey=<secret>` in its place, joined with `&`.
     pub fn string_to_sign(&self, secret: &str) -> String {
         let sender_key = format!("{SENDER_KEY}={secret}");
-        let at = self.0.partition_point(|p| js_cmp(p, &sender_key) != Ordering::Greater);
-        let mut parts: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        let at = self
+            .sender_key_at
+            .unwrap_or_else(|| self.pairs.partition_point(|p| js_cmp(p, &sender_key) != Ordering::Greater));
+        let mut parts: Vec<&str> = self.pairs.iter().map(String::as_str).collect();
         parts.insert(at, &sender_key);
         parts.join("&")
     }
@@ -50,6 +171,22 @@ fn js_cmp(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
+/// `TreeMap` order over paths: keys by UTF-16 code units at each level, array items by index.
+fn key_order(a: Vec<Segment<'_>>, b: Vec<Segment<'_>>) -> Ordering {
+    for (x, y) in a.iter().zip(&b) {
+        let ord = match (x, y) {
+            (Segment::Key(x), Segment::Key(y)) => js_cmp(x, y),
+            (Segment::Index(x), Segment::Index(y)) => x.cmp(y),
+            (Segment::Key(_), Segment::Index(_)) => Ordering::Less,
+            (Segment::Index(_), Segment::Key(_)) => Ordering::Greater,
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +195,68 @@ mod tests {
 
     fn pairs(body: &str) -> CanonicalPairs {
         CanonicalPairs::of(&json::read(body).unwrap())
+    }
+
+    fn in_dialect(body: &str, dialect: Dialect) -> Option<String> {
+        CanonicalPairs::in_dialect(&json::read(body).unwrap(), dialect).map(|p| p.string_to_sign("k"))
+    }
+
+    #[test]
+    fn numbers_in_each_dialect() {
+        let js = |t: &str| Dialect::JavaScript.number(t);
+        let java = |t: &str| Dialect::Jackson.number(t);
+        for (sent, want) in [
+            ("100.50", "100.5"),
+            ("10.00", "10"),
+            ("1e2", "100"),
+            ("8", "8"),
+            ("-0", "0"),
+            ("0.000001", "0.000001"),
+            ("1e-7", "1e-7"),
+            ("1e21", "1e+21"),
+            ("123e18", "123000000000000000000"),
+            ("123e20", "1.23e+22"),
+        ] {
+            assert_eq!(js(sent).as_deref(), Some(want), "js {sent}");
+        }
+        for (sent, want) in [
+            ("100.50", "100.5"),
+            ("10.00", "10.0"),
+            ("1e2", "100.0"),
+            ("8", "8"),
+            ("0.001", "0.001"),
+            ("0.0001", "1.0E-4"),
+            ("12345678.9", "1.23456789E7"),
+            ("-2.50", "-2.5"),
+        ] {
+            assert_eq!(java(sent).as_deref(), Some(want), "java {sent}");
+        }
+        // A number the written form would not carry exactly: the dialect cannot vouch for it.
+        assert_eq!(js("12345678901234567890"), None);
+        assert_eq!(java("0.1000000000000000055511151231257827"), None);
+        assert_eq!(Dialect::Postman.number("1.50").as_deref(), Some("1.50"));
+    }
+
+    #[test]
+    fn dialects_write_the_same_leaves_differently() {
+        let body = r#"{"b":{"x":null,"e":{},"l":[],"amount":100.50},"amount2":"2","amount":"1"}"#;
+        assert_eq!(
+            in_dialect(body, Dialect::Postman).unwrap(),
+            "amount2=2&amount=1&b.amount=100.50&b.e={}&b.l=[]&b.x=null&senderKey=k"
+        );
+        assert_eq!(
+            in_dialect(body, Dialect::JavaScript).unwrap(),
+            "amount2=2&amount=1&b.amount=100.5&b.e={}&b.l=[]&b.x=null&senderKey=k"
+        );
+        assert_eq!(
+            in_dialect(body, Dialect::Compact).unwrap(),
+            "amount2=2&amount=1&b.amount=100.50&b.l=[]&senderKey=k"
+        );
+        // TreeMap order: `amount` before `amount2` (a key sort), `senderKey` among the top-level keys.
+        assert_eq!(in_dialect(body, Dialect::Java).unwrap(), "amount=1&amount2=2&b.amount=100.5&b.l=[]&senderKey=k");
+        let big = r#"{"amount":12345678901234567890}"#;
+        assert_eq!(in_dialect(big, Dialect::JavaScript), None);
+        assert!(in_dialect(big, Dialect::Postman).is_some());
     }
 
     fn joined(body: &str) -> String {

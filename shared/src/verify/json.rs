@@ -71,12 +71,42 @@ pub struct Pair<'a> {
     pub kind: Kind,
     /// The top-level key this leaf sits under.
     pub top: Cow<'a, str>,
+    /// Where the value's text starts in the body (numbers: the value is that text).
+    pub start: usize,
     /// The path written so that no two different paths look alike: each key length-prefixed.
     structural: String,
 }
 
+/// One step of a leaf's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
 impl Pair<'_> {
+    /// The path's steps, read back from its length-prefixed form.
+    pub fn segments(&self) -> Vec<Segment<'_>> {
+        let mut out = Vec::new();
+        let mut rest = self.structural.as_str();
+        while let Some(tag) = rest.chars().next() {
+            rest = &rest[1..];
+            if tag == '.' {
+                let (len, tail) = rest.split_once(':').expect("a key step is `.len:key`");
+                let len: usize = len.parse().expect("a key length");
+                out.push(Segment::Key(&tail[..len]));
+                rest = &tail[len..];
+            } else {
+                let (index, tail) = rest.split_once(']').expect("an index step is `[i]`");
+                out.push(Segment::Index(index.parse().expect("an index")));
+                rest = tail;
+            }
+        }
+        out
+    }
+
     /// `path=value`, the pair as the canonical string joins it.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn joined(&self) -> String {
         let mut s = String::with_capacity(self.path.len() + 1 + self.value.len());
         s.push_str(&self.path);
@@ -340,7 +370,7 @@ impl<'a> Reader<'a> {
                 }
                 Some(b'"') => {
                     let value = self.string()?;
-                    if doc.ambiguity.is_none() && holds_a_pair(&value) {
+                    if doc.ambiguity.is_none() && holds_a_pair(&path, &value) {
                         doc.ambiguity = Some(format!("value of `{path}` holds `&<key>=`"));
                     }
                     push_pair(&mut doc, &path, &structural, value, Kind::String, &top);
@@ -531,7 +561,18 @@ fn push_pair<'a>(
     top: &Cow<'a, str>,
 ) {
     doc.flattened += path.len() + 1 + value.len();
-    doc.pairs.push(Pair { path: path.to_owned(), value, kind, top: top.clone(), structural: structural.to_owned() });
+    let start = match (&value, kind) {
+        (Cow::Borrowed(text), Kind::Number) => text.as_ptr() as usize - doc.text.as_ptr() as usize,
+        _ => 0,
+    };
+    doc.pairs.push(Pair {
+        path: path.to_owned(),
+        value,
+        kind,
+        top: top.clone(),
+        start,
+        structural: structural.to_owned(),
+    });
 }
 
 /// Refuse an object whose keys repeat.
@@ -546,10 +587,32 @@ fn check_unique(mut keys: Vec<Cow<'_, str>>, at: usize) -> Result<(), ReadError>
     Ok(())
 }
 
-/// Whether a value's text holds `&` followed by `<key>=` (before the next `&`): the shape a merged pair
-/// takes in the canonical string.
-fn holds_a_pair(value: &str) -> bool {
-    value.split('&').skip(1).any(|segment| segment.contains('='))
+/// Whether the string value at `path` could be split into more pairs by a body carrying the same signed
+/// string: it holds `&` followed by `<key>=` (before the next `&`), where that pair would sort after what
+/// precedes it, in string order or in key order (a split pair that sorts before its neighbour changes the
+/// signed string, so it is no forgery: `"remark": "a/b & c=d"` is not ambiguous). A merged value (`"R1&salt=abc"`)
+/// always is: its pairs were sorted in the genuine body.
+fn holds_a_pair(path: &str, value: &str) -> bool {
+    let mut segments = value.split('&');
+    let first = segments.next().unwrap_or_default();
+    let mut before = vec![format!("{path}={first}")];
+    for segment in segments {
+        if let Some((key, _)) = segment.split_once('=') {
+            let after = |earlier: &String| {
+                let earlier_key = earlier.split_once('=').map_or(earlier.as_str(), |(k, _)| k);
+                segment.encode_utf16().cmp(earlier.encode_utf16()).is_gt()
+                    || key.encode_utf16().cmp(earlier_key.encode_utf16()).is_gt()
+            };
+            if before.iter().any(after) {
+                return true;
+            }
+        }
+        let last = before.last_mut().expect("one pair at least");
+        last.push('&');
+        last.push_str(segment);
+        before.push(segment.to_owned());
+    }
+    false
 }
 
 /// A string or number field kept as the provider's text (amounts, ids, status codes).
@@ -675,7 +738,9 @@ mod tests {
         ] {
             assert!(read(body).unwrap().ambiguity.is_some(), "{body}");
         }
-        for body in [r#"{"name": "Tom & Jerry"}"#, r#"{"q": "a=b"}"#, r#"{"a": {"b": 1}}"#] {
+        for body in
+            [r#"{"name": "Tom & Jerry"}"#, r#"{"q": "a=b"}"#, r#"{"a": {"b": 1}}"#, r#"{"p": {"remark": "a/b & c=d"}}"#]
+        {
             assert_eq!(read(body).unwrap().ambiguity, None, "{body}");
         }
     }

@@ -3,9 +3,11 @@
 
 pub(crate) mod canonical;
 pub(crate) mod json;
+pub(crate) mod number;
 pub(crate) mod secrets;
 pub(crate) mod signing;
 
+pub use canonical::Dialect;
 pub use secrets::{Secret, SecretSet};
 pub use signing::CanonicalHash;
 
@@ -70,4 +72,6 @@ impl std::fmt::Display for Scheme {
 pub struct Verified {
     pub scheme: Scheme,
     pub secret_index: usize,
+    /// Niobi and Choice: the canonical-string dialect that verified.
+    pub dialect: Option<Dialect>,
 }

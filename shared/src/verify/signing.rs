@@ -49,9 +49,15 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 #[cfg(any(test, feature = "test-util"))]
 /// Sign a JSON object body the way Choice / Niobi do: set its `signature` field (replacing any) to the
 /// lowercase hex signature of the rest. The other members keep their text and order.
-pub fn sign_canonical_body(body: &str, secret: &Secret, hash: CanonicalHash) -> Result<String, json::ReadError> {
+pub fn sign_canonical_body(
+    body: &str,
+    secret: &Secret,
+    hash: CanonicalHash,
+    dialect: super::Dialect,
+) -> Result<String, json::ReadError> {
     let doc = json::read(body)?;
-    let signature = hex::encode(canonical_digest(&CanonicalPairs::of(&doc), secret, hash));
+    let pairs = CanonicalPairs::in_dialect(&doc, dialect).ok_or(json::ReadError::TooComplex)?;
+    let signature = hex::encode(canonical_digest(&pairs, secret, hash));
     let unsigned = doc.object_without(&[SIGNATURE_FIELD]);
     let text = unsigned.get();
     let sep = if text.len() > 2 { "," } else { "" };
@@ -93,9 +99,13 @@ mod tests {
 
     #[test]
     fn signing_a_body_sets_the_signature_it_verifies_with() {
-        let signed =
-            sign_canonical_body(r#"{"a":1.50,"signature":"old","b":"x"}"#, &Secret::new("k"), CanonicalHash::Sha256)
-                .unwrap();
+        let signed = sign_canonical_body(
+            r#"{"a":1.50,"signature":"old","b":"x"}"#,
+            &Secret::new("k"),
+            CanonicalHash::Sha256,
+            super::super::Dialect::Postman,
+        )
+        .unwrap();
         let sig = json::read(&signed).unwrap().member_text("signature").unwrap().into_owned();
         assert_eq!(sig, digest_hex(&signed, "k"));
         assert!(signed.starts_with(r#"{"a":1.50,"b":"x","signature":""#), "{signed}");

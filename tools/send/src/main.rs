@@ -65,8 +65,14 @@ fn run(args: Args) -> Result<bool, String> {
     let niobi_hash =
         env("NIOBI_SIGNATURE_HASH").and_then(|h| CanonicalHash::parse(&h)).unwrap_or(CanonicalHash::Sha256);
     let body = std::fs::read_to_string(&args.fixture).map_err(|e| format!("{}: {e}", args.fixture))?;
-    let signed = providers::sign(args.provider, &body, &secret, &SignOptions { niobi_hash }, chrono::Utc::now())
-        .map_err(|e| format!("{}: {e}", args.fixture))?;
+    let signed = providers::sign(
+        args.provider,
+        &body,
+        &secret,
+        &SignOptions { niobi_hash, ..Default::default() },
+        chrono::Utc::now(),
+    )
+    .map_err(|e| format!("{}: {e}", args.fixture))?;
 
     // `cargo lambda watch` serves each binary at <base>/<binary>/<rest of path>: the route minus `/webhooks`.
     let path = signed.path(args.provider);
