@@ -13,6 +13,7 @@ export XDG_CACHE_HOME ?= $(CURDIR)/target/.cache
 ARCH ?= x86_64
 # One function crate per provider: the drift test checks this list against Provider::ALL.
 FUNCTIONS := $(notdir $(wildcard functions/*))
+PROVIDERS := $(filter-out sweeper,$(FUNCTIONS))
 PROVIDER ?=
 FIXTURE ?=
 
@@ -59,7 +60,7 @@ dev: $(VENV)/.installed ## The same local stack, left running (Ctrl-C stops it)
 	scripts/local-stack.sh dev
 
 send: ## Sign and send one fixture to the running `make dev` stack: make send PROVIDER=niobi FIXTURE=payin_timeout
-	@[ -n "$(PROVIDER)" ] && [ -n "$(FIXTURE)" ] || { echo "usage: make send PROVIDER=<$(subst $(eval) ,|,$(FUNCTIONS))> FIXTURE=<name in tests/fixtures/PROVIDER>"; exit 2; }
+	@[ -n "$(PROVIDER)" ] && [ -n "$(FIXTURE)" ] || { echo "usage: make send PROVIDER=<$(subst $(eval) ,|,$(PROVIDERS))> FIXTURE=<name in tests/fixtures/PROVIDER>"; exit 2; }
 	@set -a; . target/local/demo.env; set +a; \
 	  cargo run --quiet -p payhooks-send -- --provider $(PROVIDER) --fixture tests/fixtures/$(PROVIDER)/$(FIXTURE).json
 

@@ -81,6 +81,17 @@ for p in "${providers[@]}"; do
   send --provider "$p" --fixture "${fixtures[0]}" --forge --expect 401 || failures=$((failures + 1))
 done
 
+echo "==> a Niobi deposit whose timeout arrives after its success: enqueued, flagged as a regression"
+sed 's/A7KQ2M9XW001/DEMO-LATE-TIMEOUT/' tests/fixtures/niobi/payin_ussd_push.json > "$local_dir/late_success.json"
+sed 's/A7KQ2M9XW001/DEMO-LATE-TIMEOUT/' tests/fixtures/niobi/payin_timeout.json > "$local_dir/late_timeout.json"
+send --provider niobi --fixture "$local_dir/late_success.json" --expect 200 || failures=$((failures + 1))
+send --provider niobi --fixture "$local_dir/late_timeout.json" --expect 200 || failures=$((failures + 1))
+
+echo "==> one sweep (the sweeper function; nothing is stalled, so it finds nothing)"
+cargo lambda invoke sweeper --invoke-address 127.0.0.1 --invoke-port "$watch_port" --data-ascii '{}' \
+  || failures=$((failures + 1))
+echo
+
 echo "==> messages now in each queue"
 .venv/bin/python scripts/local_aws.py show "${providers[@]}"
 

@@ -25,8 +25,21 @@ def create(providers):
     ddb.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "pending", "AttributeType": "S"},
+            {"AttributeName": "lease_until", "AttributeType": "N"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        # The sparse index the sweeper queries (as in infra/template.yaml).
+        GlobalSecondaryIndexes=[{
+            "IndexName": "pending-index",
+            "KeySchema": [
+                {"AttributeName": "pending", "KeyType": "HASH"},
+                {"AttributeName": "lease_until", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }],
     )
     ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
     print(f"EVENTS_TABLE={table}")
@@ -64,7 +77,9 @@ def show(providers):
         for m in messages:
             event = json.loads(m["Body"])
             data = event["data"]
-            print(f"  {event['type']:<42} id={event['id']}  group={m['Attributes']['MessageGroupId']}  amount={data.get('amount') or '-'} {data.get('currency') or ''}")
+            flags = "".join(f"  {flag.upper()}" for flag in ("regression", "contradiction") if data.get(flag))
+            state = f"  transaction={data['transaction_status']}" if data.get("transaction_status") else ""
+            print(f"  {event['type']:<42} id={event['id']}  group={m['Attributes']['MessageGroupId']}  amount={data.get('amount') or '-'} {data.get('currency') or ''}{state}{flags}")
     print(f"\n{total} message(s) in all")
 
 

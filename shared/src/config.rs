@@ -178,6 +178,40 @@ impl Config {
     }
 }
 
+/// What the sweeper reads: the table, and every provider's queue (`<PROVIDER>_EVENTS_QUEUE_URL`).
+#[derive(Debug, Clone)]
+pub struct SweeperConfig {
+    pub events_table: String,
+    pub queue_urls: Vec<(Provider, String)>,
+}
+
+impl SweeperConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let queue_urls = Provider::ALL
+            .into_iter()
+            .map(|provider| {
+                let name = QUEUE_URL_NAMES[provider as usize];
+                get(name).map(|url| (provider, url)).ok_or(ConfigError::Missing(name))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?, queue_urls })
+    }
+}
+
+/// `<PROVIDER>_EVENTS_QUEUE_URL`, in `Provider::ALL` order.
+const QUEUE_URL_NAMES: [&str; 5] = [
+    "NIOBI_EVENTS_QUEUE_URL",
+    "CHOICE_EVENTS_QUEUE_URL",
+    "M2MONEY_EVENTS_QUEUE_URL",
+    "LIPIA_EVENTS_QUEUE_URL",
+    "MUDA_EVENTS_QUEUE_URL",
+];
+
 /// A lookup in which `<PROVIDER>_<NAME>` (e.g. `LIPIA_EVENTS_QUEUE_URL`) wins over `<NAME>`, so one
 /// environment can serve all five functions (`cargo lambda watch` runs them with one env file).
 pub fn provider_overrides(
@@ -296,6 +330,26 @@ mod tests {
         assert_eq!(param, Some(SecretSource::SsmParameter("/payhooks/muda-keys".into())));
         let inline = lookup(&[base[0], base[1], base[2], ("MUDA_SIGNING_KEYS", "k1")]);
         assert_eq!(inline, Some(SecretSource::Inline(SecretSet::parse("k1", "X").unwrap())));
+    }
+
+    #[test]
+    fn the_sweeper_needs_every_queue() {
+        let all: HashMap<String, String> = QUEUE_URL_NAMES
+            .iter()
+            .map(|n| (n.to_string(), format!("http://q/{n}")))
+            .chain([("EVENTS_TABLE".to_owned(), "t".to_owned())])
+            .collect();
+        let c = SweeperConfig::from_lookup(|k| all.get(k).cloned()).unwrap();
+        assert_eq!(c.queue_urls.len(), 5);
+        assert_eq!(c.queue_urls[2], (Provider::M2Money, "http://q/M2MONEY_EVENTS_QUEUE_URL".to_owned()));
+        for provider in Provider::ALL {
+            assert_eq!(
+                QUEUE_URL_NAMES[provider as usize],
+                format!("{}_EVENTS_QUEUE_URL", provider.name().to_ascii_uppercase())
+            );
+        }
+        let err = SweeperConfig::from_lookup(|k| all.get(k).filter(|_| k != "LIPIA_EVENTS_QUEUE_URL").cloned());
+        assert_eq!(err.unwrap_err(), ConfigError::Missing("LIPIA_EVENTS_QUEUE_URL"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::provider::Provider;
+use crate::state::TransactionView;
 
 /// A normalised status. Payment facts use the first six; other notifications carry the provider's
 /// documented state (`account_opened`, `frozen`, ...). Anything not recognised is `Unknown`, never success.
@@ -221,10 +222,23 @@ impl<D: Serialize> CloudEvent<'_, D> {
 }
 
 /// A message stored without its payload (`data` is its last member, `payload` would be the last of `data`),
-/// with `payload` put back.
-pub fn with_payload(envelope: &str, payload: &RawValue) -> String {
+/// completed at send time: where the transaction stands (`transaction_status`, `regression`,
+/// `contradiction`), then `payload`.
+pub fn complete(envelope: &str, transaction: Option<&TransactionView>, payload: &RawValue) -> String {
     let head = envelope.strip_suffix("}}").expect("an envelope ends with `data`, an object");
-    format!("{head},\"payload\":{}}}}}", payload.get())
+    let mut out = String::with_capacity(head.len() + payload.get().len() + 96);
+    out.push_str(head);
+    if let Some(view) = transaction {
+        let status = serde_json::to_string(&view.status).expect("a string always serialises");
+        out.push_str(&format!(
+            ",\"transaction_status\":{status},\"regression\":{},\"contradiction\":{}",
+            view.regression, view.contradiction
+        ));
+    }
+    out.push_str(",\"payload\":");
+    out.push_str(payload.get());
+    out.push_str("}}");
+    out
 }
 
 #[cfg(test)]
@@ -240,9 +254,17 @@ mod tests {
         let full = CloudEvent::new(Provider::Niobi, &event, now, Some(&payload)).to_json();
         let stored = CloudEvent::new(Provider::Niobi, &event, now, None).to_json();
         assert!(!stored.contains("payload"));
-        assert_eq!(with_payload(&stored, &payload), full);
+        assert_eq!(complete(&stored, None, &payload), full);
+        let view = TransactionView { status: Some("succeeded".into()), regression: true, contradiction: false };
+        let json: serde_json::Value = serde_json::from_str(&complete(&stored, Some(&view), &payload)).unwrap();
+        assert_eq!(json["data"]["transaction_status"], "succeeded");
+        assert_eq!(
+            (json["data"]["regression"].as_bool(), json["data"]["contradiction"].as_bool()),
+            (Some(true), Some(false))
+        );
+        assert_eq!(json["data"]["payload"]["a"][1], "x");
         let quarantined = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now, Some(&payload));
         let stored = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now, None).to_json();
-        assert_eq!(with_payload(&stored, &payload), quarantined.to_json());
+        assert_eq!(complete(&stored, None, &payload), quarantined.to_json());
     }
 }

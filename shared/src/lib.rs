@@ -7,6 +7,7 @@
 //! - [`aws`]: the DynamoDB, SQS and SSM adapters of those ports, and the cold-start wiring;
 //! - [`providers`]: one module per provider (authentication, parsing, normalisation, ack, route), no I/O;
 //! - [`verify`]: the JSON reader, the canonical string, signature primitives and secrets;
+//! - [`state`]: transaction status ranks; [`sweeper`]: completes deliveries no provider retried;
 //! - [`provider`], [`event`], [`error`], [`config`]: the types everything else shares.
 //!
 //! `testing` (feature `test-util`) holds the in-memory ports, signers and fixtures for tests and tools.
@@ -20,6 +21,8 @@ pub mod pipeline;
 pub mod ports;
 pub mod provider;
 pub mod providers;
+pub mod state;
+pub mod sweeper;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod verify;

@@ -25,9 +25,11 @@ use crate::error::IngestError;
 use crate::event::{self, CloudEvent};
 use crate::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader,
+    TransactionRef,
 };
 use crate::provider::Provider;
 use crate::providers::{self, Callback, Incoming, Secrets};
+use crate::state::Step;
 use crate::verify::canonical::SIGNATURE_FIELD;
 use crate::verify::{json, Verified};
 
@@ -90,12 +92,6 @@ pub struct Pipeline {
     retention: Retention,
 }
 
-/// One record to deliver, with its message.
-struct Delivery {
-    record: EventRecord,
-    message: OutgoingMessage,
-}
-
 impl Pipeline {
     pub fn new(
         provider: Provider,
@@ -145,9 +141,10 @@ impl Pipeline {
         };
         self.store.put_body(&body).await?;
 
+        let courier = Courier { store: &*self.store, publisher: &*self.publisher };
         let mut outcomes = Vec::new();
-        for delivery in self.deliveries(&callback, &body.key, received, &clock, lease) {
-            outcomes.push(self.deliver(&delivery, &clock, lease).await?);
+        for record in self.records(&callback, &body.key, received, &clock, lease) {
+            outcomes.push(self.deliver(&courier, &record, &callback.payload, &clock, lease).await?);
         }
         for q in &callback.quarantined {
             tracing::warn!(provider = %self.provider, quarantine_id = %q.id, reason = q.reason.as_str(), field = %q.field, "authenticated callback could not be normalised: quarantined");
@@ -159,16 +156,15 @@ impl Pipeline {
         Ok(processed(outcome))
     }
 
-    /// The records and messages of a callback's events, then of its quarantined items.
-    fn deliveries(
+    /// The records of a callback's events, then of its quarantined items.
+    fn records(
         &self,
         callback: &Callback<'_>,
         body_ref: &str,
         received: DateTime<Utc>,
         clock: &Clock,
         lease: Duration,
-    ) -> Vec<Delivery> {
-        let payload = Some(&*callback.payload);
+    ) -> Vec<EventRecord> {
         let record = |id: &str, event_type: String, group: String, envelope: String| EventRecord {
             id: id.to_owned(),
             provider: self.provider,
@@ -184,46 +180,49 @@ impl Pipeline {
             group,
             envelope,
             quarantine: None,
+            transaction: None,
             expires_at: received.timestamp() + self.retention.marker.as_secs() as i64,
-        };
-        let message = |record: &EventRecord, body: String| OutgoingMessage {
-            id: record.id.clone(),
-            provider: self.provider,
-            event_type: record.event_type.clone(),
-            group: record.group.clone(),
-            body,
         };
         let mut out = Vec::with_capacity(callback.events.len() + callback.quarantined.len());
         for event in &callback.events {
-            let full = CloudEvent::new(self.provider, event, received, payload);
-            let stored = CloudEvent::new(self.provider, event, received, None).to_json();
-            let record = record(&event.id, full.event_type.clone(), event.reference.clone(), stored);
-            out.push(Delivery { message: message(&record, full.to_json()), record });
+            let stored = CloudEvent::new(self.provider, event, received, None);
+            let mut record = record(&event.id, stored.event_type.clone(), event.reference.clone(), stored.to_json());
+            record.transaction = Some(TransactionRef {
+                key: format!("txn#{}#{}", self.provider, event.reference),
+                step: Step::of(event.status, callback.sent_at_ms.unwrap_or(clock.received_ms)),
+            });
+            out.push(record);
         }
         for q in &callback.quarantined {
             let (reason, field) = (q.reason.as_str(), q.field.as_str());
-            let full = CloudEvent::quarantined(self.provider, &q.id, reason, field, received, payload);
-            let stored = CloudEvent::quarantined(self.provider, &q.id, reason, field, received, None).to_json();
-            let mut record = record(&q.id, full.event_type.clone(), q.id.clone(), stored);
+            let stored = CloudEvent::quarantined(self.provider, &q.id, reason, field, received, None);
+            let mut record = record(&q.id, stored.event_type.clone(), q.id.clone(), stored.to_json());
             record.quarantine = Some((reason.to_owned(), q.field.clone()));
-            out.push(Delivery { message: message(&record, full.to_json()), record });
+            out.push(record);
         }
         out
     }
 
-    async fn deliver(&self, delivery: &Delivery, clock: &Clock, lease: Duration) -> Result<Outcome, IngestError> {
-        let Delivery { record, message } = delivery;
+    async fn deliver(
+        &self,
+        courier: &Courier<'_>,
+        record: &EventRecord,
+        payload: &RawValue,
+        clock: &Clock,
+        lease: Duration,
+    ) -> Result<Outcome, IngestError> {
         let mut current = match self.store.insert(record).await? {
-            Insert::Created => return self.send_and_mark(record, message, clock).await,
+            Insert::Created => return courier.send_and_mark(record, payload, clock.now_ms()).await,
             Insert::Exists(existing) => existing,
         };
         let mut outcome = Outcome::Duplicate;
-        let mut message = message.clone();
+        let mut stored = None;
         if current.content_hash != record.content_hash {
             let conflict = EventRecord {
                 id: format!("{}#conflict#{}", record.id, &record.content_hash[..16]),
                 state: RecordState::Conflict,
                 lease_until_ms: 0,
+                transaction: None,
                 expires_at: record.expires_at.min(clock.received_ms / 1000 + self.retention.body.as_secs() as i64),
                 ..record.clone()
             };
@@ -232,8 +231,8 @@ impl Pipeline {
             if current.state.is_sent() {
                 return Ok(Outcome::Conflict);
             }
-            // The first delivery never reached the queue: complete it, with its own message.
-            message = self.stored_message(&record.id).await?.unwrap_or(message);
+            // The first delivery never reached the queue: complete it, with its own record and body.
+            stored = self::stored(&*self.store, &record.id).await?;
             outcome = Outcome::Conflict;
         }
         loop {
@@ -245,7 +244,10 @@ impl Pipeline {
                 && self.store.take_over(&record.id, current.lease_until_ms, now + lease.as_millis() as i64).await?
             {
                 tracing::info!(event_id = %record.id, "took over an unfinished delivery");
-                let sent = self.send_and_mark(record, &message, clock).await?;
+                let sent = match &stored {
+                    Some((first, first_payload)) => courier.send_and_mark(first, first_payload, now).await?,
+                    None => courier.send_and_mark(record, payload, now).await?,
+                };
                 return Ok(if outcome == Outcome::Conflict { outcome } else { sent });
             }
             if clock.started.elapsed() >= POLL_LIMIT {
@@ -255,43 +257,66 @@ impl Pipeline {
             current = self.store.get(&record.id).await?.ok_or_else(|| IngestError::InProgress(record.id.clone()))?;
         }
     }
+}
 
-    /// The message of a stored record, rebuilt from its envelope and its body (`None` if the body expired).
-    async fn stored_message(&self, id: &str) -> Result<Option<OutgoingMessage>, IngestError> {
-        let Some(record) = self.store.load(id).await? else { return Ok(None) };
-        let Some(raw) = self.store.get_body(&record.body_ref).await? else { return Ok(None) };
-        let Ok(doc) = json::read(&raw) else { return Ok(None) };
-        let payload: Box<RawValue> = doc.object_without(&[SIGNATURE_FIELD]);
-        Ok(Some(OutgoingMessage {
-            id: record.id,
-            provider: record.provider,
-            event_type: record.event_type,
-            group: record.group,
-            body: event::with_payload(&record.envelope, &payload),
-        }))
-    }
+/// Sends a recorded event's message and marks it sent: the last step of a delivery, shared by the pipeline
+/// (new events, takeovers) and the [`crate::sweeper`].
+pub(crate) struct Courier<'a> {
+    pub store: &'a dyn IdempotencyStore,
+    pub publisher: &'a dyn EventPublisher,
+}
 
-    async fn send_and_mark(
+/// A stored record and its payload (the stored body without `signature`); `None` if either is gone.
+pub(crate) async fn stored(
+    store: &dyn IdempotencyStore,
+    id: &str,
+) -> Result<Option<(EventRecord, Box<RawValue>)>, IngestError> {
+    let Some(record) = store.load(id).await? else { return Ok(None) };
+    let Some(raw) = store.get_body(&record.body_ref).await? else { return Ok(None) };
+    let Ok(doc) = json::read(&raw) else { return Ok(None) };
+    let payload = doc.object_without(&[SIGNATURE_FIELD]);
+    Ok(Some((record, payload)))
+}
+
+impl Courier<'_> {
+    /// Move the event's transaction forward, send the message (with where the transaction stands), then
+    /// mark the record sent. On a failure the lease is released so that a retry can proceed at once.
+    pub async fn send_and_mark(
         &self,
         record: &EventRecord,
-        message: &OutgoingMessage,
-        clock: &Clock,
+        payload: &RawValue,
+        now_ms: i64,
     ) -> Result<Outcome, IngestError> {
-        let (sent_state, outcome) = match record.quarantine {
-            None => (RecordState::Enqueued, Outcome::Accepted),
-            Some(_) => (RecordState::Quarantined, Outcome::Quarantined),
-        };
-        let result = match self.publisher.publish(message).await {
-            Ok(()) => self.store.mark_sent(&record.id, sent_state, clock.now_ms()).await.map_err(IngestError::from),
-            Err(e) => Err(e.into()),
-        };
+        let result = self.send(record, payload, now_ms).await;
         if let Err(err) = result {
             if let Err(release_err) = self.store.release(&record.id).await {
                 tracing::warn!(event_id = %record.id, error = %release_err, "could not release the lease after a failure");
             }
             return Err(err);
         }
-        Ok(outcome)
+        Ok(if record.quarantine.is_some() { Outcome::Quarantined } else { Outcome::Accepted })
+    }
+
+    async fn send(&self, record: &EventRecord, payload: &RawValue, now_ms: i64) -> Result<(), IngestError> {
+        let view = match &record.transaction {
+            Some(transaction) => Some(self.store.advance(transaction, &record.id, now_ms).await?),
+            None => None,
+        };
+        if let Some(view) = view.as_ref().filter(|v| v.contradiction) {
+            let transaction = record.transaction.as_ref().map(|t| t.key.as_str()).unwrap_or_default();
+            tracing::error!(event_id = %record.id, transaction, transaction_status = ?view.status, "event contradicts the transaction's final outcome: a money question for a human");
+        }
+        let message = OutgoingMessage {
+            id: record.id.clone(),
+            provider: record.provider,
+            event_type: record.event_type.clone(),
+            group: record.group.clone(),
+            body: event::complete(&record.envelope, view.as_ref(), payload),
+        };
+        self.publisher.publish(&message).await?;
+        let sent = if record.quarantine.is_some() { RecordState::Quarantined } else { RecordState::Enqueued };
+        self.store.mark_sent(&record.id, sent, now_ms).await?;
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use crate::error::{PublishError, SecretsError, StoreError};
 use crate::provider::Provider;
 use crate::providers::Secrets;
+use crate::state::{Step, TransactionView};
 use crate::verify::{Dialect, Scheme};
 
 /// The life of a record: `RECEIVED` at the put, then `ENQUEUED` (an event) or `QUARANTINED` (what could not
@@ -85,8 +86,17 @@ pub struct EventRecord {
     pub envelope: String,
     /// Why the item is quarantined, and the field at fault.
     pub quarantine: Option<(String, String)>,
+    /// The transaction the event moves (none for quarantined items and conflict records).
+    pub transaction: Option<TransactionRef>,
     /// TTL attribute, Unix seconds: `IDEMPOTENCY_TTL_DAYS` for events, `EVENT_TTL_DAYS` for conflicts.
     pub expires_at: i64,
+}
+
+/// An event's transaction (`txn#<provider>#<reference>`) and what the event says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRef {
+    pub key: String,
+    pub step: Step,
 }
 
 /// The part of an existing record the pipeline decides on.
@@ -125,6 +135,17 @@ pub trait IdempotencyStore: Send + Sync {
     async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError>;
     /// End this delivery's lease early (after a failure) so that the next retry can proceed at once.
     async fn release(&self, id: &str) -> Result<(), StoreError>;
+    /// Apply an event to its transaction's state with one conditional write (forward only, see
+    /// [`crate::state`]) and say where the transaction stands after it.
+    async fn advance(
+        &self,
+        transaction: &TransactionRef,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<TransactionView, StoreError>;
+    /// Ids of event records still `RECEIVED` whose lease ended before `now_ms` (through the sparse `pending`
+    /// index: one query, never a scan), at most `limit`.
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError>;
 }
 
 /// One queue message: the CloudEvents JSON and what the queue needs to route and deduplicate it.

@@ -18,10 +18,11 @@ use crate::error::{PublishError, Rejection, StoreError};
 use crate::pipeline::Pipeline;
 use crate::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, StaticSecrets,
-    StoredState,
+    StoredState, TransactionRef,
 };
 use crate::provider::Provider;
 use crate::providers::{self, Callback, Incoming, Secrets, SignOptions, Signer};
+use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
 use crate::verify::canonical::SIGNATURE_FIELD;
 use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, CanonicalHash};
@@ -364,7 +365,19 @@ pub struct MemoryStore {
     records: Mutex<HashMap<String, EventRecord>>,
     bodies: Mutex<HashMap<String, BodyRecord>>,
     signatures: Mutex<HashMap<String, String>>,
+    transactions: Mutex<HashMap<String, Transaction>>,
+    /// How many times `stalled` was asked (what one sweep costs).
+    pub stalled_queries: std::sync::atomic::AtomicUsize,
     unavailable: AtomicBool,
+}
+
+/// A transaction's recorded state, as the DynamoDB item holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub status: String,
+    pub at_ms: Option<i64>,
+    /// The events that set the state, in order.
+    pub event_ids: Vec<String>,
 }
 
 impl MemoryStore {
@@ -385,6 +398,11 @@ impl MemoryStore {
     pub fn body_of(&self, id: &str) -> Option<String> {
         let body_ref = self.record(id)?.body_ref;
         self.bodies.lock().unwrap().get(&body_ref).map(|b| b.raw_body.clone())
+    }
+
+    /// A transaction's recorded state (`txn#<provider>#<reference>`).
+    pub fn transaction(&self, key: &str) -> Option<Transaction> {
+        self.transactions.lock().unwrap().get(key).cloned()
     }
 
     /// The stored bodies.
@@ -484,6 +502,61 @@ impl IdempotencyStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn advance(
+        &self,
+        transaction: &TransactionRef,
+        event_id: &str,
+        _now_ms: i64,
+    ) -> Result<TransactionView, StoreError> {
+        self.check_available("UpdateItem")?;
+        let mut transactions = self.transactions.lock().unwrap();
+        let current = transactions.get(&transaction.key).cloned();
+        let set = |status: &str, at_ms: Option<i64>, txns: &mut HashMap<String, Transaction>| {
+            let entry = txns.entry(transaction.key.clone()).or_insert_with(|| Transaction {
+                status: String::new(),
+                at_ms: None,
+                event_ids: Vec::new(),
+            });
+            entry.status = status.to_owned();
+            entry.at_ms = at_ms;
+            entry.event_ids.push(event_id.to_owned());
+        };
+        Ok(match &transaction.step {
+            Step::Payment(incoming) => {
+                let recorded = current.as_ref().and_then(|t| PaymentStatus::parse(&t.status));
+                if recorded.is_none_or(|r| incoming.replaces(r)) {
+                    set(incoming.as_str(), None, &mut transactions);
+                }
+                payment_view(recorded, *incoming)
+            }
+            Step::Notification { state, at_ms } => {
+                let newer = current.as_ref().is_none_or(|t| t.at_ms.is_none_or(|at| at <= *at_ms));
+                if newer {
+                    set(state, Some(*at_ms), &mut transactions);
+                }
+                let status = if newer { Some(state.clone()) } else { current.map(|t| t.status) };
+                TransactionView { status, regression: false, contradiction: false }
+            }
+            Step::Unknown => {
+                TransactionView { status: current.map(|t| t.status), regression: false, contradiction: false }
+            }
+        })
+    }
+
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.check_available("Query")?;
+        self.stalled_queries.fetch_add(1, Ordering::SeqCst);
+        let records = self.records.lock().unwrap();
+        let mut ids: Vec<String> = records
+            .values()
+            .filter(|r| r.state == RecordState::Received && r.quarantine.is_none() && r.lease_until_ms < now_ms)
+            .map(|r| r.id.clone())
+            .collect();
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
     }
 }
 

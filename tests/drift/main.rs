@@ -107,7 +107,9 @@ fn every_function_crate_is_deployed_with_its_route_queue_and_environment() {
 #[test]
 fn no_resource_builds_a_binary_that_does_not_exist() {
     let binaries = function_binaries();
-    assert_eq!(binaries, Provider::ALL.iter().map(|p| p.name().to_owned()).collect());
+    let mut expected: BTreeSet<String> = Provider::ALL.iter().map(|p| p.name().to_owned()).collect();
+    expected.insert("sweeper".to_owned());
+    assert_eq!(binaries, expected, "functions/ holds one crate per provider, and the sweeper");
     for (id, resource) in template()["Resources"].as_hash().unwrap() {
         if let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() {
             assert!(binaries.contains(binary), "{id:?} builds `{binary}`, which no crate under functions/ defines");
@@ -132,6 +134,7 @@ fn least_privilege_no_wildcard_resources() {
                                 "dynamodb:PutItem",
                                 "dynamodb:UpdateItem",
                                 "dynamodb:GetItem",
+                                "dynamodb:Query",
                                 "sqs:SendMessage",
                                 "ssm:GetParameter",
                                 "kms:Decrypt"
@@ -151,5 +154,73 @@ fn lambdas_build_without_the_test_helpers() {
         let manifest = entry.unwrap().path().join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).unwrap();
         assert!(!text.contains("test-util"), "{} enables payhooks' test-util feature", manifest.display());
+    }
+}
+
+/// The sweeper runs every minute, reads every variable its configuration asks for, may query only the
+/// sparse index, and may send to the five queues and nothing else.
+#[test]
+fn the_sweeper_is_scheduled_and_least_privileged() {
+    let t = template();
+    let (id, sweeper) = t["Resources"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some("sweeper"))
+        .expect("a function builds the sweeper");
+    let props = &sweeper["Properties"];
+    assert_eq!(props["CodeUri"].as_str(), Some("../functions/sweeper"), "{id:?}");
+    assert!(
+        props["Events"].as_hash().unwrap().values().any(|e| e["Type"].as_str() == Some("Schedule")
+            && e["Properties"]["Schedule"].as_str() == Some("rate(1 minute)")),
+        "the sweeper runs every minute"
+    );
+
+    let asked = RefCell::new(BTreeSet::new());
+    let _ = payhooks::config::SweeperConfig::from_lookup(|name| {
+        asked.borrow_mut().insert(name.to_owned());
+        Some("x".to_owned())
+    });
+    let mut deployed = keys(&t["Globals"]["Function"]["Environment"]["Variables"]);
+    deployed.extend(keys(&props["Environment"]["Variables"]));
+    let missing: Vec<_> = asked.borrow().difference(&deployed).cloned().collect();
+    assert!(missing.is_empty(), "the sweeper lacks {missing:?}");
+
+    let statements: Vec<&Yaml> = props["Policies"][0]["Statement"].as_vec().unwrap().iter().collect();
+    let actions = |s: &Yaml| -> Vec<String> {
+        s["Action"]
+            .as_vec()
+            .cloned()
+            .unwrap_or_else(|| vec![s["Action"].clone()])
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect()
+    };
+    for statement in &statements {
+        for action in actions(statement) {
+            let resource = format!("{:?}", statement["Resource"]);
+            match action.as_str() {
+                "dynamodb:Query" => {
+                    assert!(resource.contains("/index/pending-index"), "Query only on the index: {resource}")
+                }
+                "dynamodb:GetItem" | "dynamodb:UpdateItem" => assert!(resource.contains("EventsTable")),
+                "sqs:SendMessage" => {
+                    for provider in Provider::ALL {
+                        let queue = format!(
+                            "{}Queue",
+                            match provider {
+                                Provider::M2Money => "M2Money".to_owned(),
+                                other => {
+                                    let n = other.name();
+                                    n[..1].to_ascii_uppercase() + &n[1..]
+                                }
+                            }
+                        );
+                        assert!(resource.contains(&queue), "SendMessage to {queue}: {resource}");
+                    }
+                }
+                other => panic!("the sweeper needs no {other}"),
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod support;
+mod sweeper;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -286,6 +287,10 @@ async fn conditional_updates_hold_on_dynamodb() {
         group: "g".into(),
         envelope: r#"{"id":"e1","data":{"provider":"lipia"}}"#.into(),
         quarantine: None,
+        transaction: Some(payhooks::ports::TransactionRef {
+            key: "txn#choice#T1".into(),
+            step: payhooks::state::Step::Notification { state: "frozen".into(), at_ms: 9 },
+        }),
         expires_at: 2,
     };
     assert_eq!(store.insert(&record).await.unwrap(), Insert::Created);

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use chrono::Utc;
@@ -44,17 +45,28 @@ impl Stack {
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let table = unique("events");
+        let attribute = |name: &str, kind: ScalarAttributeType| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap()
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
+        };
+        // As infra/template.yaml defines it: `pk`, and the sparse `pending-index` the sweeper queries.
+        let pending_index = GlobalSecondaryIndex::builder()
+            .index_name(payhooks::aws::PENDING_INDEX)
+            .key_schema(key("pending", KeyType::Hash))
+            .key_schema(key("lease_until", KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .unwrap();
         ddb.create_table()
             .table_name(&table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+            .attribute_definitions(attribute("pending", ScalarAttributeType::S))
+            .attribute_definitions(attribute("lease_until", ScalarAttributeType::N))
+            .key_schema(key("pk", KeyType::Hash))
+            .global_secondary_indexes(pending_index)
             .send()
             .await
             .expect("create table");

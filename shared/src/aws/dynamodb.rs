@@ -5,13 +5,16 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::error::StoreError;
-use crate::ports::{BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, StoredState};
+use crate::ports::{BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, StoredState, TransactionRef};
 use crate::provider::Provider;
+use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
 use crate::verify::{Dialect, Scheme};
 
-/// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds four kinds of
+/// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds five kinds of
 /// item: event markers (`pk` = event id), conflict records (`{id}#conflict#{hash}`), raw bodies
-/// (`body#<provider>#<sha256>`) and one-time signature records (`sig#<provider>#<sha256>`).
+/// (`body#<provider>#<sha256>`), one-time signature records (`sig#<provider>#<sha256>`) and transaction
+/// states (`txn#<provider>#<reference>`). Event markers still `RECEIVED` carry `pending`, the key of the sparse
+/// index [`PENDING_INDEX`] (with `lease_until` as its sort key) that the sweeper queries.
 #[derive(Debug, Clone)]
 pub struct DynamoDbIdempotencyStore {
     client: aws_sdk_dynamodb::Client,
@@ -19,6 +22,11 @@ pub struct DynamoDbIdempotencyStore {
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The sparse index of event markers still `RECEIVED`: partition key `pending`, sort key `lease_until`.
+pub const PENDING_INDEX: &str = "pending-index";
+/// The one value of `pending` (a single partition: a sweep is one query).
+const PENDING: &str = "1";
 
 impl DynamoDbIdempotencyStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
@@ -101,6 +109,22 @@ fn to_item(r: &EventRecord) -> Item {
         ("envelope".to_owned(), s(&r.envelope)),
         ("expires_at".to_owned(), n(r.expires_at)),
     ]);
+    if r.state == RecordState::Received && r.quarantine.is_none() {
+        item.insert("pending".to_owned(), s(PENDING));
+    }
+    if let Some(transaction) = &r.transaction {
+        item.insert("txn_key".to_owned(), s(&transaction.key));
+        match &transaction.step {
+            Step::Payment(status) => {
+                item.insert("txn_status".to_owned(), s(status.as_str()));
+            }
+            Step::Notification { state, at_ms } => {
+                item.insert("txn_state".to_owned(), s(state));
+                item.insert("txn_at".to_owned(), n(*at_ms));
+            }
+            Step::Unknown => {}
+        }
+    }
     if let Some(dialect) = r.dialect {
         item.insert("dialect".to_owned(), s(dialect.as_str()));
     }
@@ -145,6 +169,14 @@ fn from_item(item: &Item) -> Option<EventRecord> {
         group: owned("group")?,
         envelope: owned("envelope")?,
         quarantine: owned("reason").zip(owned("field")),
+        transaction: owned("txn_key").map(|key| TransactionRef {
+            key,
+            step: match (text(item, "txn_status").and_then(PaymentStatus::parse), owned("txn_state")) {
+                (Some(status), _) => Step::Payment(status),
+                (None, Some(state)) => Step::Notification { state, at_ms: number(item, "txn_at") },
+                (None, None) => Step::Unknown,
+            },
+        }),
         expires_at: number(item, "expires_at"),
     })
 }
@@ -251,7 +283,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         self.update(
             "UpdateItem",
             id,
-            "SET #state = :sent, sent_at = :at",
+            "SET #state = :sent, sent_at = :at REMOVE pending",
             "#state = :received",
             &[(":sent", state(sent)), (":at", n(at_ms)), (":received", state(RecordState::Received))],
         )
@@ -269,5 +301,101 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn advance(
+        &self,
+        transaction: &TransactionRef,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<TransactionView, StoreError> {
+        let (condition, mut values, rank) = match &transaction.step {
+            Step::Payment(incoming) => {
+                // Forward only: a higher rank, and a reversal never over a failure (see `state`).
+                let mut condition =
+                    "attribute_not_exists(pk) OR attribute_not_exists(#rank) OR #rank < :rank".to_owned();
+                let mut values = vec![(":status", s(incoming.as_str())), (":rank", n(i64::from(incoming.rank())))];
+                if *incoming == PaymentStatus::Reversed {
+                    condition = format!("({condition}) AND (attribute_not_exists(#status) OR #status <> :failed)");
+                    values.push((":failed", s(PaymentStatus::Failed.as_str())));
+                }
+                (condition, values, true)
+            }
+            Step::Notification { state, at_ms } => (
+                "attribute_not_exists(pk) OR attribute_not_exists(#at) OR #at <= :at".to_owned(),
+                vec![(":status", s(state)), (":at", n(*at_ms))],
+                false,
+            ),
+            Step::Unknown => {
+                let status = self.get_item(&transaction.key).await?.and_then(|i| text(&i, "status").map(str::to_owned));
+                return Ok(TransactionView { status, regression: false, contradiction: false });
+            }
+        };
+        let set = if rank { "#rank = :rank" } else { "#at = :at" };
+        values.push((":ids", AttributeValue::L(vec![s(event_id)])));
+        values.push((":empty", AttributeValue::L(vec![])));
+        values.push((":now", n(now_ms)));
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&transaction.key))
+            .update_expression(format!(
+                "SET #status = :status, {set}, updated_at = :now, event_ids = list_append(if_not_exists(event_ids, :empty), :ids)"
+            ))
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = if rank {
+            update.expression_attribute_names("#rank", "rank")
+        } else {
+            update.expression_attribute_names("#at", "at")
+        };
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let recorded = match update.send().await {
+            Ok(_) => None,
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                let old = match e.into_service_error() {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(ccf) => {
+                        ccf.item().and_then(|i| text(i, "status").map(str::to_owned))
+                    }
+                    _ => None,
+                };
+                // Older emulators do not return the old item: read it.
+                match old {
+                    Some(status) => Some(status),
+                    None => self.get_item(&transaction.key).await?.and_then(|i| text(&i, "status").map(str::to_owned)),
+                }
+            }
+            Err(e) => return Err(store_error("UpdateItem", e)),
+        };
+        Ok(match (&transaction.step, recorded) {
+            (Step::Payment(incoming), None) => payment_view(None, *incoming),
+            (Step::Payment(incoming), Some(status)) => payment_view(PaymentStatus::parse(&status), *incoming),
+            (Step::Notification { state, .. }, recorded) => TransactionView {
+                status: Some(recorded.unwrap_or_else(|| state.clone())),
+                regression: false,
+                contradiction: false,
+            },
+            (Step::Unknown, recorded) => TransactionView { status: recorded, regression: false, contradiction: false },
+        })
+    }
+
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("pending = :pending AND lease_until < :now")
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":now", n(now_ms))
+            .limit(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        Ok(out.items().iter().filter_map(|item| text(item, "pk").map(str::to_owned)).collect())
     }
 }

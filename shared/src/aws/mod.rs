@@ -8,13 +8,16 @@ mod ssm;
 
 use std::sync::Arc;
 
-pub use dynamodb::DynamoDbIdempotencyStore;
+pub use dynamodb::{DynamoDbIdempotencyStore, PENDING_INDEX};
 pub use sqs::SqsPublisher;
 pub use ssm::SsmSecrets;
 
-use crate::config::Config;
+use crate::config::{Config, SweeperConfig};
+use crate::handler::DEFAULT_LEASE;
 use crate::pipeline::Pipeline;
+use crate::ports::EventPublisher;
 use crate::ports::SecretLoader;
+use crate::sweeper::Sweeper;
 
 impl Pipeline {
     /// Build the clients once and wire them into a pipeline for `config.provider`.
@@ -30,5 +33,20 @@ impl Pipeline {
             Arc::new(SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), config.events_queue_url)),
             config.retention,
         )
+    }
+}
+
+impl Sweeper {
+    /// Build the clients once and wire the sweeper to the table and every provider's queue.
+    pub async fn from_config(config: SweeperConfig) -> Self {
+        let sdk = aws_config::load_from_env().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let publishers = config
+            .queue_urls
+            .into_iter()
+            .map(|(provider, url)| (provider, Arc::new(SqsPublisher::new(sqs.clone(), url)) as Arc<dyn EventPublisher>))
+            .collect();
+        let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table);
+        Sweeper::new(Arc::new(store), publishers, DEFAULT_LEASE)
     }
 }

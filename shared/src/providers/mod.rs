@@ -28,7 +28,7 @@ use crate::verify::json::{self, Document, ReadError};
 use crate::verify::secrets::{self, SecretSet};
 use crate::verify::signing::{self, CanonicalHash};
 use crate::verify::Secret;
-use crate::verify::{Scheme, Verified};
+use crate::verify::{Dialect, Scheme, Verified};
 pub use fields::{Reason, Unusable};
 
 /// One provider's whole behaviour.
@@ -195,6 +195,9 @@ pub struct Callback<'a> {
     pub events: Vec<NormalisedEvent>,
     /// What could not be normalised: recorded and enqueued as `<provider>.quarantined`, acknowledged.
     pub quarantined: Vec<Quarantined>,
+    /// The provider's own send time (the body's `timestamp`, seconds or milliseconds), where it has one:
+    /// what orders non-payment notifications.
+    pub sent_at_ms: Option<i64>,
 }
 
 /// An authenticated callback (or batch item) that is kept aside, with why.
@@ -267,6 +270,7 @@ pub fn authenticate_and_normalise<'a>(
             }
         }
     }
+    let sent_at_ms = doc.member_text("timestamp").and_then(|t| t.trim().parse::<i64>().ok()).filter(|t| *t > 0);
     Ok(Callback {
         verified,
         body,
@@ -275,6 +279,7 @@ pub fn authenticate_and_normalise<'a>(
         signature_key,
         events,
         quarantined,
+        sent_at_ms: sent_at_ms.map(|t| if t > 100_000_000_000 { t } else { t.saturating_mul(1000) }),
     })
 }
 
@@ -317,14 +322,27 @@ impl<'a> Context<'_, 'a> {
             .member_text(SIGNATURE_FIELD)
             .filter(|s| !s.trim().is_empty())
             .ok_or(Rejection::MissingSignature("body field `signature`"))?;
+        let mut tried: Vec<CanonicalPairs> = Vec::with_capacity(self.config.dialects.len());
+        let mut tried_postman_form = false;
         let (dialect, secret_index) = self
             .config
             .dialects
             .iter()
             .find_map(|&dialect| {
+                // A dialect that writes this body as one already tried did cannot match either.
+                let as_postman = dialect == Dialect::Postman || !dialect.differs_from_postman(doc);
+                if as_postman && tried_postman_form {
+                    return None;
+                }
+                tried_postman_form |= as_postman;
                 let pairs = CanonicalPairs::in_dialect(doc, dialect)?;
+                if tried.contains(&pairs) {
+                    return None;
+                }
                 let matches = |s: &Secret| secrets::hex_matches(&signing::canonical_digest(&pairs, s, hash), &provided);
-                self.secrets.webhook.find(matches).map(|index| (dialect, index))
+                let found = self.secrets.webhook.find(matches).map(|index| (dialect, index));
+                tried.push(pairs);
+                found
             })
             .ok_or(Rejection::InvalidSignature)?;
         let timestamp = doc.member_text("timestamp").ok_or(Rejection::InvalidTimestamp)?;

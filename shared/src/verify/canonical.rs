@@ -84,6 +84,17 @@ impl Dialect {
         self.numbers() != Numbers::AsSent
     }
 
+    /// Whether this dialect may write `doc` other than the Postman dialect does (if not, trying it again
+    /// would only repeat the same hashes). Cheap: no string is built for numbers written as sent.
+    pub fn differs_from_postman(self, doc: &Document<'_>) -> bool {
+        self.sorts_keys()
+            || doc.pairs.iter().any(|p| match p.kind {
+                Kind::Null | Kind::EmptyObject => self.omits_nulls_and_empty_objects(),
+                Kind::Number => self.renders_numbers() && self.number(&p.value).as_deref() != Some(&*p.value),
+                _ => false,
+            })
+    }
+
     /// A number as this dialect writes it; `None` if the written form would not be exactly the same number
     /// (a signature over it would then cover other numbers too, so the dialect does not apply).
     pub fn number(self, text: &str) -> Option<String> {
@@ -137,9 +148,10 @@ impl CanonicalPairs {
             leaves.push((pair, value));
         }
         if dialect.sorts_keys() {
-            leaves.sort_by(|(a, _), (b, _)| key_order(a.segments(), b.segments()));
-            let sender_key_at = leaves.partition_point(|(p, _)| js_cmp(&p.top, SENDER_KEY) != Ordering::Greater);
-            let pairs = leaves.into_iter().map(|(p, v)| format!("{}={v}", p.path)).collect();
+            let mut keyed: Vec<_> = leaves.into_iter().map(|(p, v)| (p.segments(), p, v)).collect();
+            keyed.sort_by(|(a, ..), (b, ..)| key_order(a, b));
+            let sender_key_at = keyed.partition_point(|(_, p, _)| js_cmp(&p.top, SENDER_KEY) != Ordering::Greater);
+            let pairs = keyed.into_iter().map(|(_, p, v)| format!("{}={v}", p.path)).collect();
             Some(Self { pairs, sender_key_at: Some(sender_key_at) })
         } else {
             let mut pairs: Vec<String> = leaves.into_iter().map(|(p, v)| format!("{}={v}", p.path)).collect();
@@ -166,14 +178,25 @@ impl CanonicalPairs {
     }
 }
 
-/// JavaScript's default sort order: UTF-16 code units.
-fn js_cmp(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+/// JavaScript's default sort order: UTF-16 code units. UTF-8 byte order is the same except between a
+/// character in U+E000..U+FFFF (lead byte 0xEE/0xEF) and one above U+FFFF (lead byte 0xF0..0xF4, a surrogate
+/// pair in UTF-16, which sorts first); so compare bytes and fix that one case, without allocating.
+pub(crate) fn js_cmp(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let Some(at) = x.iter().zip(y).position(|(p, q)| p != q) else { return x.len().cmp(&y.len()) };
+    let (p, q) = (x[at], y[at]);
+    let high_bmp = |byte: u8| (0xEE..=0xEF).contains(&byte);
+    let astral = |byte: u8| byte >= 0xF0;
+    if (high_bmp(p) && astral(q)) || (astral(p) && high_bmp(q)) {
+        q.cmp(&p)
+    } else {
+        p.cmp(&q)
+    }
 }
 
 /// `TreeMap` order over paths: keys by UTF-16 code units at each level, array items by index.
-fn key_order(a: Vec<Segment<'_>>, b: Vec<Segment<'_>>) -> Ordering {
-    for (x, y) in a.iter().zip(&b) {
+fn key_order(a: &[Segment<'_>], b: &[Segment<'_>]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
         let ord = match (x, y) {
             (Segment::Key(x), Segment::Key(y)) => js_cmp(x, y),
             (Segment::Index(x), Segment::Index(y)) => x.cmp(y),
@@ -290,6 +313,14 @@ mod tests {
     fn utf16_order_for_non_ascii() {
         // U+FF21 (BMP, high) sorts after U+1F600 (surrogate pair 0xD83D..) in UTF-16, before it in UTF-8.
         assert_eq!(js_cmp("\u{FF21}", "\u{1F600}"), Ordering::Greater);
+    }
+
+    proptest! {
+        #[test]
+        fn js_order_is_utf16_order(a in "\\PC{0,6}", b in "\\PC{0,6}", common in "[a-z\u{E000}-\u{FFFF}\u{1F600}]{0,3}") {
+            let (a, b) = (format!("{common}{a}"), format!("{common}{b}"));
+            prop_assert_eq!(js_cmp(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
     }
 
     fn arb_json() -> impl Strategy<Value = serde_json::Value> {

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use serde::de::{self, Deserializer};
+
+use super::canonical::js_cmp;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -600,8 +602,7 @@ fn holds_a_pair(path: &str, value: &str) -> bool {
         if let Some((key, _)) = segment.split_once('=') {
             let after = |earlier: &String| {
                 let earlier_key = earlier.split_once('=').map_or(earlier.as_str(), |(k, _)| k);
-                segment.encode_utf16().cmp(earlier.encode_utf16()).is_gt()
-                    || key.encode_utf16().cmp(earlier_key.encode_utf16()).is_gt()
+                js_cmp(segment, earlier).is_gt() || js_cmp(key, earlier_key).is_gt()
             };
             if before.iter().any(after) {
                 return true;

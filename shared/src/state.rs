@@ -1,0 +1,177 @@
+//! Where a transaction stands over time: statuses are ranked so the recorded state only moves forward,
+//! whatever order the network delivers events in.
+//!
+//! `pending` < `timeout` < `failed` = `succeeded` < `reversed`. `failed` and `succeeded` are final: a later
+//! event of the other kind is a *contradiction* (a money question for a human) and leaves the state as it is.
+//! `reversed` may only follow a success (or stand for one not yet seen): after `failed` it is a
+//! contradiction. An event ranking below the recorded state is a *regression* (a `timeout` after
+//! `succeeded`): still enqueued, flagged. Non-payment notifications (Choice onboarding, account status...)
+//! keep the latest by the notification's own time, else by arrival.
+//!
+//! The store applies these rules with one conditional write per event ([`crate::ports::IdempotencyStore::advance`]);
+//! this module says what the write may do and what the event's flags are.
+
+use crate::event::Status;
+
+/// A payment status, ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentStatus {
+    Pending,
+    Timeout,
+    Failed,
+    Succeeded,
+    Reversed,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 5] = [
+        PaymentStatus::Pending,
+        PaymentStatus::Timeout,
+        PaymentStatus::Failed,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Reversed,
+    ];
+
+    pub fn rank(self) -> u8 {
+        match self {
+            PaymentStatus::Pending => 0,
+            PaymentStatus::Timeout => 1,
+            PaymentStatus::Failed | PaymentStatus::Succeeded => 2,
+            PaymentStatus::Reversed => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.status().as_str()
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    fn status(self) -> Status {
+        match self {
+            PaymentStatus::Pending => Status::Pending,
+            PaymentStatus::Timeout => Status::Timeout,
+            PaymentStatus::Failed => Status::Failed,
+            PaymentStatus::Succeeded => Status::Succeeded,
+            PaymentStatus::Reversed => Status::Reversed,
+        }
+    }
+
+    /// The payment status an event's normalised status is, if it is one.
+    pub fn of(status: Status) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.status() == status)
+    }
+
+    /// Whether an event with status `self` may replace a recorded `current`: it ranks higher, and a
+    /// reversal never replaces a failure.
+    pub fn replaces(self, current: PaymentStatus) -> bool {
+        self.rank() > current.rank() && !(self == PaymentStatus::Reversed && current == PaymentStatus::Failed)
+    }
+}
+
+/// What one event says about its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A payment status, ranked.
+    Payment(PaymentStatus),
+    /// A non-payment notification's state, ordered by time (ms): the notification's own, else arrival.
+    Notification { state: String, at_ms: i64 },
+    /// A status that is neither (`unknown`): it changes nothing.
+    Unknown,
+}
+
+impl Step {
+    pub fn of(status: Status, at_ms: i64) -> Self {
+        match (PaymentStatus::of(status), status) {
+            (Some(payment), _) => Step::Payment(payment),
+            (None, Status::State(state)) => Step::Notification { state: state.to_owned(), at_ms },
+            (None, _) => Step::Unknown,
+        }
+    }
+}
+
+/// Where a transaction stands after an event, as the event's envelope says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionView {
+    /// The transaction's status after this event (`None` when nothing is recorded yet for it).
+    pub status: Option<String>,
+    /// The event ranks below the state already recorded.
+    pub regression: bool,
+    /// The event contradicts a final outcome (`failed` after `succeeded`, the reverse, `reversed` after
+    /// `failed`).
+    pub contradiction: bool,
+}
+
+/// The view after a payment event with status `incoming`, given the state `current` it found (`None`: none
+/// yet). Whether the event replaced the state is [`PaymentStatus::replaces`].
+pub fn payment_view(current: Option<PaymentStatus>, incoming: PaymentStatus) -> TransactionView {
+    let Some(current) = current else {
+        return TransactionView { status: Some(incoming.as_str().to_owned()), regression: false, contradiction: false };
+    };
+    if incoming.replaces(current) {
+        return TransactionView { status: Some(incoming.as_str().to_owned()), regression: false, contradiction: false };
+    }
+    let contradiction = matches!(
+        (current, incoming),
+        (PaymentStatus::Succeeded, PaymentStatus::Failed)
+            | (PaymentStatus::Failed, PaymentStatus::Succeeded)
+            | (PaymentStatus::Failed, PaymentStatus::Reversed)
+    );
+    TransactionView {
+        status: Some(current.as_str().to_owned()),
+        regression: incoming.rank() < current.rank(),
+        contradiction,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PaymentStatus::*;
+    use super::*;
+
+    fn after(events: &[PaymentStatus]) -> (PaymentStatus, Vec<(bool, bool)>) {
+        let mut current = None;
+        let mut flags = Vec::new();
+        for &e in events {
+            let view = payment_view(current, e);
+            flags.push((view.regression, view.contradiction));
+            if current.is_none_or(|c| e.replaces(c)) {
+                current = Some(e);
+            }
+        }
+        (current.unwrap(), flags)
+    }
+
+    #[test]
+    fn every_order_of_pending_timeout_succeeded_ends_succeeded() {
+        let orders = [
+            [Pending, Timeout, Succeeded],
+            [Pending, Succeeded, Timeout],
+            [Timeout, Pending, Succeeded],
+            [Timeout, Succeeded, Pending],
+            [Succeeded, Pending, Timeout],
+            [Succeeded, Timeout, Pending],
+        ];
+        for order in orders {
+            let (state, flags) = after(&order);
+            assert_eq!(state, Succeeded, "{order:?}");
+            assert!(flags.iter().all(|(_, c)| !c), "{order:?}");
+            // Exactly the events that arrive after a higher rank are regressions.
+            let expected: Vec<bool> =
+                (0..3).map(|i| order[..i].iter().any(|earlier| earlier.rank() > order[i].rank())).collect();
+            assert_eq!(flags.iter().map(|(r, _)| *r).collect::<Vec<_>>(), expected, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn final_outcomes_hold_and_contradictions_are_flagged() {
+        assert_eq!(after(&[Succeeded, Failed]), (Succeeded, vec![(false, false), (false, true)]));
+        assert_eq!(after(&[Failed, Succeeded]), (Failed, vec![(false, false), (false, true)]));
+        assert_eq!(after(&[Succeeded, Reversed]), (Reversed, vec![(false, false), (false, false)]));
+        assert_eq!(after(&[Reversed, Succeeded]), (Reversed, vec![(false, false), (true, false)]));
+        assert_eq!(after(&[Failed, Reversed]), (Failed, vec![(false, false), (false, true)]));
+        assert_eq!(after(&[Succeeded, Succeeded]), (Succeeded, vec![(false, false), (false, false)]));
+    }
+}

@@ -1,0 +1,202 @@
+//! The sweeper and transaction state on DynamoDB and SQS (moto).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
+use payhooks::error::StoreError;
+use payhooks::ports::{
+    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, RecordState, StoredState, TransactionRef,
+};
+use payhooks::state::TransactionView;
+use payhooks::sweeper::Sweeper;
+use payhooks::testing::{fixture, TestRequest, SECRET};
+use payhooks::Provider::{self, *};
+
+use crate::support::{text, Stack, LEASE};
+
+fn sweeper(stack: &Stack, store: Arc<dyn IdempotencyStore>) -> Sweeper {
+    let publisher: Arc<dyn EventPublisher> = Arc::new(SqsPublisher::new(stack.sqs.clone(), stack.queue_url.clone()));
+    let publishers = Provider::ALL.into_iter().map(|p| (p, publisher.clone())).collect();
+    Sweeper::new(store, publishers, Duration::from_secs(10))
+}
+
+fn store(stack: &Stack) -> Arc<dyn IdempotencyStore> {
+    Arc::new(DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone()))
+}
+
+/// A delivery whose `SendMessage` failed: 503, the record left `RECEIVED` with its lease released.
+async fn fail_a_delivery(stack: &Stack, provider: Provider, req: &TestRequest) -> String {
+    let broken = stack.pipeline_with(provider, &stack.table, &format!("{}-missing", stack.queue_url));
+    let err = broken.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert_eq!(err.status().as_u16(), 503);
+    let records = stack.event_records().await;
+    let record = records.iter().find(|r| text(r, "state") == "RECEIVED").expect("left RECEIVED");
+    assert!(record.contains_key("pending"), "a RECEIVED record is in the sparse index");
+    text(record, "pk")
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_failed_send_no_provider_retries_is_enqueued_by_the_next_sweep() {
+    let stack = Stack::new(true).await;
+    let req = TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now());
+    let id = fail_a_delivery(&stack, Choice, &req).await;
+    assert!(stack.messages().await.is_empty());
+
+    let report = sweeper(&stack, store(&stack)).run(Utc::now()).await.unwrap();
+    assert_eq!((report.found, report.swept, report.failed), (1, 1, 0));
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["data"]["transaction_status"], "succeeded");
+    assert_eq!(body["data"]["payload"]["params"]["amount"], "1500.00", "rebuilt from the stored body");
+    let record = stack.record(&id).await;
+    assert_eq!(text(&record, "state"), "ENQUEUED");
+    assert!(!record.contains_key("pending"), "out of the sparse index once sent");
+
+    let again = sweeper(&stack, store(&stack)).run(Utc::now()).await.unwrap();
+    assert_eq!(again.found, 0);
+    assert_eq!(stack.messages().await.len(), 0, "nothing more (the one message stays in flight)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_sweep_racing_a_provider_retry_and_another_sweep_sends_one_message() {
+    let stack = Stack::new(true).await;
+    let req = Arc::new(TestRequest::signed_fixture(M2Money, "payout_success", Utc::now()));
+    fail_a_delivery(&stack, M2Money, &req).await;
+    let pipeline = Arc::new(stack.pipeline(M2Money));
+    let (a, b) = (Arc::new(sweeper(&stack, store(&stack))), Arc::new(sweeper(&stack, store(&stack))));
+    let retry = {
+        let (pipeline, req) = (pipeline.clone(), req.clone());
+        tokio::spawn(async move { pipeline.process(&req.incoming(), Utc::now(), LEASE).await.map(|p| p.outcome) })
+    };
+    let sweep_a = tokio::spawn(async move { a.run(Utc::now()).await.unwrap() });
+    let sweep_b = tokio::spawn(async move { b.run(Utc::now()).await.unwrap() });
+    let retried = retry.await.unwrap();
+    let (ra, rb) = (sweep_a.await.unwrap(), sweep_b.await.unwrap());
+    assert!(retried.is_ok() || matches!(retried, Err(payhooks::error::IngestError::InProgress(_))), "{retried:?}");
+    assert!(ra.swept + rb.swept <= 1, "{ra:?} {rb:?}");
+    assert_eq!(stack.messages().await.len(), 1, "exactly one message: {ra:?} {rb:?} {retried:?}");
+}
+
+/// Counts the port calls a sweep makes.
+struct Counting {
+    inner: DynamoDbIdempotencyStore,
+    calls: AtomicUsize,
+    stalled: AtomicUsize,
+}
+
+#[async_trait]
+impl IdempotencyStore for Counting {
+    async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_body(body).await
+    }
+    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_body(key).await
+    }
+    async fn claim_signature(&self, key: &str, hash: &str, expires_at: i64) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.claim_signature(key, hash, expires_at).await
+    }
+    async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert(record).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(id).await
+    }
+    async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(id).await
+    }
+    async fn take_over(&self, id: &str, old: i64, new: i64) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.take_over(id, old, new).await
+    }
+    async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.mark_sent(id, state, at_ms).await
+    }
+    async fn release(&self, id: &str) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.release(id).await
+    }
+    async fn advance(&self, t: &TransactionRef, id: &str, now_ms: i64) -> Result<TransactionView, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.advance(t, id, now_ms).await
+    }
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.stalled.fetch_add(1, Ordering::SeqCst);
+        self.inner.stalled(now_ms, limit).await
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_sweep_with_nothing_to_do_costs_one_query() {
+    let stack = Stack::new(true).await;
+    // Sent events and a quarantined one are not the sweeper's business.
+    for (provider, name) in [(Lipia, "stk_success"), (Muda, "transaction_event_success")] {
+        let req = TestRequest::signed_fixture(provider, name, Utc::now());
+        stack.pipeline(provider).process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    }
+    let quarantined = fixture(M2Money, "payout_success").replace("\"1500.00\"", "\"1,500.00\"");
+    let req = TestRequest::signed(M2Money, &quarantined, SECRET, Utc::now());
+    stack.pipeline(M2Money).process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    let counting = Arc::new(Counting {
+        inner: DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone()),
+        calls: AtomicUsize::new(0),
+        stalled: AtomicUsize::new(0),
+    });
+    let report = sweeper(&stack, counting.clone()).run(Utc::now()).await.unwrap();
+    assert_eq!(report.found, 0);
+    assert_eq!((counting.calls.load(Ordering::SeqCst), counting.stalled.load(Ordering::SeqCst)), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn twenty_concurrent_events_of_one_transaction_end_in_the_highest_rank_on_dynamodb() {
+    let stack = Stack::new(false).await;
+    let pipeline = Arc::new(stack.pipeline(Niobi));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let pipeline = pipeline.clone();
+            let body = match i % 4 {
+                0 => fixture(Niobi, "payin_ussd_push"),
+                1 => fixture(Niobi, "payin_timeout"),
+                _ => fixture(Niobi, "payin_timeout")
+                    .replace("000006", &format!("0001{i:02}"))
+                    .replace("\"timeout\"", "\"pending\""),
+            };
+            tokio::spawn(async move {
+                let req = TestRequest::signed(Niobi, &body, SECRET, Utc::now());
+                pipeline.process(&req.incoming(), Utc::now(), LEASE).await.map(|p| p.outcome)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await.unwrap();
+    }
+    let state = stack.record("txn#niobi#A7KQ2M9XW001").await;
+    assert_eq!(text(&state, "status"), "succeeded");
+    let mut by_status: HashMap<String, usize> = HashMap::new();
+    for m in stack.messages().await {
+        let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        *by_status.entry(body["data"]["status"].as_str().unwrap().to_owned()).or_default() += 1;
+        if body["data"]["status"] != "succeeded" && body["data"]["transaction_status"] == "succeeded" {
+            assert_eq!(body["data"]["regression"], true, "{body}");
+        }
+    }
+    assert_eq!(by_status.get("succeeded"), Some(&1), "{by_status:?}");
+}
