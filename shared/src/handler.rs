@@ -9,6 +9,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::error::IngestError;
+use crate::metrics::{self, CallbackMetrics};
 use crate::pipeline::{Pipeline, Processed};
 use crate::provider::Provider;
 use crate::providers::{self, Incoming};
@@ -38,11 +39,12 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
     let incoming =
         Incoming { method: req.method(), path: &path, headers: req.headers(), body, source_ip: source_ip.as_deref() };
 
-    let result = pipeline.process(&incoming, received, lease).await;
+    let (result, recorded) = metrics::recording(pipeline.process(&incoming, received, lease)).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let provider = pipeline.provider.name();
-    Ok(match result {
-        Ok(Processed { outcome, event_ids, quarantined_ids, verified }) => {
+    let mut measured = CallbackMetrics { recorded, ..CallbackMetrics::default() };
+    let response = match result {
+        Ok(Processed { outcome, event_ids, quarantined_ids, verified, counts, sent_at_ms }) => {
             tracing::info!(
                 provider,
                 outcome = outcome.as_str(),
@@ -54,6 +56,13 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
                 duration_ms,
                 "callback"
             );
+            measured.accepted = counts.accepted;
+            measured.duplicate = counts.duplicate;
+            measured.conflict = counts.conflict;
+            measured.quarantined = counts.quarantined;
+            measured.secret_index = Some(verified.secret_index);
+            measured.dialect = verified.dialect;
+            measured.clock_skew_ms = sent_at_ms.map(|sent| received.timestamp_millis() - sent);
             ack(pipeline.provider)
         }
         Err(err) => {
@@ -64,9 +73,16 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
                     tracing::error!(provider, outcome, error = %other, cause = ?std::error::Error::source(other), duration_ms, "callback")
                 }
             }
+            measured.rejected = Some(err.code());
+            measured.auth_failed = err.status() == StatusCode::UNAUTHORIZED;
             error_response(&err)
         }
-    })
+    };
+    measured.ingest_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(line) = measured.to_emf(pipeline.provider, Utc::now().timestamp_millis()) {
+        pipeline.metrics_sink().emit(&line);
+    }
+    Ok(response)
 }
 
 /// The provider's acknowledgement: Choice and Lipia want `200 text/plain ok`, the others a small JSON body.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod provider;

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Retention, VerifyConfig};
 use crate::error::IngestError;
 use crate::event::{self, CloudEvent};
+use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader,
     TransactionRef,
@@ -78,6 +79,31 @@ pub struct Processed {
     pub event_ids: Vec<String>,
     pub quarantined_ids: Vec<String>,
     pub verified: Verified,
+    /// How many events (and quarantined items) ended each way.
+    pub counts: OutcomeCounts,
+    /// The provider's send time, where it has one.
+    pub sent_at_ms: Option<i64>,
+}
+
+/// Outcomes per event.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub accepted: u32,
+    pub duplicate: u32,
+    pub conflict: u32,
+    pub quarantined: u32,
+}
+
+impl OutcomeCounts {
+    fn of(outcomes: &[Outcome]) -> Self {
+        let n = |o: Outcome| outcomes.iter().filter(|x| **x == o).count() as u32;
+        Self {
+            accepted: n(Outcome::Accepted),
+            duplicate: n(Outcome::Duplicate),
+            conflict: n(Outcome::Conflict),
+            quarantined: n(Outcome::Quarantined),
+        }
+    }
 }
 
 /// Everything one function needs to handle callbacks, built once per cold start.
@@ -90,6 +116,7 @@ pub struct Pipeline {
     store: Arc<dyn IdempotencyStore>,
     publisher: Arc<dyn EventPublisher>,
     retention: Retention,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl Pipeline {
@@ -101,7 +128,26 @@ impl Pipeline {
         publisher: Arc<dyn EventPublisher>,
         retention: Retention,
     ) -> Self {
-        Self { provider, verify, secrets, loaded: tokio::sync::OnceCell::new(), store, publisher, retention }
+        Self {
+            provider,
+            verify,
+            secrets,
+            loaded: tokio::sync::OnceCell::new(),
+            store,
+            publisher,
+            retention,
+            metrics: Arc::new(StdoutSink),
+        }
+    }
+
+    /// Send metrics to `sink` instead of standard output.
+    pub fn with_metrics_sink(self, sink: Arc<dyn MetricsSink>) -> Self {
+        Self { metrics: sink, ..self }
+    }
+
+    /// Where this pipeline's metrics go.
+    pub fn metrics_sink(&self) -> &dyn MetricsSink {
+        &*self.metrics
     }
 
     /// Handle one callback received at `received`; this delivery may hold an event's lease for `lease`.
@@ -116,11 +162,13 @@ impl Pipeline {
         let clock = Clock { received_ms: received.timestamp_millis(), started: Instant::now() };
         let event_ids: Vec<String> = callback.events.iter().map(|e| e.id.clone()).collect();
         let quarantined_ids: Vec<String> = callback.quarantined.iter().map(|q| q.id.clone()).collect();
-        let processed = |outcome| Processed {
+        let processed = |outcome, counts| Processed {
             outcome,
             event_ids: event_ids.clone(),
             quarantined_ids: quarantined_ids.clone(),
             verified: callback.verified,
+            counts,
+            sent_at_ms: callback.sent_at_ms,
         };
 
         if let Some(signature) = &callback.signature_key {
@@ -128,7 +176,8 @@ impl Pipeline {
             let expires_at = received.timestamp() + self.retention.body.as_secs() as i64;
             if !self.store.claim_signature(&key, &callback.content_hash, expires_at).await? {
                 tracing::warn!(provider = %self.provider, "signature already used with other content: a duplicate of its first delivery, nothing recorded");
-                return Ok(processed(Outcome::Duplicate));
+                let duplicates = vec![Outcome::Duplicate; event_ids.len() + quarantined_ids.len()];
+                return Ok(processed(Outcome::Duplicate, OutcomeCounts::of(&duplicates)));
             }
         }
         let body = BodyRecord {
@@ -153,7 +202,7 @@ impl Pipeline {
             .into_iter()
             .find(|o| outcomes.contains(o))
             .unwrap_or(Outcome::Duplicate);
-        Ok(processed(outcome))
+        Ok(processed(outcome, OutcomeCounts::of(&outcomes)))
     }
 
     /// The records of a callback's events, then of its quarantined items.
@@ -302,6 +351,9 @@ impl Courier<'_> {
             Some(transaction) => Some(self.store.advance(transaction, &record.id, now_ms).await?),
             None => None,
         };
+        if let Some(view) = &view {
+            metrics::transaction_flags(view.regression, view.contradiction);
+        }
         if let Some(view) = view.as_ref().filter(|v| v.contradiction) {
             let transaction = record.transaction.as_ref().map(|t| t.key.as_str()).unwrap_or_default();
             tracing::error!(event_id = %record.id, transaction, transaction_status = ?view.status, "event contradicts the transaction's final outcome: a money question for a human");

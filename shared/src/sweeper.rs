@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{BoxError, IngestError};
+use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::pipeline::{self, Courier};
 use crate::ports::{EventPublisher, IdempotencyStore, RecordState};
 use crate::provider::Provider;
@@ -40,6 +41,7 @@ pub struct Sweeper {
     store: Arc<dyn IdempotencyStore>,
     publishers: HashMap<Provider, Arc<dyn EventPublisher>>,
     lease: Duration,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl Sweeper {
@@ -49,7 +51,12 @@ impl Sweeper {
         publishers: HashMap<Provider, Arc<dyn EventPublisher>>,
         lease: Duration,
     ) -> Self {
-        Self { store, publishers, lease }
+        Self { store, publishers, lease, metrics: Arc::new(StdoutSink) }
+    }
+
+    /// Send metrics to `sink` instead of standard output.
+    pub fn with_metrics_sink(self, sink: Arc<dyn MetricsSink>) -> Self {
+        Self { metrics: sink, ..self }
     }
 
     /// One run at `now`.
@@ -99,6 +106,9 @@ impl Sweeper {
 /// One scheduled run: the report as one JSON log line. A failed query is an error the schedule retries.
 pub async fn handle(sweeper: &Sweeper) -> Result<SweepReport, BoxError> {
     let report = sweeper.run(Utc::now()).await?;
+    if let Some(line) = metrics::sweep_emf(&report, Utc::now().timestamp_millis()) {
+        sweeper.metrics.emit(&line);
+    }
     tracing::info!(
         sweep = %serde_json::to_string(&report).expect("a report always serialises"),
         found = report.found,

@@ -15,6 +15,7 @@ use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::config::Retention;
 use crate::config::VerifyConfig;
 use crate::error::{PublishError, Rejection, StoreError};
+use crate::metrics::MemorySink;
 use crate::pipeline::Pipeline;
 use crate::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, StaticSecrets,
@@ -324,11 +325,12 @@ impl TestRequest {
     }
 }
 
-/// A pipeline over in-memory ports, with both test secrets.
+/// A pipeline over in-memory ports, with both test secrets; its metrics go to `metrics`.
 pub struct TestPipeline {
     pub pipeline: Pipeline,
     pub store: Arc<MemoryStore>,
     pub publisher: Arc<MemoryPublisher>,
+    pub metrics: Arc<MemorySink>,
 }
 
 impl TestPipeline {
@@ -343,7 +345,15 @@ impl TestPipeline {
             publisher.clone(),
             Retention::default(),
         );
-        Self { pipeline, store, publisher }
+        let metrics = Arc::new(MemorySink::default());
+        let pipeline = pipeline.with_metrics_sink(metrics.clone());
+        Self { pipeline, store, publisher, metrics }
+    }
+
+    /// The EMF documents the handler emitted, parsed.
+    pub fn emitted(&self) -> Vec<serde_json::Value> {
+        let lines = self.metrics.0.lock().unwrap().clone();
+        lines.iter().map(|l| serde_json::from_str(l).expect("EMF is JSON")).collect()
     }
 
     /// Drive the handler with `req` as an API Gateway v2 event: (status, content type, body).

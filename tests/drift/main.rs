@@ -224,3 +224,34 @@ fn the_sweeper_is_scheduled_and_least_privileged() {
         }
     }
 }
+
+/// The operations alarms exist (one authentication-failure alarm per provider) on metrics the code emits,
+/// and the dashboard body is JSON.
+#[test]
+fn operations_alarms_and_dashboard() {
+    let t = template();
+    let resources = t["Resources"].as_hash().unwrap();
+    let alarms: Vec<(&str, Option<&str>)> = resources
+        .values()
+        .filter(|r| {
+            r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+                && r["Properties"]["Namespace"].as_str() == Some("Payhooks")
+        })
+        .map(|r| (r["Properties"]["MetricName"].as_str().unwrap(), r["Properties"]["Dimensions"][0]["Value"].as_str()))
+        .collect();
+    for metric in ["Quarantined", "Contradiction", "Swept"] {
+        assert!(alarms.contains(&(metric, None)), "no alarm on {metric}: {alarms:?}");
+    }
+    for provider in Provider::ALL {
+        assert!(alarms.contains(&("AuthFailed", Some(provider.name()))), "no AuthFailed alarm for {provider}");
+    }
+    let dashboard = resources.values().find(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard")).unwrap();
+    let body = dashboard["Properties"]["DashboardBody"][0].as_str().expect("a !Sub body");
+    let parsed: serde_json::Value = serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1")).unwrap();
+    let text = parsed.to_string();
+    for metric in
+        ["Accepted", "Rejected", "SecretIndex", "ClockSkew", "Regression", "StoreLatency", "IngestDuration", "Swept"]
+    {
+        assert!(text.contains(metric), "the dashboard lacks {metric}");
+    }
+}

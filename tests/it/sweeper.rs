@@ -200,3 +200,28 @@ async fn twenty_concurrent_events_of_one_transaction_end_in_the_highest_rank_on_
     }
     assert_eq!(by_status.get("succeeded"), Some(&1), "{by_status:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn aws_calls_are_timed_and_sweeps_counted_in_emf() {
+    let stack = Stack::new(true).await;
+    let sink = Arc::new(payhooks::metrics::MemorySink::default());
+    let pipeline = stack.pipeline(Choice).with_metrics_sink(sink.clone());
+    let req = TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now());
+    let resp = payhooks::handler::handle(&pipeline, req.apigw(false)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let doc: serde_json::Value = serde_json::from_str(&sink.0.lock().unwrap()[0]).unwrap();
+    // Signature record, body, marker, transaction state, mark sent: five DynamoDB calls; one SQS send.
+    assert_eq!(doc["StoreLatency"].as_array().unwrap().len(), 5, "{doc}");
+    assert_eq!(doc["QueueLatency"].as_array().unwrap().len(), 1, "{doc}");
+
+    let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
+    fail_a_delivery(&stack, Lipia, &req).await;
+    let sweeps = Arc::new(payhooks::metrics::MemorySink::default());
+    let sweeper = sweeper(&stack, store(&stack)).with_metrics_sink(sweeps.clone());
+    let report = payhooks::sweeper::handle(&sweeper).await.unwrap();
+    assert_eq!(report.swept, 1);
+    let doc: serde_json::Value = serde_json::from_str(&sweeps.0.lock().unwrap()[0]).unwrap();
+    assert_eq!(doc["Swept"], 1);
+    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+}

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::error::StoreError;
+use crate::metrics;
 use crate::ports::{BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, StoredState, TransactionRef};
 use crate::provider::Provider;
 use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
@@ -53,7 +54,7 @@ impl DynamoDbIdempotencyStore {
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
-        match update.send().await {
+        match metrics::store_call(update.send()).await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(store_error(operation, e)),
@@ -61,15 +62,8 @@ impl DynamoDbIdempotencyStore {
     }
 
     async fn get_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
+        let get = self.client.get_item().table_name(&self.table).key("pk", s(id)).consistent_read(true);
+        let out = metrics::store_call(get.send()).await.map_err(|e| store_error("GetItem", e))?;
         Ok(out.item)
     }
 }
@@ -193,13 +187,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             ("received_at".to_owned(), n(body.received_at_ms)),
             ("expires_at".to_owned(), n(body.expires_at)),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        metrics::store_call(put.send()).await.map_err(|e| store_error("PutItem", e))?;
         Ok(())
     }
 
@@ -208,7 +197,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     }
 
     async fn claim_signature(&self, key: &str, content_hash: &str, expires_at: i64) -> Result<bool, StoreError> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -216,9 +205,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .item("content_hash", s(content_hash))
             .item("expires_at", n(expires_at))
             .condition_expression("attribute_not_exists(pk) OR content_hash = :hash")
-            .expression_attribute_values(":hash", s(content_hash))
-            .send()
-            .await;
+            .expression_attribute_values(":hash", s(content_hash));
+        let result = metrics::store_call(put.send()).await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
@@ -227,15 +215,14 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     }
 
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(record)))
             .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = metrics::store_call(put.send()).await;
         match result {
             Ok(_) => Ok(Insert::Created),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
@@ -354,7 +341,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
-        let recorded = match update.send().await {
+        let recorded = match metrics::store_call(update.send()).await {
             Ok(_) => None,
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 let old = match e.into_service_error() {
@@ -384,7 +371,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     }
 
     async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -392,10 +379,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .key_condition_expression("pending = :pending AND lease_until < :now")
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":now", n(now_ms))
-            .limit(limit.min(1000) as i32)
-            .send()
-            .await
-            .map_err(|e| store_error("Query", e))?;
+            .limit(limit.min(1000) as i32);
+        let out = metrics::store_call(query.send()).await.map_err(|e| store_error("Query", e))?;
         Ok(out.items().iter().filter_map(|item| text(item, "pk").map(str::to_owned)).collect())
     }
 }

@@ -5,6 +5,7 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use sha2::{Digest, Sha256};
 
 use crate::error::PublishError;
+use crate::metrics;
 use crate::ports::{EventPublisher, OutgoingMessage};
 
 /// Sends each event's CloudEvents JSON to one SQS queue. On a FIFO queue (URL ending in `.fifo`) the
@@ -77,7 +78,7 @@ impl EventPublisher for SqsPublisher {
         if self.fifo {
             send = send.message_group_id(sqs_id(&message.group)).message_deduplication_id(sqs_id(&message.id));
         }
-        send.send().await.map_err(|e| PublishError { source: e.into() })?;
+        metrics::queue_call(send.send()).await.map_err(|e| PublishError { source: e.into() })?;
         Ok(())
     }
 }
