@@ -241,6 +241,12 @@ pub fn complete(envelope: &str, transaction: Option<&TransactionView>, payload: 
     out
 }
 
+/// A message with the CloudEvents extension attribute `name` set to `value` (top level, first).
+pub fn with_extension(message: &str, name: &str, value: &str) -> String {
+    let body = message.strip_prefix('{').expect("a message is a JSON object");
+    format!("{{{}:{},{body}", serde_json::json!(name), serde_json::json!(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,6 +276,7 @@ impl Pipeline {
                 ..record.clone()
             };
             self.store.insert(&conflict).await?;
+            self.store.note_conflict(&record.id, &conflict.id).await?;
             tracing::warn!(event_id = %record.id, conflict_record = %conflict.id, "same event id, different content: kept, not enqueued");
             if current.state.is_sent() {
                 return Ok(Outcome::Conflict);
@@ -316,7 +317,7 @@ pub(crate) struct Courier<'a> {
 }
 
 /// A stored record and its payload (the stored body without `signature`); `None` if either is gone.
-pub(crate) async fn stored(
+pub async fn stored(
     store: &dyn IdempotencyStore,
     id: &str,
 ) -> Result<Option<(EventRecord, Box<RawValue>)>, IngestError> {
@@ -364,6 +365,7 @@ impl Courier<'_> {
             event_type: record.event_type.clone(),
             group: record.group.clone(),
             body: event::complete(&record.envelope, view.as_ref(), payload),
+            deduplication_id: None,
         };
         self.publisher.publish(&message).await?;
         let sent = if record.quarantine.is_some() { RecordState::Quarantined } else { RecordState::Enqueued };

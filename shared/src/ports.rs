@@ -135,6 +135,8 @@ pub trait IdempotencyStore: Send + Sync {
     async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError>;
     /// End this delivery's lease early (after a failure) so that the next retry can proceed at once.
     async fn release(&self, id: &str) -> Result<(), StoreError>;
+    /// Note on record `id` that a delivery with other content was kept as `conflict_id`.
+    async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError>;
     /// Apply an event to its transaction's state with one conditional write (forward only, see
     /// [`crate::state`]) and say where the transaction stands after it.
     async fn advance(
@@ -157,6 +159,8 @@ pub struct OutgoingMessage {
     /// The provider's transaction reference: the FIFO message group (per-transaction order).
     pub group: String,
     pub body: String,
+    /// The FIFO deduplication id when it is not the event id (a replay must not be dropped by SQS).
+    pub deduplication_id: Option<String>,
 }
 
 /// Hands events to downstream consumers.

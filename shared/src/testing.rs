@@ -514,6 +514,10 @@ impl IdempotencyStore for MemoryStore {
         Ok(())
     }
 
+    async fn note_conflict(&self, _id: &str, _conflict_id: &str) -> Result<(), StoreError> {
+        self.check_available("UpdateItem")
+    }
+
     async fn advance(
         &self,
         transaction: &TransactionRef,

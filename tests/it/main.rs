@@ -1,6 +1,7 @@
 //! DynamoDB and SQS behaviour against a real local emulator (`moto_server`, started by `make test`).
 //! Ignored by a plain `cargo test`; `make test` runs them with `--include-ignored`.
 
+mod admin;
 mod adversarial;
 mod support;
 mod sweeper;

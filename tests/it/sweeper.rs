@@ -131,6 +131,10 @@ impl IdempotencyStore for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.release(id).await
     }
+    async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.note_conflict(id, conflict_id).await
+    }
     async fn advance(&self, t: &TransactionRef, id: &str, now_ms: i64) -> Result<TransactionView, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.advance(t, id, now_ms).await

@@ -290,6 +290,18 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         .map(|_| ())
     }
 
+    async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(id))
+            .update_expression("ADD conflicts :id")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![conflict_id.to_owned()]));
+        metrics::store_call(update.send()).await.map_err(|e| store_error("UpdateItem", e))?;
+        Ok(())
+    }
+
     async fn advance(
         &self,
         transaction: &TransactionRef,

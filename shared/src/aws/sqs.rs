@@ -76,7 +76,8 @@ impl EventPublisher for SqsPublisher {
             .message_attributes("type", attribute(&message.event_type))
             .message_attributes("id", attribute(&message.id));
         if self.fifo {
-            send = send.message_group_id(sqs_id(&message.group)).message_deduplication_id(sqs_id(&message.id));
+            let deduplication_id = message.deduplication_id.as_deref().unwrap_or(&message.id);
+            send = send.message_group_id(sqs_id(&message.group)).message_deduplication_id(sqs_id(deduplication_id));
         }
         metrics::queue_call(send.send()).await.map_err(|e| PublishError { source: e.into() })?;
         Ok(())

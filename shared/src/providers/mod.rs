@@ -283,6 +283,17 @@ pub fn authenticate_and_normalise<'a>(
     })
 }
 
+/// The canonical string a body is signed over in each dialect, with the secret shown as `mask` (for
+/// `payhooks-admin verify`, to compare with what a provider says it signs). `None` where a dialect cannot
+/// write the body exactly.
+pub fn canonical_strings(body: &str, mask: &str) -> Result<Vec<(Dialect, Option<String>)>, Rejection> {
+    let doc = json::read(body).map_err(|e| Rejection::InvalidJson(e.to_string()))?;
+    Ok(Dialect::ALL
+        .into_iter()
+        .map(|d| (d, CanonicalPairs::in_dialect(&doc, d).map(|p| p.string_to_sign(mask))))
+        .collect())
+}
+
 /// What a provider module's `authenticate` receives.
 pub(crate) struct Context<'c, 'a> {
     pub config: &'c VerifyConfig,

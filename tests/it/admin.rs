@@ -1,0 +1,173 @@
+//! `payhooks-admin` against moto: each command on real records and queues.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::Utc;
+use payhooks::config::VerifyConfig;
+use payhooks::ports::RecordState;
+use payhooks::testing::{fixture, TestRequest, SECRET};
+use payhooks::Provider::{self, *};
+use payhooks_admin::{verify, Admin};
+
+use crate::support::{unique, Stack, LEASE};
+
+fn admin(stack: &Stack) -> Admin {
+    let queues: HashMap<Provider, String> = Provider::ALL.into_iter().map(|p| (p, stack.queue_url.clone())).collect();
+    Admin::new(stack.ddb.clone(), stack.sqs.clone(), stack.table.clone(), queues)
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn inspect_shows_the_record_its_transaction_and_its_conflicts() {
+    let stack = Stack::new(true).await;
+    let pipeline = stack.pipeline(M2Money);
+    let first = TestRequest::signed_fixture(M2Money, "payout_success", Utc::now());
+    pipeline.process(&first.incoming(), Utc::now(), LEASE).await.unwrap();
+    let changed = fixture(M2Money, "payout_success").replace("1500.00", "1600.00");
+    pipeline
+        .process(&TestRequest::signed(M2Money, &changed, SECRET, Utc::now()).incoming(), Utc::now(), LEASE)
+        .await
+        .unwrap();
+
+    let found = admin(&stack).inspect("m2money:payout:ORD2025112200017:payout.transfer.success").await.unwrap();
+    let r = &found.record;
+    assert_eq!(r["state"], "ENQUEUED");
+    assert_eq!((r["scheme"].as_str(), r["secret_index"].as_i64()), (Some("m2money-hmac-sha256"), Some(0)));
+    assert_eq!(r["content_hash"].as_str().unwrap().len(), 64);
+    assert!(r["received_at"].as_str().unwrap().starts_with("20"), "times are readable");
+    assert!(!r.contains_key("raw_body") && !r.contains_key("envelope"));
+    assert_eq!(found.transaction.as_ref().unwrap()["status"], "succeeded");
+    assert_eq!(found.conflicts.len(), 1);
+    assert_eq!(found.conflicts[0]["state"], "CONFLICT");
+    let printed = serde_json::to_string(&found).unwrap();
+    assert!(!printed.contains(SECRET), "never a secret");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn list_reads_the_index_for_received_and_scans_for_the_rest() {
+    let stack = Stack::new(true).await;
+    let pipeline = stack.pipeline(Lipia);
+    for name in ["stk_success", "stk_failed"] {
+        pipeline
+            .process(&TestRequest::signed_fixture(Lipia, name, Utc::now()).incoming(), Utc::now(), LEASE)
+            .await
+            .unwrap();
+    }
+    let broken = stack.pipeline_with(Lipia, &stack.table, &format!("{}-missing", stack.queue_url));
+    let stuck = TestRequest::signed_fixture(Lipia, "stk_success_unwrapped", Utc::now());
+    assert!(broken.process(&stuck.incoming(), Utc::now(), LEASE).await.is_err());
+
+    let admin = admin(&stack);
+    let received = admin.list(Lipia, RecordState::Received, None).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["pk"], "lipia:stk:ws_CO_22112025102000777777:success");
+    assert_eq!(admin.list(Lipia, RecordState::Enqueued, None).await.unwrap().len(), 2);
+    assert_eq!(admin.list(Muda, RecordState::Enqueued, None).await.unwrap().len(), 0, "by provider");
+    let future = Utc::now() + chrono::Duration::hours(1);
+    assert!(admin.list(Lipia, RecordState::Enqueued, Some(future)).await.unwrap().is_empty(), "--since filters");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn replay_sends_the_stored_event_again_past_fifo_deduplication() {
+    let stack = Stack::new(true).await;
+    let req = TestRequest::signed_fixture(Niobi, "payin_ussd_push", Utc::now());
+    stack.pipeline(Niobi).process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    let id = "niobi:payin:A7KQ2M9XW001:000000";
+    let admin = admin(&stack);
+    let plan = admin.replay_plan(id, Utc::now()).await.unwrap();
+    assert_eq!(plan.body["id"], id);
+    assert!(plan.body["replayed"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(plan.body["data"]["transaction_status"], "succeeded");
+    assert_eq!(plan.body["data"]["payload"]["params"]["depositId"], "A7KQ2M9XW001", "with its stored payload");
+    assert_ne!(plan.deduplication_id, id);
+    admin.replay(&plan).await.unwrap();
+    // Both in the transaction's group: the original, then the replay (past the 5-minute deduplication window;
+    // a plan alone, as `--dry-run` shows it, sent nothing).
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 2, "the replay got past FIFO deduplication");
+    assert!(serde_json::from_str::<serde_json::Value>(messages[0].body().unwrap()).unwrap().get("replayed").is_none());
+    let body: serde_json::Value = serde_json::from_str(messages[1].body().unwrap()).unwrap();
+    assert_eq!((body["id"].as_str(), body["replayed"].is_string()), (Some(id), true));
+    assert_eq!(admin.sent_since(Niobi, Utc::now() - chrono::Duration::hours(1)).await.unwrap(), [id]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn redrive_moves_the_dead_letter_queue_back() {
+    let stack = Stack::new(true).await;
+    let dlq = stack
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique("dlq")))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string();
+    stack
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&stack.queue_url)
+        .attributes(QueueAttributeName::RedrivePolicy, policy)
+        .send()
+        .await
+        .unwrap();
+    for i in 0..3 {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(format!("{{\"id\":\"e{i}\"}}"))
+            .message_group_id("g")
+            .message_deduplication_id(format!("e{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let done = admin(&stack).redrive(Choice).await.unwrap();
+    assert_eq!((done.moved, done.method), (3, "receive/send/delete"));
+    assert_eq!(stack.messages().await.len(), 3);
+    let left = stack.sqs.receive_message().queue_url(&dlq).wait_time_seconds(0).send().await.unwrap();
+    assert!(left.messages.unwrap_or_default().is_empty(), "the DLQ is empty");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
+    let now = Utc::now();
+    let secrets = payhooks::testing::secrets().into();
+    let config = VerifyConfig::default();
+    let genuine = TestRequest::signed_fixture(Choice, "0002_transaction", now);
+    let ok = verify(Choice, &config, &secrets, &genuine.body, &[], None, now).unwrap();
+    assert_eq!((ok.status, ok.scheme.as_deref(), ok.dialect.as_deref()), (200, Some("choice-sha256"), Some("postman")));
+    assert_eq!(ok.events[0]["id"], "choice:0002:BAAS000220251122000001");
+
+    let forged = genuine.body_text().replace("1500.00", "9500.00");
+    let refused = verify(Choice, &config, &secrets, forged.as_bytes(), &[], None, now).unwrap();
+    assert_eq!((refused.status, refused.error.as_deref()), (401, Some("invalid_signature")));
+    assert_eq!(refused.canonical.len(), 5, "one signed string per dialect");
+    let postman = refused.canonical[0].1.as_deref().unwrap();
+    assert!(postman.contains("senderKey=<secret>") && postman.contains("params.amount=9500.00"), "{postman}");
+    assert!(!serde_json::to_string(&refused).unwrap().contains(SECRET), "the secret is masked");
+
+    let lipia = TestRequest::signed_fixture(Lipia, "stk_success", now);
+    let headers = [("Content-Type".to_owned(), "application/json".to_owned())];
+    let by_token = verify(Lipia, &config, &secrets, &lipia.body, &headers, Some(&lipia.path), now).unwrap();
+    assert_eq!((by_token.status, by_token.scheme.as_deref()), (200, Some("url-token")));
+}

@@ -1,0 +1,455 @@
+//! `payhooks-admin`: what an operator needs on the bad day, over the same table, queues, configuration and
+//! code the functions use. Every command returns a value that prints as a table or, with `--json`, as JSON.
+//! Records hold no secret, so nothing here can show one; `verify` masks the secret in canonical strings.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use chrono::{DateTime, TimeZone, Utc};
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
+use payhooks::config::VerifyConfig;
+use payhooks::event;
+use payhooks::pipeline;
+use payhooks::ports::{EventPublisher, IdempotencyStore, OutgoingMessage, RecordState};
+use payhooks::providers::{self, Incoming, Secrets};
+use payhooks::Provider;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The table and queues the functions write to.
+#[derive(Clone)]
+pub struct Admin {
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    table: String,
+    queues: HashMap<Provider, String>,
+}
+
+/// A record as an operator reads it: its attributes, without the raw body and the stored message.
+pub type Fields = BTreeMap<String, Value>;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub record: Fields,
+    /// The transaction state the event moved (`txn#<provider>#<reference>`).
+    pub transaction: Option<Fields>,
+    /// Later deliveries of the id with other content.
+    pub conflicts: Vec<Fields>,
+}
+
+/// One message a replay sends (or, with `--dry-run`, would send).
+#[derive(Debug, Serialize)]
+pub struct Replay {
+    pub id: String,
+    pub queue: String,
+    pub deduplication_id: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Redrive {
+    pub provider: Provider,
+    pub moved: usize,
+    /// `StartMessageMoveTask`, or `receive/send/delete` where SQS's own move is not available.
+    pub method: &'static str,
+}
+
+/// What payhooks would do with a captured callback.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    /// The HTTP status payhooks would answer.
+    pub status: u16,
+    /// The error code, for a refusal.
+    pub error: Option<String>,
+    pub scheme: Option<String>,
+    pub secret_index: Option<usize>,
+    pub dialect: Option<String>,
+    pub events: Vec<Value>,
+    pub quarantined: Vec<Value>,
+    /// Choice and Niobi, on a refusal: the string each dialect signs, the secret masked.
+    pub canonical: Vec<(String, Option<String>)>,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn fields(item: &HashMap<String, AttributeValue>) -> Fields {
+    let ms = |n: &str| n.parse::<i64>().ok().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    item.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "raw_body" | "envelope"))
+        .map(|(k, v)| {
+            let value = match v {
+                AttributeValue::S(text) => json!(text),
+                AttributeValue::N(n)
+                    if matches!(k.as_str(), "received_at" | "sent_at" | "lease_until" | "updated_at") =>
+                {
+                    ms(n).map_or_else(|| json!(n), |t| json!(t.to_rfc3339()))
+                }
+                AttributeValue::N(n) => n.parse::<i64>().map_or_else(|_| json!(n), |n| json!(n)),
+                AttributeValue::Ss(set) => json!(set),
+                AttributeValue::L(list) => json!(list.iter().filter_map(|x| x.as_s().ok()).collect::<Vec<_>>()),
+                AttributeValue::M(map) => json!(map.keys().collect::<Vec<_>>()),
+                other => json!(format!("{other:?}")),
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+impl Admin {
+    pub fn new(
+        ddb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        table: String,
+        queues: HashMap<Provider, String>,
+    ) -> Self {
+        Self { ddb, sqs, table, queues }
+    }
+
+    fn store(&self) -> DynamoDbIdempotencyStore {
+        DynamoDbIdempotencyStore::new(self.ddb.clone(), self.table.clone())
+    }
+
+    async fn item(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, Error> {
+        let out = self.ddb.get_item().table_name(&self.table).key("pk", s(pk)).consistent_read(true).send().await?;
+        Ok(out.item)
+    }
+
+    /// `inspect <event-id>`: the record, its transaction and its conflict records.
+    pub async fn inspect(&self, id: &str) -> Result<Inspection, Error> {
+        let item = self.item(id).await?.ok_or_else(|| format!("no record {id}"))?;
+        let transaction = match item.get("txn_key").and_then(|v| v.as_s().ok()) {
+            Some(key) => self.item(key).await?.as_ref().map(fields),
+            None => None,
+        };
+        let mut conflicts = Vec::new();
+        if let Some(AttributeValue::Ss(ids)) = item.get("conflicts") {
+            for conflict in ids {
+                if let Some(found) = self.item(conflict).await? {
+                    conflicts.push(fields(&found));
+                }
+            }
+        }
+        Ok(Inspection { record: fields(&item), transaction, conflicts })
+    }
+
+    /// `list --provider P --state S [--since T]`: records by state. `RECEIVED` comes from the sparse
+    /// `pending` index (a query); the other states cost a scan of the table.
+    pub async fn list(
+        &self,
+        provider: Provider,
+        state: RecordState,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Fields>, Error> {
+        let since_ms = since.map_or(0, |t| t.timestamp_millis());
+        let mut out = Vec::new();
+        if state == RecordState::Received {
+            let mut start = None;
+            loop {
+                let page = self
+                    .ddb
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(PENDING_INDEX)
+                    .key_condition_expression("pending = :p")
+                    .expression_attribute_values(":p", s("1"))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await?;
+                for key in page.items() {
+                    let Some(id) = key.get("pk").and_then(|v| v.as_s().ok()) else { continue };
+                    if !id.starts_with(&format!("{provider}:")) {
+                        continue;
+                    }
+                    if let Some(item) = self.item(id).await? {
+                        out.push(item);
+                    }
+                }
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        } else {
+            let mut start = None;
+            loop {
+                let page = self
+                    .ddb
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("#state = :state AND provider = :provider AND received_at >= :since")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":state", s(state.as_str()))
+                    .expression_attribute_values(":provider", s(provider.name()))
+                    .expression_attribute_values(":since", AttributeValue::N(since_ms.to_string()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await?;
+                out.extend(page.items().iter().cloned());
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        let received = |i: &HashMap<String, AttributeValue>| {
+            i.get("received_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0)
+        };
+        out.retain(|i| received(i) >= since_ms);
+        out.sort_by_key(received);
+        Ok(out.iter().map(fields).collect())
+    }
+
+    /// The message `replay` sends for `id`: the stored event with its stored payload, where its transaction
+    /// now stands, a `replayed` extension attribute, and a deduplication id of its own so SQS does not drop
+    /// it inside its 5-minute window.
+    pub async fn replay_plan(&self, id: &str, now: DateTime<Utc>) -> Result<Replay, Error> {
+        let store = self.store();
+        let (record, payload) =
+            pipeline::stored(&store, id).await?.ok_or_else(|| format!("{id}: no record, or its body has expired"))?;
+        if record.state == RecordState::Conflict {
+            return Err(format!("{id} is a conflict record: replay the event it conflicts with").into());
+        }
+        let queue = self.queues.get(&record.provider).ok_or_else(|| format!("no queue for {}", record.provider))?;
+        let view = match &record.transaction {
+            Some(t) => {
+                let current =
+                    payhooks::ports::TransactionRef { key: t.key.clone(), step: payhooks::state::Step::Unknown };
+                let now_view = store.advance(&current, id, now.timestamp_millis()).await?;
+                Some(match (&t.step, now_view.status.as_deref().and_then(payhooks::state::PaymentStatus::parse)) {
+                    (payhooks::state::Step::Payment(incoming), recorded) => {
+                        payhooks::state::payment_view(recorded, *incoming)
+                    }
+                    _ => now_view,
+                })
+            }
+            None => None,
+        };
+        let replayed = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body =
+            event::with_extension(&event::complete(&record.envelope, view.as_ref(), &payload), "replayed", &replayed);
+        Ok(Replay {
+            id: record.id.clone(),
+            queue: queue.clone(),
+            deduplication_id: format!("{}#replay#{}", record.id, now.timestamp_millis()),
+            body: serde_json::from_str(&body)?,
+        })
+    }
+
+    /// Send a planned replay.
+    pub async fn replay(&self, plan: &Replay) -> Result<(), Error> {
+        let record = self.store().load(&plan.id).await?.ok_or("the record is gone")?;
+        let publisher = SqsPublisher::new(self.sqs.clone(), plan.queue.clone());
+        let message = OutgoingMessage {
+            id: plan.id.clone(),
+            provider: record.provider,
+            event_type: record.event_type,
+            group: record.group,
+            body: plan.body.to_string(),
+            deduplication_id: Some(plan.deduplication_id.clone()),
+        };
+        publisher.publish(&message).await?;
+        Ok(())
+    }
+
+    /// The ids `replay --provider P --since T` replays: everything sent since `since` (a scan).
+    pub async fn sent_since(&self, provider: Provider, since: DateTime<Utc>) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::new();
+        for state in [RecordState::Enqueued, RecordState::Quarantined] {
+            for record in self.list(provider, state, Some(since)).await? {
+                if let Some(id) = record.get("pk").and_then(Value::as_str) {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `redrive --provider P`: move every message from the provider's dead-letter queue back to its queue.
+    pub async fn redrive(&self, provider: Provider) -> Result<Redrive, Error> {
+        let queue = self.queues.get(&provider).ok_or_else(|| format!("no queue for {provider}"))?;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let attrs = attributes.attributes().cloned().unwrap_or_default();
+        let policy: Value =
+            serde_json::from_str(attrs.get(&QueueAttributeName::RedrivePolicy).ok_or("the queue has no DLQ")?)?;
+        let dlq_arn = policy["deadLetterTargetArn"].as_str().ok_or("the redrive policy names no DLQ")?.to_owned();
+        let queue_arn = attrs.get(&QueueAttributeName::QueueArn).cloned().unwrap_or_default();
+        let dlq_name = dlq_arn.rsplit(':').next().unwrap_or_default();
+        let dlq = self.sqs.get_queue_url().queue_name(dlq_name).send().await?.queue_url.ok_or("no DLQ URL")?;
+        let before = self.depth(&dlq).await?;
+        if self.sqs.start_message_move_task().source_arn(&dlq_arn).destination_arn(&queue_arn).send().await.is_ok() {
+            return Ok(Redrive { provider, moved: before, method: "StartMessageMoveTask" });
+        }
+        let fifo = queue.ends_with(".fifo");
+        let mut moved = 0;
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(&dlq)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .visibility_timeout(60)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await?;
+            let messages = batch.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let mut send = self.sqs.send_message().queue_url(queue).set_message_body(m.body.clone());
+                send = send.set_message_attributes(m.message_attributes.clone());
+                if fifo {
+                    let system = m.attributes.clone().unwrap_or_default();
+                    let group = system.get(&MessageSystemAttributeName::MessageGroupId).cloned().unwrap_or_default();
+                    let dedup = system.get(&MessageSystemAttributeName::MessageDeduplicationId).cloned();
+                    let dedup = dedup.unwrap_or_else(|| m.message_id.clone().unwrap_or_default());
+                    send = send.message_group_id(group).message_deduplication_id(format!("{dedup}#redrive"));
+                }
+                send.send().await?;
+                self.sqs.delete_message().queue_url(&dlq).set_receipt_handle(m.receipt_handle).send().await?;
+                moved += 1;
+            }
+        }
+        Ok(Redrive { provider, moved, method: "receive/send/delete" })
+    }
+
+    async fn depth(&self, queue: &str) -> Result<usize, Error> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await?;
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        Ok(attrs.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+}
+
+/// `verify`: run `provider`'s whole authenticate-and-normalise step on a captured callback with the
+/// configured secrets, and say what payhooks would answer and record.
+pub fn verify(
+    provider: Provider,
+    config: &VerifyConfig,
+    secrets: &Secrets,
+    body: &[u8],
+    headers: &[(String, String)],
+    path: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Verification, Error> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(
+            HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())?,
+            HeaderValue::from_str(value.trim())?,
+        );
+    }
+    let path = path.map_or_else(|| format!("/webhooks/{provider}"), str::to_owned);
+    let req = Incoming { method: &Method::POST, path: &path, headers: &map, body, source_ip: None };
+    Ok(match providers::authenticate_and_normalise(provider, config, secrets, &req, now) {
+        Ok(callback) => Verification {
+            status: 200,
+            error: None,
+            scheme: Some(callback.verified.scheme.as_str().to_owned()),
+            secret_index: Some(callback.verified.secret_index),
+            dialect: callback.verified.dialect.map(|d| d.as_str().to_owned()),
+            events: callback
+                .events
+                .iter()
+                .map(|e| json!({"id": e.id, "type": e.event_type(provider), "reference": e.reference, "amount": e.amount}))
+                .collect(),
+            quarantined: callback
+                .quarantined
+                .iter()
+                .map(|q| json!({"id": q.id, "reason": q.reason.as_str(), "field": q.field}))
+                .collect(),
+            canonical: Vec::new(),
+        },
+        Err(rejection) => {
+            let canonical = match (provider, rejection.status().as_u16()) {
+                (Provider::Niobi | Provider::Choice, 401) => std::str::from_utf8(body)
+                    .ok()
+                    .and_then(|text| providers::canonical_strings(text, "<secret>").ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(d, s)| (d.as_str().to_owned(), s))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Verification {
+                status: rejection.status().as_u16(),
+                error: Some(rejection.code().to_owned()),
+                scheme: None,
+                secret_index: None,
+                dialect: None,
+                events: Vec::new(),
+                quarantined: Vec::new(),
+                canonical,
+            }
+        }
+    })
+}
+
+/// A readable table: one `key  value` line per field.
+pub fn table(fields: &Fields) -> String {
+    let width = fields.keys().map(String::len).max().unwrap_or(0);
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `1h`, `30m`, `2d`, `90s` (or an RFC 3339 time) as the moment that long before `now`.
+pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 =
+        number.parse().map_err(|_| format!("--since {text}: expected e.g. 90s, 30m, 1h, 2d or an RFC 3339 time"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("--since {text}: the unit is s, m, h or d").into()),
+    };
+    Ok(now - chrono::Duration::seconds(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_durations_and_times() {
+        let now = Utc.timestamp_opt(1_000_000, 0).unwrap();
+        assert_eq!(since("1h", now).unwrap(), now - chrono::Duration::hours(1));
+        assert_eq!(since("90s", now).unwrap().timestamp(), 1_000_000 - 90);
+        assert_eq!(since("2026-11-22T00:00:00Z", now).unwrap().to_rfc3339(), "2026-11-22T00:00:00+00:00");
+        assert!(since("1w", now).is_err());
+        assert!(since("h", now).is_err());
+    }
+
+    #[test]
+    fn tables_align_keys() {
+        let f: Fields = [("state".to_owned(), json!("ENQUEUED")), ("secret_index".to_owned(), json!(0))].into();
+        assert_eq!(table(&f), "secret_index  0\nstate         ENQUEUED");
+    }
+}
