@@ -17,7 +17,7 @@ PROVIDERS := $(filter-out sweeper,$(FUNCTIONS))
 PROVIDER ?=
 FIXTURE ?=
 
-.PHONY: help venv test lint unit validate bench fuzz demo dev send build deploy clean
+.PHONY: help venv test lint unit validate bench bench-compare size fuzz demo dev send build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/templa
 bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider; prints the medians
 	cargo bench -p payhooks --bench ingest
 	python3 scripts/bench_medians.py
+
+bench-compare: ## The criterion bench and the Python twin (../shared/bench) in one run: Rust, Python, ratio per provider
+	python3 scripts/bench_compare.py
 
 fuzz: ## Every bolero fuzz target for FUZZ_INPUTS (10^6) inputs, in release; prints each target's count
 	BOLERO_RANDOM_ITERATIONS=$(FUZZ_INPUTS) cargo test --release -p payhooks --test fuzz -- --nocapture --test-threads 2 2>&1 \

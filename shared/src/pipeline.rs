@@ -4,7 +4,8 @@
 //! Per callback: Choice and Niobi signatures are recorded once (a second body carrying a used signature is
 //! a duplicate of the first delivery, never new events); the raw body is stored once.
 //!
-//! Per event: a conditional insert of a small marker. New: send, then mark `ENQUEUED` (`QUARANTINED` for
+//! Per event (the events of a batch concurrently, at most [`BATCH_CONCURRENCY`] at once): a conditional
+//! insert of a small marker. New: send, then mark `ENQUEUED` (`QUARANTINED` for
 //! what could not be normalised). Already sent: done. `RECEIVED` under another delivery's lease: poll (at
 //! most [`POLL_LIMIT`]), else 503 so the provider retries. `RECEIVED` with the lease expired or released (an
 //! earlier delivery failed or crashed between the writes): take the lease over, send, mark. Same id,
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use lambda_http::http::HeaderMap;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -33,6 +35,9 @@ use crate::providers::{self, Callback, Incoming, Secrets};
 use crate::state::Step;
 use crate::verify::canonical::SIGNATURE_FIELD;
 use crate::verify::{json, Verified};
+
+/// How many events of one callback are delivered at once (a Choice batch can hold hundreds).
+pub const BATCH_CONCURRENCY: usize = 16;
 
 /// How long a duplicate waits for another delivery of the same event to finish.
 pub const POLL_LIMIT: Duration = Duration::from_secs(2);
@@ -190,11 +195,15 @@ impl Pipeline {
         };
         self.store.put_body(&body).await?;
 
+        // The events of a batch go through concurrently (bounded). Every delivery runs to its end, so none is
+        // cut off holding a lease; one failure answers 503 and the retry completes the rest, with no duplicate.
         let courier = Courier { store: &*self.store, publisher: &*self.publisher };
-        let mut outcomes = Vec::new();
-        for record in self.records(&callback, &body.key, received, &clock, lease) {
-            outcomes.push(self.deliver(&courier, &record, &callback.payload, &clock, lease).await?);
-        }
+        let records = self.records(&callback, &body.key, received, &clock, lease);
+        let deliveries: Vec<_> =
+            records.iter().map(|record| self.deliver(&courier, record, &callback.payload, &clock, lease)).collect();
+        let results: Vec<Result<Outcome, IngestError>> =
+            futures_util::stream::iter(deliveries).buffer_unordered(BATCH_CONCURRENCY).collect().await;
+        let outcomes = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         for q in &callback.quarantined {
             tracing::warn!(provider = %self.provider, quarantine_id = %q.id, reason = q.reason.as_str(), field = %q.field, "authenticated callback could not be normalised: quarantined");
         }

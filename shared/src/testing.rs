@@ -579,6 +579,8 @@ impl IdempotencyStore for MemoryStore {
 pub struct MemoryPublisher {
     messages: Mutex<Vec<OutgoingMessage>>,
     unavailable: AtomicBool,
+    /// How many of the next sends fail.
+    failing: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryPublisher {
@@ -591,6 +593,11 @@ impl MemoryPublisher {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
+    /// Make the next `n` sends fail (a partial outage).
+    pub fn fail_next(&self, n: usize) {
+        self.failing.store(n, Ordering::SeqCst);
+    }
+
     pub fn messages(&self) -> Vec<OutgoingMessage> {
         self.messages.lock().unwrap().clone()
     }
@@ -601,6 +608,10 @@ impl EventPublisher for MemoryPublisher {
     async fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError> {
         if self.unavailable.load(Ordering::SeqCst) {
             return Err(PublishError { source: "memory publisher set unavailable".into() });
+        }
+        let failing = self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(PublishError { source: "memory publisher failing this send".into() });
         }
         self.messages.lock().unwrap().push(message.clone());
         Ok(())

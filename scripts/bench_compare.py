@@ -1,0 +1,47 @@
+"""`make bench-compare`: the criterion bench and the Python twin (../shared/bench/python_twin.py) on the same
+fixtures, in one run, side by side: provider, Rust median, Python median, ratio. The machines are shared and
+noisy, so the ratio from one run is the figure that counts.
+"""
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+
+TWIN = os.path.join("..", "shared", "bench", "python_twin.py")
+
+
+def rust_medians():
+    subprocess.run(["cargo", "bench", "-p", "payhooks", "--bench", "ingest", "--", "authenticate"],
+                   check=True, stdout=subprocess.DEVNULL)
+    medians = {}
+    for path in glob.glob("target/criterion/authenticate+parse+normalise/*/new/estimates.json"):
+        provider = path.split(os.sep)[-3]
+        medians[provider] = json.load(open(path))["median"]["point_estimate"] / 1000
+    return medians
+
+
+def python_medians():
+    out = subprocess.run([sys.executable, TWIN, "."], check=True, capture_output=True, text=True).stdout
+    return {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.strip()}
+
+
+def main():
+    if not os.path.exists(TWIN):
+        raise SystemExit(f"{TWIN} is not here: bench-compare needs ../shared beside the project")
+    rust = rust_medians()
+    python = python_medians()
+    cpu = platform.processor() or platform.machine()
+    print(f"authenticate + parse + normalise, median per callback ({os.cpu_count()} cores, {cpu}, {platform.python_version()})")
+    print(f"{'provider':<10}{'rust µs':>10}{'python µs':>12}{'ratio':>8}")
+    for provider in ["niobi", "choice", "m2money", "lipia", "muda"]:
+        r, p = rust.get(provider), python.get(provider)
+        if r is None or p is None:
+            print(f"{provider:<10}{'-':>10}{'-':>12}{'-':>8}")
+            continue
+        print(f"{provider:<10}{r:>10.2f}{p:>12.2f}{p / r:>7.1f}x")
+
+
+if __name__ == "__main__":
+    main()
