@@ -17,7 +17,7 @@ PROVIDERS := $(filter-out sweeper,$(FUNCTIONS))
 PROVIDER ?=
 FIXTURE ?=
 
-.PHONY: help venv test lint unit validate bench bench-compare size fuzz demo dev send build deploy clean
+.PHONY: help venv test lint unit validate bench bench-compare size init-time fuzz demo dev send build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,14 @@ validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/templa
 bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider; prints the medians
 	cargo bench -p payhooks --bench ingest
 	python3 scripts/bench_medians.py
+
+size: ## Release build of every function (the `release` profile) and each binary's size
+	cargo build --release $(foreach f,$(FUNCTIONS),-p $(f))
+	@python3 -c 'import os, sys; [print(f"  {f:<10} {os.path.getsize(os.path.join(sys.argv[1], f)) / 1e6:6.2f} MB") for f in sys.argv[2:]]' \
+	  $${CARGO_TARGET_DIR:-target}/release $(FUNCTIONS)
+
+init-time: $(VENV)/.installed ## Process start to first Runtime API poll of the niobi function, against a fake Runtime API and moto
+	scripts/with-moto.sh .venv/bin/python scripts/measure_init.py $${CARGO_TARGET_DIR:-target}/release/niobi
 
 bench-compare: ## The criterion bench and the Python twin (../shared/bench) in one run: Rust, Python, ratio per provider
 	python3 scripts/bench_compare.py

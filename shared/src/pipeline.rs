@@ -145,6 +145,27 @@ impl Pipeline {
         }
     }
 
+    /// During init, within `budget`: load the secrets and open the connections to DynamoDB and SQS, so the
+    /// first callback pays no SSM call and no TLS handshake. Whatever does not finish in time (or fails) is
+    /// done lazily by the first callback, as without a warm-up. Returns whether everything was ready.
+    pub async fn warm_up(&self, budget: Duration) -> bool {
+        let work = async {
+            let secrets = self.loaded.get_or_try_init(|| self.secrets.load());
+            let (secrets, store, queue) = tokio::join!(secrets, self.store.warm(), self.publisher.warm());
+            (secrets.is_ok(), store.is_ok(), queue.is_ok())
+        };
+        match tokio::time::timeout(budget, work).await {
+            Ok((secrets, store, queue)) => {
+                tracing::info!(provider = %self.provider, secrets, store, queue, "warm-up");
+                secrets && store && queue
+            }
+            Err(_) => {
+                tracing::warn!(provider = %self.provider, budget_ms = budget.as_millis() as u64, "warm-up ran out of time; the first callback finishes it");
+                false
+            }
+        }
+    }
+
     /// Send metrics to `sink` instead of standard output.
     pub fn with_metrics_sink(self, sink: Arc<dyn MetricsSink>) -> Self {
         Self { metrics: sink, ..self }

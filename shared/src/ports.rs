@@ -145,6 +145,10 @@ pub trait IdempotencyStore: Send + Sync {
         event_id: &str,
         now_ms: i64,
     ) -> Result<TransactionView, StoreError>;
+    /// Open the connection (TLS, credentials) before the first callback needs it: a cheap read.
+    async fn warm(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Ids of event records still `RECEIVED` whose lease ended before `now_ms` (through the sparse `pending`
     /// index: one query, never a scan), at most `limit`.
     async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError>;
@@ -167,6 +171,10 @@ pub struct OutgoingMessage {
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError>;
+    /// Open the connection before the first callback needs it: a cheap read.
+    async fn warm(&self) -> Result<(), PublishError> {
+        Ok(())
+    }
 }
 
 /// Where a function's secrets come from, read once per cold start.

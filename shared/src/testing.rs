@@ -206,6 +206,22 @@ pub fn all_fixtures(provider: Provider) -> Vec<(String, String)> {
     out
 }
 
+/// A Choice bulk-transfer notification (0008) with `n` items, each its own transaction.
+pub fn choice_batch(n: usize) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fixture(Provider::Choice, "0008_bulk_transfer")).expect("JSON");
+    let item = v["params"]["resultArray"][0].clone();
+    let items: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let mut item = item.clone();
+            item["txId"] = format!("TX-B{i:04}").into();
+            item
+        })
+        .collect();
+    v["params"]["resultArray"] = items.into();
+    v.to_string()
+}
+
 /// One typical fixture per provider (the benchmark's and most tests' callback).
 pub fn typical(provider: Provider) -> &'static str {
     match provider {

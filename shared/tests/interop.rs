@@ -183,3 +183,17 @@ fn a_pinned_dialect_refuses_the_others() {
     assert_eq!(java.check(Provider::Choice, &pinned, now).unwrap_err().code(), "invalid_signature");
     assert!(java.check(Provider::Choice, &VerifyConfig::default(), now).is_ok());
 }
+
+/// A dialect that writes a body exactly as one already tried is skipped, but never one whose twin was not
+/// tried: pinned to `java,javascript`, a body JavaScript writes as Postman would still verifies.
+#[test]
+fn a_dialect_is_skipped_only_after_its_twin_was_tried() {
+    let now = Utc::now();
+    // `amount` and `amount2`: key order and string order differ, so Java writes this body its own way.
+    let body = fixture(Choice, "0002_transaction")
+        .replace("\"amount\": \"1500.00\",", "\"amount\": \"1500.00\", \"amount2\": \"5\",");
+    let postman = signed_in(Provider::Choice, &body, Dialect::Postman, now);
+    let pinned = VerifyConfig { dialects: vec![Dialect::Java, Dialect::JavaScript], ..Default::default() };
+    let callback = postman.check(Provider::Choice, &pinned, now).expect("JavaScript writes this body as Postman does");
+    assert_eq!(callback.verified.dialect, Some(Dialect::JavaScript));
+}

@@ -326,26 +326,11 @@ async fn ids_that_would_break_the_stores_are_quarantined() {
     }
 }
 
-/// A Choice batch of `n` items (copies of the 0008 fixture's first item, each its own transaction).
-fn batch(n: usize) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(&testing::fixture(Choice, "0008_bulk_transfer")).unwrap();
-    let item = v["params"]["resultArray"][0].clone();
-    let items: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            let mut item = item.clone();
-            item["txId"] = format!("TX-B{i:04}").into();
-            item
-        })
-        .collect();
-    v["params"]["resultArray"] = items.into();
-    v.to_string()
-}
-
 #[tokio::test]
 async fn a_partial_failure_in_a_batch_is_503_and_the_retry_completes_the_rest_once() {
     let t = TestPipeline::new(Choice);
     let now = Utc::now();
-    let req = TestRequest::signed(Choice, &batch(40), SECRET, now);
+    let req = TestRequest::signed(Choice, &testing::choice_batch(40), SECRET, now);
     t.publisher.fail_next(3);
     let err = t.pipeline.process(&req.incoming(), now, LEASE).await.unwrap_err();
     assert_eq!(err.status().as_u16(), 503);

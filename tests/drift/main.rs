@@ -136,6 +136,7 @@ fn least_privilege_no_wildcard_resources() {
                                 "dynamodb:GetItem",
                                 "dynamodb:Query",
                                 "sqs:SendMessage",
+                                "sqs:GetQueueAttributes",
                                 "ssm:GetParameter",
                                 "kms:Decrypt"
                             ]

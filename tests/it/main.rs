@@ -317,3 +317,17 @@ async fn conditional_updates_hold_on_dynamodb() {
     assert!(store.claim_signature("sig#choice#s", "h1", 2).await.unwrap(), "same content again");
     assert!(!store.claim_signature("sig#choice#s", "h2", 2).await.unwrap(), "other content under a used signature");
 }
+
+/// Warm-up during init: secrets from SSM and both connections ready before the first callback; and when AWS
+/// is not there, the warm-up gives up within its budget and the first callback still works the lazy way.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn warm_up_loads_secrets_and_opens_connections_within_its_budget() {
+    let stack = Stack::new(true).await;
+    assert!(stack.pipeline(Choice).warm_up(std::time::Duration::from_secs(2)).await);
+
+    let unreachable = stack.pipeline_with(Choice, &stack.table, "http://127.0.0.1:9/000000000000/nowhere.fifo");
+    let started = std::time::Instant::now();
+    assert!(!unreachable.warm_up(std::time::Duration::from_millis(300)).await);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "bounded: {:?}", started.elapsed());
+}

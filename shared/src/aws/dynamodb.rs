@@ -382,6 +382,11 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         })
     }
 
+    async fn warm(&self) -> Result<(), StoreError> {
+        // A read of a key that never exists: allowed by the functions' policy, and it opens the connection.
+        self.get_item("warm#").await.map(|_| ())
+    }
+
     async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
         let query = self
             .client

@@ -12,7 +12,12 @@ pub use dynamodb::{DynamoDbIdempotencyStore, PENDING_INDEX};
 pub use sqs::SqsPublisher;
 pub use ssm::SsmSecrets;
 
+use std::time::Duration;
+
 use crate::config::{Config, SweeperConfig};
+
+/// How long init may spend loading secrets and opening connections before the first poll.
+pub const WARM_UP_BUDGET: Duration = Duration::from_secs(2);
 use crate::handler::DEFAULT_LEASE;
 use crate::pipeline::Pipeline;
 use crate::ports::EventPublisher;
@@ -20,8 +25,15 @@ use crate::ports::SecretLoader;
 use crate::sweeper::Sweeper;
 
 impl Pipeline {
-    /// Build the clients once and wire them into a pipeline for `config.provider`.
+    /// Build the clients once, wire them into a pipeline for `config.provider`, and warm it up (secrets loaded,
+    /// connections open) within [`WARM_UP_BUDGET`].
     pub async fn from_config(config: Config) -> Self {
+        let pipeline = Self::wire(config).await;
+        pipeline.warm_up(WARM_UP_BUDGET).await;
+        pipeline
+    }
+
+    async fn wire(config: Config) -> Self {
         let sdk = aws_config::load_from_env().await;
         let secrets: Arc<dyn SecretLoader> =
             Arc::new(SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), config.secrets, config.signing_keys));

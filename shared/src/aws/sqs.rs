@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use sha2::{Digest, Sha256};
 
 use crate::error::PublishError;
@@ -81,6 +81,12 @@ impl EventPublisher for SqsPublisher {
         }
         metrics::queue_call(send.send()).await.map_err(|e| PublishError { source: e.into() })?;
         Ok(())
+    }
+
+    async fn warm(&self) -> Result<(), PublishError> {
+        let get =
+            self.client.get_queue_attributes().queue_url(&self.queue_url).attribute_names(QueueAttributeName::QueueArn);
+        get.send().await.map(|_| ()).map_err(|e| PublishError { source: e.into() })
     }
 }
 

@@ -147,49 +147,17 @@ impl<'a> Document<'a> {
 
     /// The object re-assembled without the top-level keys in `drop`, values byte for byte as received.
     pub fn object_without(&self, drop: &[&str]) -> Box<RawValue> {
-        let mut out = String::with_capacity(self.text.len());
-        out.push('{');
-        for (key, value) in self.members.iter().filter(|(k, _)| !drop.contains(&k.as_ref())) {
-            if out.len() > 1 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
-            out.push(':');
-            out.push_str(value);
-        }
-        out.push('}');
-        RawValue::from_string(out).expect("re-assembled object is valid JSON")
+        let kept = self.members.iter().filter(|(k, _)| !drop.contains(&k.as_ref())).map(|(k, v)| (k.as_ref(), *v));
+        RawValue::from_string(assemble(kept)).expect("re-assembled object is valid JSON")
     }
 
     /// The object with top-level `key` set to the JSON text `value` (replaced in place, or appended).
     #[cfg(any(test, feature = "test-util"))]
     pub fn object_with(&self, key: &str, value: &str) -> String {
-        let mut out = String::from("{");
-        let mut replaced = false;
-        for (k, v) in &self.members {
-            let v = if k == key {
-                replaced = true;
-                value
-            } else {
-                v
-            };
-            if out.len() > 1 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::to_string(k).expect("a string always serialises"));
-            out.push(':');
-            out.push_str(v);
-        }
-        if !replaced {
-            if out.len() > 1 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
-            out.push(':');
-            out.push_str(value);
-        }
-        out.push('}');
-        out
+        let present = self.members.iter().any(|(k, _)| k == key);
+        let replaced = self.members.iter().map(|(k, v)| (k.as_ref(), if k == key { value } else { *v }));
+        let appended = (!present).then_some((key, value));
+        assemble(replaced.chain(appended))
     }
 
     /// SHA-256 (hex) of the body's content without the top-level keys in `skip`: every leaf as its
@@ -551,6 +519,21 @@ impl<'a> Reader<'a> {
         };
         char::from_u32(code).map_or_else(|| self.fail("invalid \\u escape"), Ok)
     }
+}
+
+/// `{"key":value,...}` from keys and raw value texts.
+fn assemble<'m>(members: impl Iterator<Item = (&'m str, &'m str)>) -> String {
+    let mut out = String::from("{");
+    for (key, value) in members {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push('}');
+    out
 }
 
 #[allow(clippy::ptr_arg)] // the Cow is cloned into the pair: borrowed stays borrowed

@@ -1,0 +1,82 @@
+"""Measure a function's init: process start to its first poll of the Lambda Runtime API.
+
+Run under scripts/with-moto.sh (make init-time). A fake Runtime API on a free loopback port records when the
+function first asks for an invocation; moto holds the table, queue and the SSM secret the function warms up
+with during init (so the figure includes loading the secret and opening both connections).
+    python measure_init.py path/to/function-binary [runs]
+"""
+import http.server
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import boto3
+
+binary = sys.argv[1]
+runs = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+
+
+def setup():
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint)
+    sqs = boto3.client("sqs", endpoint_url=endpoint)
+    ssm = boto3.client("ssm", endpoint_url=endpoint)
+    table = f"init-{os.getpid()}"
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    queue = sqs.create_queue(QueueName=f"init-{os.getpid()}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    ssm.put_parameter(Name=f"/init/{os.getpid()}", Value="s3cret", Type="SecureString")
+    return table, queue, f"/init/{os.getpid()}"
+
+
+class Api(http.server.BaseHTTPRequestHandler):
+    first_poll = None
+
+    def do_GET(self):  # noqa: N802 (the Runtime API's verb)
+        if Api.first_poll is None:
+            Api.first_poll = time.monotonic()
+        time.sleep(5)  # hold the poll; the process is stopped first
+
+    def log_message(self, *_):
+        pass
+
+
+def once(table, queue, param):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Api.first_poll = None
+    env = dict(os.environ,
+               AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
+               AWS_LAMBDA_FUNCTION_NAME="niobi", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+               AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_STREAM_NAME="s", AWS_LAMBDA_LOG_GROUP_NAME="g",
+               EVENTS_TABLE=table, EVENTS_QUEUE_URL=queue, WEBHOOK_SECRETS_PARAM=param, RUST_LOG="warn")
+    env.pop("WEBHOOK_SECRETS", None)
+    started = time.monotonic()
+    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while Api.first_poll is None and time.monotonic() - started < 10:
+        if process.poll() is not None:
+            raise SystemExit(f"{binary} exited: {process.stderr.read().decode()}")
+        time.sleep(0.0005)
+    process.kill()
+    process.wait()
+    server.shutdown()
+    if Api.first_poll is None:
+        raise SystemExit("no poll within 10 s")
+    return (Api.first_poll - started) * 1000
+
+
+def main():
+    table, queue, param = setup()
+    samples = [once(table, queue, param) for _ in range(runs)]
+    print(f"{os.path.basename(binary)}: process start to first Runtime API poll, {runs} runs "
+          f"(secret from SSM and both connections warmed during init, against moto on loopback)")
+    print(f"  median {statistics.median(samples):.1f} ms, min {min(samples):.1f} ms, max {max(samples):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
