@@ -17,7 +17,7 @@ PROVIDERS := $(filter-out sweeper,$(FUNCTIONS))
 PROVIDER ?=
 FIXTURE ?=
 
-.PHONY: help venv test lint unit validate bench bench-compare size init-time fuzz demo dev send build deploy clean
+.PHONY: help venv test lint unit validate bench bench-compare size init-time fuzz demo dev loadtest send build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ fuzz: ## Every bolero fuzz target for FUZZ_INPUTS (10^6) inputs, in release; pri
 
 demo: $(VENV)/.installed ## The whole stack locally: moto + five functions under cargo lambda watch, samples sent, queues printed
 	scripts/local-stack.sh demo
+
+loadtest: $(VENV)/.installed ## 1,000 signed callbacks (30% duplicates) at concurrency 20 to the local stack; latency, throughput, lost and extra
+	scripts/local-stack.sh loadtest 1000 20 30
 
 dev: $(VENV)/.installed ## The same local stack, left running (Ctrl-C stops it)
 	scripts/local-stack.sh dev

@@ -4,10 +4,12 @@
 #   local-stack.sh demo   start it, send every fixture (plus one duplicate and one forged callback per
 #                         provider), print the answers and the queued messages, stop everything
 #   local-stack.sh dev    start it and leave it running, printing the callback URLs and demo secrets
+#   local-stack.sh loadtest [N] [CONCURRENCY] [DUPLICATE%]   send N signed callbacks (default 1000, 20, 30)
+#                         and audit the queues: exits non-zero if any acknowledged event is lost or doubled
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mode=${1:?usage: local-stack.sh demo|dev}
+mode=${1:?usage: local-stack.sh demo|dev|loadtest}
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   # Re-run under moto_server; with-moto.sh stops it when this script ends.
@@ -70,6 +72,15 @@ if [ "$mode" = dev ]; then
   echo "Send one:  make send PROVIDER=niobi FIXTURE=payin_timeout      Stop: Ctrl-C"
   wait "$watch_pid"
   exit 0
+fi
+
+if [ "$mode" = loadtest ]; then
+  echo "==> load test: ${2:-1000} callbacks, concurrency ${3:-20}, ${4:-30}% duplicates"
+  send --provider niobi --fixture tests/fixtures/niobi/payin_timeout.json --expect 200 >/dev/null  # compile under watch
+  load_ok=0
+  send --load "${2:-1000}" "${3:-20}" "${4:-30}" "$local_dir/loadtest-expected.txt" || load_ok=$?
+  .venv/bin/python scripts/local_aws.py audit "$local_dir/loadtest-expected.txt" "${providers[@]}" || exit 1
+  exit "$load_ok"
 fi
 
 echo "==> sending every fixture, then one duplicate and one forged callback per provider"

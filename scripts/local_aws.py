@@ -83,7 +83,36 @@ def show(providers):
     print(f"\n{total} message(s) in all")
 
 
+def audit(args):
+    """Compare the event ids a load test expected (file) with the messages in the queues: lost (acknowledged,
+    never enqueued) and extra (more than one message per id). Reads and deletes every message."""
+    expected_file, providers = args[0], args[1:]
+    expected = {line.strip() for line in open(expected_file) if line.strip()}
+    sqs = client("sqs")
+    seen = {}
+    for provider in providers:
+        url = sqs.get_queue_url(QueueName=f"{STACK}-{provider}.fifo")["QueueUrl"]
+        count = 0
+        while True:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300,
+                                        WaitTimeSeconds=0).get("Messages", [])
+            if not batch:
+                break
+            for m in batch:
+                event_id = json.loads(m["Body"])["id"]
+                seen[event_id] = seen.get(event_id, 0) + 1
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            count += len(batch)
+        print(f"  {STACK}-{provider}.fifo: {count} message(s)")
+    lost = sorted(expected - set(seen))
+    extra = sum(n - 1 for n in seen.values() if n > 1)
+    print(f"expected {len(expected)} events: lost {len(lost)}, extra {extra}")
+    for event_id in lost[:10]:
+        print(f"  lost: {event_id}")
+    return 1 if lost or extra else 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("create", "show"):
-        raise SystemExit("usage: local_aws.py create|show PROVIDER...")
-    {"create": create, "show": show}[sys.argv[1]](sys.argv[2:])
+    if len(sys.argv) < 3 or sys.argv[1] not in ("create", "show", "audit"):
+        raise SystemExit("usage: local_aws.py create|show PROVIDER... | audit EXPECTED_FILE PROVIDER...")
+    sys.exit({"create": create, "show": show, "audit": audit}[sys.argv[1]](sys.argv[2:]) or 0)

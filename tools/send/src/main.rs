@@ -4,6 +4,7 @@
 //! ```text
 //! payhooks-send --provider niobi --fixture tests/fixtures/niobi/payin_timeout.json [--forge] [--expect 200]
 //! payhooks-send --list        # every provider and its route: the list scripts derive from
+//! payhooks-send --load 1000 20 30 expected.txt   # the local load test (make loadtest)
 //! ```
 //! Reads `PAYHOOKS_URL` (e.g. `http://127.0.0.1:9000/lambda-url`), `<PROVIDER>_WEBHOOK_SECRETS` or
 //! `WEBHOOK_SECRETS` (the first value signs) and, for Niobi, `NIOBI_SIGNATURE_HASH`.
@@ -103,10 +104,30 @@ fn run(args: Args) -> Result<bool, String> {
     Ok(ok)
 }
 
+mod load;
+
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("--list") {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--list") {
         list();
         return ExitCode::SUCCESS;
+    }
+    if argv.get(1).map(String::as_str) == Some("--load") {
+        // payhooks-send --load <total> <concurrency> <duplicate %> <expected-ids file>
+        let number = |i: usize| argv.get(i).and_then(|v| v.parse::<usize>().ok());
+        let (Some(total), Some(concurrency), Some(dup), Some(file)) = (number(2), number(3), number(4), argv.get(5))
+        else {
+            eprintln!("usage: payhooks-send --load <total> <concurrency> <duplicate %> <expected-ids file>");
+            return ExitCode::from(2);
+        };
+        return match load::load(total, concurrency, dup.min(90), file) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("payhooks-send: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
     match parse_args().and_then(run) {
         Ok(true) => ExitCode::SUCCESS,
