@@ -60,7 +60,7 @@ fn event(callback: &Callback) -> Result<NormalisedEvent, Unusable> {
     let data = callback.data.as_ref().ok_or_else(|| Unusable::new(Reason::MissingField, "data"))?;
     let order = id_part(&data.order_ref_id, "data.orderRefId")?;
     let id = format!("m2money:payout:{order}:{event}");
-    let status = EVENTS.get(Some(&event)).or_else(|| DATA_STATUS.get(optional(&data.status)));
+    let status = status(&event, optional(&data.status));
     let provider_status = Some(as_sent(&callback.event, &sent));
     Ok(NormalisedEvent::new(id, "payout", order, (status, provider_status))
         .with_merchant_reference(optional_part(&data.client_ref_id, "data.clientRefId")?)
@@ -80,14 +80,14 @@ const DATA_STATUS: StatusTable = StatusTable(&[
     (Status::Reversed, &["reversed"]),
 ]);
 
+/// The event decides; `data.status` only where the event is not one we know.
+fn status(event: &str, data_status: Option<&str>) -> Status {
+    EVENTS.get(Some(event)).or_else(|| DATA_STATUS.get(data_status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The event decides; `data.status` only where the event is not one we know.
-    fn status(event: &str, data_status: Option<&str>) -> Status {
-        EVENTS.get(Some(event)).or_else(|| DATA_STATUS.get(data_status))
-    }
 
     #[test]
     fn event_decides() {

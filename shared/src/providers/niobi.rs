@@ -62,7 +62,7 @@ fn event(p: &Params) -> Result<NormalisedEvent, Unusable> {
     };
     let code = id_part(&p.status_code, "params.statusCode")?;
     let id = format!("niobi:{kind}:{txn_id}:{code}");
-    let status = CODES.get(Some(&code)).or_else(|| WORDS.get(optional(&p.status)));
+    let status = status(&code, optional(&p.status));
     Ok(NormalisedEvent::new(id, kind, txn_id, (status, Some(code)))
         .with_merchant_reference(merchant_reference)
         .with_amount(amount(&p.amount, "params.amount")?, optional_part(&p.currency, "params.currency")?))
@@ -78,13 +78,14 @@ const WORDS: StatusTable = StatusTable(&[
     (Status::Timeout, &["timeout"]),
 ]);
 
+/// A published code decides; otherwise the word, which can never make a success.
+fn status(code: &str, word: Option<&str>) -> Status {
+    CODES.get(Some(code)).or_else(|| WORDS.get(word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(code: &str, word: Option<&str>) -> Status {
-        CODES.get(Some(code)).or_else(|| WORDS.get(word))
-    }
 
     #[test]
     fn status_codes() {
