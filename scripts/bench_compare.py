@@ -14,7 +14,7 @@ TWIN = os.path.join("..", "shared", "bench", "python_twin.py")
 
 def rust_medians():
     subprocess.run(["cargo", "bench", "-p", "payhooks", "--bench", "ingest", "--", "authenticate"],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     medians = {}
     for path in glob.glob("target/criterion/authenticate+parse+normalise/*/new/estimates.json"):
         provider = path.split(os.sep)[-3]
