@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::error::{BoxError, IngestError};
+use crate::error::{BoxError, IngestError, PublishError, StoreError};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::pipeline::{self, Courier};
 use crate::ports::{EventPublisher, IdempotencyStore, RecordState};
@@ -88,7 +88,8 @@ impl Sweeper {
         }
         let store = &*self.store;
         let Some((record, payload)) = pipeline::stored(store, id).await? else {
-            return Err(IngestError::InProgress(format!("{id}: its record or body is gone")));
+            let source = format!("{id}: its record or body is gone").into();
+            return Err(StoreError { operation: "GetItem", source }.into());
         };
         if record.quarantine.is_some() {
             return Ok(false);
@@ -96,7 +97,7 @@ impl Sweeper {
         let publisher = self
             .publishers
             .get(&record.provider)
-            .ok_or_else(|| IngestError::InProgress(format!("{id}: no queue configured for {}", record.provider)))?;
+            .ok_or_else(|| PublishError { source: format!("no queue configured for {}", record.provider).into() })?;
         Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms).await?;
         tracing::info!(event_id = %id, provider = %record.provider, "swept: a delivery no provider retried is now enqueued");
         Ok(true)
