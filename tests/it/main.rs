@@ -56,6 +56,12 @@ async fn new_callbacks_are_recorded_and_enqueued_with_the_envelope() {
             assert!(record.contains_key(key), "{id} lacks {key}");
         }
         assert!(!record.contains_key("raw_body"), "{id}: the body is stored once, in its own item");
+        // The marker is a small item (well under 1 KB: one write unit to insert, one to mark sent).
+        let size: usize = record
+            .iter()
+            .map(|(k, v)| k.len() + v.as_s().map(String::len).or_else(|_| v.as_n().map(String::len)).unwrap_or(16))
+            .sum();
+        assert!(size < 1024, "{id}: marker of {size} bytes");
         let body = stack.record(&text(&record, "body_ref")).await;
         assert!(body.contains_key("raw_body"));
         let headers = format!("{:?}", body.get("headers"));
