@@ -4,7 +4,6 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::provider::Provider;
 use crate::state::TransactionView;
@@ -43,6 +42,12 @@ impl Status {
             Status::State(s) => s,
         }
     }
+}
+
+/// An event id: its parts joined with `:` (`lipia:stk:{CheckoutRequestID}:{status}`). Id parts never hold
+/// `:` themselves (`fields::Field::id_part`), so the parts can always be read back.
+pub fn event_id(parts: &[&str]) -> String {
+    parts.join(":")
 }
 
 /// One business fact taken from a callback, before it is stamped with the time it was received.
@@ -113,8 +118,9 @@ impl Serialize for Provider {
     }
 }
 
-/// The CloudEvents 1.0 JSON document sent to SQS. `data` is [`EventData`], or [`QuarantineData`] for what
-/// could not be normalised; both end with `payload`, the provider's JSON as received (`signature` removed).
+/// The CloudEvents 1.0 JSON document sent to SQS, as stored: `data` is [`EventData`], or [`QuarantineData`]
+/// for what could not be normalised. At send time [`complete`] adds where the transaction stands and
+/// `payload`, the provider's JSON as received (`signature` removed).
 #[derive(Debug, Serialize)]
 pub struct CloudEvent<'a, D> {
     pub specversion: &'static str,
@@ -140,9 +146,6 @@ pub struct EventData<'a> {
     pub currency: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_index: Option<usize>,
-    /// The provider's JSON as received, `signature` removed, value text untouched.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<&'a RawValue>,
 }
 
 /// `data` of a `<provider>.quarantined` event.
@@ -153,8 +156,6 @@ pub struct QuarantineData<'a> {
     pub reason: &'a str,
     /// The field at fault.
     pub field: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<&'a RawValue>,
 }
 
 fn envelope<'a, D>(
@@ -178,12 +179,7 @@ fn envelope<'a, D>(
 }
 
 impl<'a> CloudEvent<'a, EventData<'a>> {
-    pub fn new(
-        provider: Provider,
-        event: &'a NormalisedEvent,
-        received: DateTime<Utc>,
-        payload: Option<&'a RawValue>,
-    ) -> Self {
+    pub fn new(provider: Provider, event: &'a NormalisedEvent, received: DateTime<Utc>) -> Self {
         let data = EventData {
             provider,
             kind: &event.kind,
@@ -194,7 +190,6 @@ impl<'a> CloudEvent<'a, EventData<'a>> {
             amount: event.amount.as_deref(),
             currency: event.currency.as_deref(),
             batch_index: event.batch_index,
-            payload,
         };
         envelope(provider, &event.id, event.event_type(provider), &event.reference, received, data)
     }
@@ -208,9 +203,8 @@ impl<'a> CloudEvent<'a, QuarantineData<'a>> {
         reason: &'a str,
         field: &'a str,
         received: DateTime<Utc>,
-        payload: Option<&'a RawValue>,
     ) -> Self {
-        let data = QuarantineData { provider, reason, field, payload };
+        let data = QuarantineData { provider, reason, field };
         envelope(provider, id, format!("{provider}.quarantined"), id, received, data)
     }
 }
@@ -224,9 +218,9 @@ impl<D: Serialize> CloudEvent<'_, D> {
 /// A message stored without its payload (`data` is its last member, `payload` would be the last of `data`),
 /// completed at send time: where the transaction stands (`transaction_status`, `regression`,
 /// `contradiction`), then `payload`.
-pub fn complete(envelope: &str, transaction: Option<&TransactionView>, payload: &RawValue) -> String {
+pub fn complete(envelope: &str, transaction: Option<&TransactionView>, payload: &str) -> String {
     let head = envelope.strip_suffix("}}").expect("an envelope ends with `data`, an object");
-    let mut out = String::with_capacity(head.len() + payload.get().len() + 96);
+    let mut out = String::with_capacity(head.len() + payload.len() + 96);
     out.push_str(head);
     if let Some(view) = transaction {
         let status = serde_json::to_string(&view.status).expect("a string always serialises");
@@ -236,7 +230,7 @@ pub fn complete(envelope: &str, transaction: Option<&TransactionView>, payload: 
         ));
     }
     out.push_str(",\"payload\":");
-    out.push_str(payload.get());
+    out.push_str(payload);
     out.push_str("}}");
     out
 }
@@ -255,22 +249,27 @@ mod tests {
     fn a_stored_envelope_gets_its_payload_back() {
         let event = NormalisedEvent::new("p:1".into(), "payin", "R".into(), (Status::Succeeded, Some("0".into())))
             .with_amount(Some("1.50".into()), None);
-        let payload = RawValue::from_string(r#"{"a": [1, "x"]}"#.into()).unwrap();
+        let payload = r#"{"a": [1, "x"], "amount": 1.50}"#;
         let now = Utc::now();
-        let full = CloudEvent::new(Provider::Niobi, &event, now, Some(&payload)).to_json();
-        let stored = CloudEvent::new(Provider::Niobi, &event, now, None).to_json();
+        let stored = CloudEvent::new(Provider::Niobi, &event, now).to_json();
         assert!(!stored.contains("payload"));
-        assert_eq!(complete(&stored, None, &payload), full);
+        let full: serde_json::Value = serde_json::from_str(&complete(&stored, None, payload)).unwrap();
+        assert_eq!(full["data"]["payload"], serde_json::from_str::<serde_json::Value>(payload).unwrap());
+        assert_eq!((full["data"]["amount"].as_str(), full["id"].as_str()), (Some("1.50"), Some("p:1")));
+        assert!(complete(&stored, None, payload).ends_with(r#""payload":{"a": [1, "x"], "amount": 1.50}}}"#));
         let view = TransactionView { status: Some("succeeded".into()), regression: true, contradiction: false };
-        let json: serde_json::Value = serde_json::from_str(&complete(&stored, Some(&view), &payload)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&complete(&stored, Some(&view), payload)).unwrap();
         assert_eq!(json["data"]["transaction_status"], "succeeded");
         assert_eq!(
             (json["data"]["regression"].as_bool(), json["data"]["contradiction"].as_bool()),
             (Some(true), Some(false))
         );
         assert_eq!(json["data"]["payload"]["a"][1], "x");
-        let quarantined = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now, Some(&payload));
-        let stored = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now, None).to_json();
-        assert_eq!(complete(&stored, None, &payload), quarantined.to_json());
+        let stored = CloudEvent::quarantined(Provider::Muda, "q", "invalid_amount", "amount", now).to_json();
+        let quarantined: serde_json::Value = serde_json::from_str(&complete(&stored, None, payload)).unwrap();
+        assert_eq!(
+            (quarantined["data"]["reason"].as_str(), quarantined["data"]["payload"]["a"][0].as_i64()),
+            (Some("invalid_amount"), Some(1))
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! - [`providers`]: one module per provider (authentication, parsing, normalisation, ack, route), no I/O;
 //! - [`verify`]: the JSON reader, the canonical string, signature primitives and secrets;
 //! - [`state`]: transaction status ranks; [`sweeper`]: completes deliveries no provider retried;
-//! - [`provider`], [`event`], [`error`], [`config`]: the types everything else shares.
+//! - [`provider`], [`event`], [`error`], [`config`]: the types everything else shares; [`logging`]: log lines.
 //!
 //! `testing` (feature `test-util`) holds the in-memory ports, signers and fixtures for tests and tools.
 
@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;

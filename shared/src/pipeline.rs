@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use lambda_http::http::HeaderMap;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Retention, VerifyConfig};
@@ -264,7 +263,7 @@ impl Pipeline {
         };
         let mut out = Vec::with_capacity(callback.events.len() + callback.quarantined.len());
         for event in &callback.events {
-            let stored = CloudEvent::new(self.provider, event, received, None);
+            let stored = CloudEvent::new(self.provider, event, received);
             let mut record = record(&event.id, stored.event_type.clone(), event.reference.clone(), stored.to_json());
             record.transaction = Some(TransactionRef {
                 key: format!("txn#{}#{}", self.provider, event.reference),
@@ -274,7 +273,7 @@ impl Pipeline {
         }
         for q in &callback.quarantined {
             let (reason, field) = (q.reason.as_str(), q.field.as_str());
-            let stored = CloudEvent::quarantined(self.provider, &q.id, reason, field, received, None);
+            let stored = CloudEvent::quarantined(self.provider, &q.id, reason, field, received);
             let mut record = record(&q.id, stored.event_type.clone(), q.id.clone(), stored.to_json());
             record.quarantine = Some((reason.to_owned(), q.field.clone()));
             out.push(record);
@@ -286,7 +285,7 @@ impl Pipeline {
         &self,
         courier: &Courier<'_>,
         record: &EventRecord,
-        payload: &RawValue,
+        payload: &str,
         clock: &Clock,
         lease: Duration,
     ) -> Result<Outcome, IngestError> {
@@ -347,14 +346,11 @@ pub(crate) struct Courier<'a> {
 }
 
 /// A stored record and its payload (the stored body without `signature`); `None` if either is gone.
-pub async fn stored(
-    store: &dyn IdempotencyStore,
-    id: &str,
-) -> Result<Option<(EventRecord, Box<RawValue>)>, IngestError> {
+pub async fn stored(store: &dyn IdempotencyStore, id: &str) -> Result<Option<(EventRecord, String)>, IngestError> {
     let Some(record) = store.load(id).await? else { return Ok(None) };
     let Some(raw) = store.get_body(&record.body_ref).await? else { return Ok(None) };
     let Ok(doc) = json::read(&raw) else { return Ok(None) };
-    let payload = doc.object_without(&[SIGNATURE_FIELD]);
+    let payload = doc.object_without(&[SIGNATURE_FIELD]).into_owned();
     Ok(Some((record, payload)))
 }
 
@@ -364,7 +360,7 @@ impl Courier<'_> {
     pub async fn send_and_mark(
         &self,
         record: &EventRecord,
-        payload: &RawValue,
+        payload: &str,
         now_ms: i64,
     ) -> Result<Outcome, IngestError> {
         let result = self.send(record, payload, now_ms).await;
@@ -377,7 +373,7 @@ impl Courier<'_> {
         Ok(if record.quarantine.is_some() { Outcome::Quarantined } else { Outcome::Accepted })
     }
 
-    async fn send(&self, record: &EventRecord, payload: &RawValue, now_ms: i64) -> Result<(), IngestError> {
+    async fn send(&self, record: &EventRecord, payload: &str, now_ms: i64) -> Result<(), IngestError> {
         let view = match &record.transaction {
             Some(transaction) => Some(self.store.advance(transaction, &record.id, now_ms).await?),
             None => None,

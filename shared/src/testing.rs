@@ -135,14 +135,14 @@ pub fn read_verdict(body: &str) -> Result<bool, ReadError> {
 /// `path=value`, the body without `signature`, and its content hash.
 pub fn read_parts(body: &str) -> Result<(Vec<String>, Vec<String>, String, String), ReadError> {
     let doc = json::read(body)?;
-    let members = doc.members.iter().map(|(_, raw)| (*raw).to_owned()).collect();
-    let leaves = doc.pairs.iter().map(json::Pair::joined).collect();
-    Ok((members, leaves, doc.object_without(&[SIGNATURE_FIELD]).get().to_owned(), doc.content_hash(&[])))
+    let members = doc.members().map(|(_, raw)| raw.to_owned()).collect();
+    let leaves = doc.pairs.iter().map(|p| doc.joined(p)).collect();
+    Ok((members, leaves, doc.object_without(&[SIGNATURE_FIELD]).into_owned(), doc.content_hash(&[])))
 }
 
 /// The body of an unsigned request whose `signature` field was set by hand (tests of missing signatures).
 pub fn without_signature(body: &str) -> String {
-    json::read(body).expect("a JSON object").object_without(&[SIGNATURE_FIELD]).get().to_owned()
+    json::read(body).expect("a JSON object").object_without(&[SIGNATURE_FIELD]).into_owned()
 }
 
 /// The worst bodies of at most 128 KiB we know how to build for the reader and the canonical string: deep,

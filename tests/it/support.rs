@@ -23,12 +23,12 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), Utc::now().timestamp_micros(), N.fetch_add(1, Ordering::SeqCst))
 }
 
-pub async fn sdk() -> aws_config::SdkConfig {
+pub async fn sdk() -> aws_types::SdkConfig {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run these tests with `make test`, which starts moto_server"
     );
-    aws_config::load_from_env().await
+    payhooks::aws::sdk_config()
 }
 
 pub struct Stack {

@@ -1,11 +1,11 @@
 //! The lipia callback Lambda: wiring only; the logic is in the shared `payhooks` crate.
 
-use lambda_http::{service_fn, tracing, Error};
+use lambda_http::{service_fn, Error};
 use payhooks::{handler, Config, Pipeline, Provider};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    payhooks::logging::init();
     let config = Config::from_env(Provider::Lipia)?;
     let pipeline = Pipeline::from_config(config).await;
     lambda_http::run(service_fn(|req| handler::handle(&pipeline, req))).await

@@ -1,13 +1,13 @@
 //! The sweeper Lambda (EventBridge schedule): wiring only; the logic is in the shared `payhooks` crate.
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
-use lambda_http::{tracing, Error};
+use lambda_http::Error;
 use payhooks::config::SweeperConfig;
 use payhooks::sweeper::Sweeper;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    payhooks::logging::init();
     let config = SweeperConfig::from_env()?;
     let sweeper = Sweeper::from_config(config).await;
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| payhooks::sweeper::handle(&sweeper))).await

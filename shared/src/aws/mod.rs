@@ -1,6 +1,6 @@
 //! The AWS implementations of the ports, and the cold-start wiring that builds a [`Pipeline`] from
-//! [`Config`]. Clients come from `aws-config`, so `AWS_ENDPOINT_URL` points them at a local emulator with
-//! no code branch.
+//! [`Config`]. The clients' configuration is read from the environment Lambda sets ([`sdk_config`]), so
+//! `AWS_ENDPOINT_URL` points them at a local emulator with no code branch.
 
 mod dynamodb;
 mod sqs;
@@ -13,6 +13,12 @@ pub use sqs::SqsPublisher;
 pub use ssm::SsmSecrets;
 
 use std::time::Duration;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Region, SharedHttpClient};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_types::SdkConfig;
 
 use crate::config::{Config, SweeperConfig};
 
@@ -34,7 +40,7 @@ impl Pipeline {
     }
 
     async fn wire(config: Config) -> Self {
-        let sdk = aws_config::load_from_env().await;
+        let sdk = sdk_config();
         let secrets: Arc<dyn SecretLoader> =
             Arc::new(SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), config.secrets, config.signing_keys));
         Pipeline::new(
@@ -51,7 +57,7 @@ impl Pipeline {
 impl Sweeper {
     /// Build the clients once and wire the sweeper to the table and every provider's queue.
     pub async fn from_config(config: SweeperConfig) -> Self {
-        let sdk = aws_config::load_from_env().await;
+        let sdk = sdk_config();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let publishers = config
             .queue_urls
@@ -60,5 +66,57 @@ impl Sweeper {
             .collect();
         let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table);
         Sweeper::new(Arc::new(store), publishers, DEFAULT_LEASE)
+    }
+}
+
+/// The one HTTPS client of every SDK client: hyper with rustls and ring (the SDK's default brings aws-lc-rs,
+/// a second crypto library and megabytes of binary).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The SDK configuration of a function, from the environment Lambda gives it: `AWS_REGION`, the execution
+/// role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` (a
+/// local emulator). No credential chain is linked (`aws-config` and its STS client): a Lambda needs none.
+pub fn sdk_config() -> SdkConfig {
+    sdk_config_from(|name| std::env::var(name).ok())
+}
+
+fn sdk_config_from(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
+    let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let mut sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(https_client())
+        .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(Region::new));
+    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        let credentials = Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "environment");
+        sdk = sdk.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    if let Some(url) = env("AWS_ENDPOINT_URL") {
+        sdk = sdk.endpoint_url(url);
+    }
+    sdk.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_makes_the_configuration() {
+        let vars = [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_SESSION_TOKEN", "t"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ];
+        let sdk = sdk_config_from(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()));
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(sdk.credentials_provider().is_some() && sdk.http_client().is_some());
+        let bare = sdk_config_from(|name| (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".to_owned()));
+        assert_eq!(bare.region().map(|r| r.as_ref()), Some("us-east-1"));
+        assert!(bare.credentials_provider().is_none() && bare.endpoint_url().is_none());
     }
 }

@@ -8,14 +8,11 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use super::fields::{amount, id_part, optional, optional_part, parse_as, Reason, StatusTable, Unusable};
+use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::{Document, Text};
+use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::json::{Document, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
@@ -29,44 +26,38 @@ fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, R
 /// Notification types whose `params.resultArray` holds one event per item.
 const BATCH_TYPES: [&str; 3] = ["0004", "0008", "0014"];
 
-/// The `params` fields (and `resultArray` item fields) that identify and classify a notification.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Params {
-    tx_id: Option<Text>,
-    tx_status: Option<Text>,
-    status: Option<Text>,
-    #[serde(rename = "type")]
-    change_type: Option<Text>,
-    profile_check_status: Option<Text>,
-    amount: Option<Text>,
-    transfer_amount: Option<Text>,
-    currency: Option<Text>,
-    debit_account_ccy: Option<Text>,
-    merchant_tx_id: Option<Text>,
-    payment_id: Option<Text>,
-    application_id: Option<Text>,
-    onboarding_request_id: Option<Text>,
-    user_id: Option<Text>,
-    account_id: Option<Text>,
-    deposit_account_id: Option<Text>,
-    job_id: Option<Text>,
-    business_id: Option<Text>,
-    request_id: Option<Text>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Batch<'a> {
-    #[serde(borrow, rename = "resultArray")]
-    result_array: Option<Vec<&'a RawValue>>,
-}
+model!(
+    /// The `params` fields (and `resultArray` item fields) that identify and classify a notification.
+    Params {
+        tx_id: "txId",
+        tx_status: "txStatus",
+        status: "status",
+        change_type: "type",
+        profile_check_status: "profileCheckStatus",
+        amount: "amount",
+        transfer_amount: "transferAmount",
+        currency: "currency",
+        debit_account_ccy: "debitAccountCcy",
+        merchant_tx_id: "merchantTxId",
+        payment_id: "paymentId",
+        application_id: "applicationId",
+        onboarding_request_id: "onboardingRequestId",
+        user_id: "userId",
+        account_id: "accountId",
+        deposit_account_id: "depositAccountId",
+        job_id: "jobId",
+        business_id: "businessId",
+        request_id: "requestId",
+    }
+);
 
 fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
     if let Some(why) = &doc.ambiguity {
         return unusable(Unusable::new(Reason::AmbiguousSignature, why));
     }
-    let top = |name: &str| id_part(&doc.member_text(name).map(|t| Text(t.into_owned())), name);
-    let head = top("requestId").and_then(|r| Ok((r, top("notificationType")?, section(doc, "params")?)));
+    let head = Field::top(doc, "requestId")
+        .id_part()
+        .and_then(|r| Ok((r, Field::top(doc, "notificationType").id_part()?, section(doc, "params")?)));
     let (request_id, ntype, params) = match head {
         Ok(head) => head,
         Err(why) => return unusable(why),
@@ -74,40 +65,40 @@ fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
     if BATCH_TYPES.contains(&ntype.as_str()) {
         return batch_events(&ntype, &request_id, params);
     }
-    let id = format!("choice:{ntype}:{request_id}");
-    vec![parse_as(params, "params").and_then(|p| event(&ntype, &request_id, &p, "params", id))]
+    let id = event_id(&["choice", &ntype, &request_id]);
+    vec![Params::read(params, "params", "params").and_then(|p| event(&ntype, &request_id, &p, id))]
 }
 
 /// One event per `params.resultArray` item; a bad item is unusable on its own, an empty batch as a whole.
-fn batch_events(ntype: &str, request_id: &str, params: &str) -> Vec<Result<NormalisedEvent, Unusable>> {
-    let items = match parse_as::<Batch>(params, "params") {
-        Ok(Batch { result_array: Some(items) }) => items,
-        Ok(Batch { result_array: None }) => return unusable(Unusable::new(Reason::MissingField, "params.resultArray")),
-        Err(why) => return unusable(why),
+fn batch_events(ntype: &str, request_id: &str, params: Value<'_, '_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+    let Some(params) = params.object() else { return unusable(Unusable::new(Reason::UnknownShape, "params")) };
+    let [result_array] = params.fields(["resultArray"]);
+    let items = match result_array {
+        Value::Absent | Value::Null => return unusable(Unusable::new(Reason::MissingField, "params.resultArray")),
+        Value::Array(items) => items,
+        _ => return unusable(Unusable::new(Reason::UnknownShape, "params")),
     };
-    if items.is_empty() {
+    let item_event = |(i, item): (usize, Value<'_, '_>)| {
+        let at = format!("params.resultArray[{i}]");
+        let item = Params::read(item, &at, &at)?;
+        Ok(event(ntype, request_id, &item, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))
+    };
+    let events: Vec<_> = items.items().enumerate().map(item_event).collect();
+    if events.is_empty() {
         return unusable(Unusable::new(Reason::EmptyBatch, "params.resultArray"));
     }
-    let item_event = |(i, raw): (usize, &&RawValue)| {
-        let at = format!("params.resultArray[{i}]");
-        let item: Params = parse_as(raw.get(), &at)?;
-        Ok(event(ntype, request_id, &item, &at, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))
-    };
-    items.iter().enumerate().map(item_event).collect()
+    events
 }
 
-/// The complete event for one notification (or batch item) found at `at`.
-fn event(ntype: &str, request_id: &str, p: &Params, at: &str, id: String) -> Result<NormalisedEvent, Unusable> {
-    let field = |name: &str| format!("{at}.{name}");
-    let reference = reference(ntype, p, at)?.unwrap_or_else(|| request_id.to_owned());
-    let (amount_field, amount_value, currency) = if ntype == "0023" {
-        ("transferAmount", &p.transfer_amount, optional_part(&p.debit_account_ccy, &field("debitAccountCcy"))?)
-    } else {
-        ("amount", &p.amount, optional_part(&p.currency, &field("currency"))?)
-    };
-    Ok(NormalisedEvent::new(id, kind(ntype), reference, status(ntype, p, at)?)
-        .with_merchant_reference(optional_part(&p.merchant_tx_id, &field("merchantTxId"))?)
-        .with_amount(amount(amount_value, &field(amount_field))?, currency))
+/// The complete event for one notification (or batch item).
+fn event(ntype: &str, request_id: &str, p: &Params<'_>, id: String) -> Result<NormalisedEvent, Unusable> {
+    let reference = reference(ntype, p)?.unwrap_or_else(|| request_id.to_owned());
+    let (amount, currency) =
+        if ntype == "0023" { (p.transfer_amount, p.debit_account_ccy) } else { (p.amount, p.currency) };
+    let currency = currency.optional_part()?;
+    Ok(NormalisedEvent::new(id, kind(ntype), reference, status(ntype, p)?)
+        .with_merchant_reference(p.merchant_tx_id.optional_part()?)
+        .with_amount(amount.amount()?, currency))
 }
 
 /// What a notification type is about; an unknown type is kept as `notification_<type>`.
@@ -138,56 +129,55 @@ fn kind(ntype: &str) -> Cow<'static, str> {
 }
 
 /// The normalised status and the provider's status text it was read from.
-fn status(ntype: &str, p: &Params, at: &str) -> Result<(Status, Option<String>), Unusable> {
-    let read = |table: &StatusTable, value: &Option<Text>, name: &str| {
-        let text = optional_part(value, &format!("{at}.{name}"))?;
+fn status(ntype: &str, p: &Params<'_>) -> Result<(Status, Option<String>), Unusable> {
+    let read = |table: &StatusTable, field: &Field<'_>| {
+        let text = field.optional_part()?;
         Ok((table.get(text.as_deref()), text))
     };
-    let unknown =
-        |value: &Option<Text>, name: &str| Ok((Status::Unknown, optional_part(value, &format!("{at}.{name}"))?));
+    let unknown = |field: &Field<'_>| Ok((Status::Unknown, field.optional_part()?));
     match ntype {
-        "0001" | "0005" | "0006" => read(&ONBOARDING, &p.status, "status"),
-        "0002" | "0004" | "0008" => read(&TRANSACTION, &p.tx_status, "txStatus"),
+        "0001" | "0005" | "0006" => read(&ONBOARDING, &p.status),
+        "0002" | "0004" | "0008" => read(&TRANSACTION, &p.tx_status),
         "0003" | "0016" | "0022" => Ok((Status::Succeeded, None)),
-        "0007" | "0014" | "0023" => read(&WORDS, &p.status, "status"),
-        "0012" => read(&ACCOUNT_OPENING, &p.status, "status"),
+        "0007" | "0014" | "0023" => read(&WORDS, &p.status),
+        "0012" => read(&ACCOUNT_OPENING, &p.status),
         // 0013 and 0028 statuses are integers Choice has not documented: kept as provider_status, `unknown`.
-        "0013" | "0028" => unknown(&p.status, "status"),
+        "0013" | "0028" => unknown(&p.status),
         "0015" => Ok((Status::State("ready"), None)),
-        "0019" => read(&ACCOUNT_CLOSURE, &p.status, "status"),
+        "0019" => read(&ACCOUNT_CLOSURE, &p.status),
         "0020" => Ok((Status::State("received"), None)),
-        "0021" => Ok((account_state(p), optional_part(&p.status, &format!("{at}.status"))?)),
-        "0024" => read(&PROFILE_CHECK, &p.profile_check_status, "profileCheckStatus"),
-        "0025" => read(&FIXED_DEPOSIT, &p.status, "status"),
-        _ if optional(&p.status).is_some() => unknown(&p.status, "status"),
-        _ => unknown(&p.tx_status, "txStatus"),
+        "0021" => Ok((account_state(p), p.status.optional_part()?)),
+        "0024" => read(&PROFILE_CHECK, &p.profile_check_status),
+        "0025" => read(&FIXED_DEPOSIT, &p.status),
+        _ if p.status.optional().is_some() => unknown(&p.status),
+        _ => unknown(&p.tx_status),
     }
 }
 
 /// The transaction or subject reference, where the type carries one (else the request id is used).
-fn reference(ntype: &str, p: &Params, at: &str) -> Result<Option<String>, Unusable> {
-    let first = |fields: &[(&Option<Text>, &str)]| {
-        for (value, name) in fields {
-            if let Some(found) = optional_part(value, &format!("{at}.{name}"))? {
+fn reference(ntype: &str, p: &Params<'_>) -> Result<Option<String>, Unusable> {
+    let first = |fields: &[Field<'_>]| {
+        for field in fields {
+            if let Some(found) = field.optional_part()? {
                 return Ok(Some(found));
             }
         }
         Ok(None)
     };
     match ntype {
-        "0001" | "0005" | "0006" => first(&[(&p.onboarding_request_id, "onboardingRequestId"), (&p.user_id, "userId")]),
-        "0004" | "0008" => first(&[(&p.tx_id, "txId"), (&p.merchant_tx_id, "merchantTxId")]),
-        "0007" | "0014" => first(&[(&p.tx_id, "txId"), (&p.payment_id, "paymentId")]),
-        "0012" | "0013" | "0028" => first(&[(&p.application_id, "applicationId")]),
-        "0015" => first(&[(&p.job_id, "jobId")]),
+        "0001" | "0005" | "0006" => first(&[p.onboarding_request_id, p.user_id]),
+        "0004" | "0008" => first(&[p.tx_id, p.merchant_tx_id]),
+        "0007" | "0014" => first(&[p.tx_id, p.payment_id]),
+        "0012" | "0013" | "0028" => first(&[p.application_id]),
+        "0015" => first(&[p.job_id]),
         "0016" => Ok(None),
-        "0019" => first(&[(&p.request_id, "requestId"), (&p.account_id, "accountId")]),
-        "0020" => first(&[(&p.business_id, "businessId")]),
-        "0021" => first(&[(&p.account_id, "accountId")]),
-        "0023" => first(&[(&p.tx_id, "txId"), (&p.application_id, "applicationId")]),
-        "0024" => first(&[(&p.onboarding_request_id, "onboardingRequestId")]),
-        "0025" => first(&[(&p.application_id, "applicationId"), (&p.deposit_account_id, "depositAccountId")]),
-        _ => first(&[(&p.tx_id, "txId")]),
+        "0019" => first(&[p.request_id, p.account_id]),
+        "0020" => first(&[p.business_id]),
+        "0021" => first(&[p.account_id]),
+        "0023" => first(&[p.tx_id, p.application_id]),
+        "0024" => first(&[p.onboarding_request_id]),
+        "0025" => first(&[p.application_id, p.deposit_account_id]),
+        _ => first(&[p.tx_id]),
     }
 }
 
@@ -231,8 +221,8 @@ const FIXED_DEPOSIT: StatusTable =
     StatusTable(&[(Status::Pending, &["1", "2"]), (Status::Succeeded, &["3"]), (Status::Failed, &["4"])]);
 
 /// 0021: `type` 1 = freeze status (1 unfrozen, 2 frozen), 2 = dormant status (1 active, 2 dormant).
-fn account_state(p: &Params) -> Status {
-    match (optional(&p.change_type), optional(&p.status)) {
+fn account_state(p: &Params<'_>) -> Status {
+    match (p.change_type.optional(), p.status.optional()) {
         (Some("1"), Some("1")) => Status::State("unfrozen"),
         (Some("1"), Some("2")) => Status::State("frozen"),
         (Some("2"), Some("1")) => Status::State("active"),
@@ -259,7 +249,8 @@ mod tests {
     fn onboarding_and_account_states() {
         assert_eq!(ONBOARDING.get(Some("7")).as_str(), "account_opened");
         assert_eq!(ONBOARDING.get(Some("10")), Status::Unknown);
-        let p = Params { change_type: Some(Text("1".into())), status: Some(Text("2".into())), ..Default::default() };
+        let doc = crate::verify::json::read(r#"{"type": 1, "status": "2"}"#).unwrap();
+        let p = Params::read(doc.root(), "params", "params").unwrap();
         assert_eq!(account_state(&p).as_str(), "frozen");
     }
 

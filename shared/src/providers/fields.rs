@@ -2,10 +2,8 @@
 //! authorise one meaning: id parts, references and statuses must be plain printable text, amounts exact
 //! decimals. A field that breaks a rule makes its event [`Unusable`]: quarantined, never guessed at.
 
-use serde::Deserialize;
-
 use crate::event::Status;
-use crate::verify::json::Text;
+use crate::verify::json::{Document, Value};
 pub use crate::verify::number::decimal;
 
 /// The longest id part, reference or status accepted (bytes).
@@ -72,53 +70,121 @@ pub fn is_plain(text: &str) -> bool {
         && !matches!(text, "null" | "true" | "false" | "{}" | "[]")
 }
 
-/// A required id part (trimmed): present, not empty, plain, and without `:` (the id's own separator: with it,
-/// `A` + `b:success` and `A:b` + `success` would make the same id).
-pub(crate) fn id_part(value: &Option<Text>, field: &str) -> Result<String, Unusable> {
-    let text = value.as_ref().map(|t| t.as_str().trim()).filter(|t| !t.is_empty());
-    let text = text.ok_or_else(|| Unusable::new(Reason::MissingField, field))?;
-    if is_plain(text) && !text.contains(':') {
-        Ok(text.to_owned())
-    } else {
-        Err(Unusable::new(Reason::InvalidId, field))
+/// One field of a provider's model: its text as the provider means it (a string's content, a number's
+/// digits as sent, `true`/`false`; `None` when absent or null) and where it is, to name it when it is unusable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field<'d> {
+    pub text: Option<&'d str>,
+    /// The object it is in, as a path prefix (`params`, `params.resultArray[2]`, or empty at the top level).
+    prefix: &'d str,
+    name: &'static str,
+}
+
+impl<'d> Field<'d> {
+    /// The field `name` of the object at `prefix`, from its value; an object or array where the model expects
+    /// text makes the whole model unusable (`UnknownShape`, named `shape`).
+    pub fn read(value: Value<'d, '_>, shape: &str, prefix: &'d str, name: &'static str) -> Result<Self, Unusable> {
+        match value {
+            Value::Absent | Value::Null => Ok(Self { text: None, prefix, name }),
+            Value::Text(text) => Ok(Self { text: Some(text), prefix, name }),
+            Value::Object(_) | Value::Array(_) => Err(Unusable::new(Reason::UnknownShape, shape)),
+        }
+    }
+
+    /// A field known by its path alone (a top-level member).
+    pub fn top(doc: &'d Document<'_>, name: &'static str) -> Self {
+        Self { text: doc.member_text(name), prefix: "", name }
+    }
+
+    /// This field, with `other`'s text where it has none (a field the provider spells two ways).
+    pub fn or(self, other: Field<'d>) -> Self {
+        Self { text: self.text.or(other.text), ..self }
+    }
+
+    /// The field's path in the body (`params.txId`).
+    pub fn path(&self) -> String {
+        if self.prefix.is_empty() {
+            self.name.to_owned()
+        } else {
+            format!("{}.{}", self.prefix, self.name)
+        }
+    }
+
+    fn unusable(&self, reason: Reason) -> Unusable {
+        Unusable::new(reason, self.path())
+    }
+
+    /// A required id part (trimmed): present, not empty, plain, and without `:` (the id's own separator:
+    /// with it, `A` + `b:success` and `A:b` + `success` would make the same id).
+    pub fn id_part(&self) -> Result<String, Unusable> {
+        let text = self.optional().ok_or_else(|| self.unusable(Reason::MissingField))?;
+        if is_plain(text) && !text.contains(':') {
+            Ok(text.to_owned())
+        } else {
+            Err(self.unusable(Reason::InvalidId))
+        }
+    }
+
+    /// An optional reference, status or currency (trimmed; empty counts as absent); plain when present.
+    pub fn optional_part(&self) -> Result<Option<String>, Unusable> {
+        match self.optional() {
+            None => Ok(None),
+            Some(text) if is_plain(text) => Ok(Some(text.to_owned())),
+            Some(_) => Err(self.unusable(Reason::InvalidId)),
+        }
+    }
+
+    /// The text, trimmed, for classification only (never copied into an event); empty counts as absent.
+    pub fn optional(&self) -> Option<&'d str> {
+        self.text.map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// A status word for the envelope's `provider_status`: the text as sent, or its plain form (`plain`,
+    /// already checked) where the text as sent is longer than an id part may be.
+    pub fn as_sent(&self, plain: &str) -> String {
+        match self.text {
+            Some(text) if text.len() <= MAX_ID_PART => text.to_owned(),
+            _ => plain.to_owned(),
+        }
+    }
+
+    /// An amount as exact decimal text (string or number as sent; empty means absent). Plain decimals are
+    /// kept as sent (`100.50`, `-3`); exponent forms are written out exactly, never through a float
+    /// (`1.5E+3` is `1500`, `2.50e-1` is `0.250`). Anything else (`1,750.00`) makes the event unusable.
+    pub fn amount(&self) -> Result<Option<String>, Unusable> {
+        let Some(text) = self.optional() else { return Ok(None) };
+        decimal(text).map(Some).ok_or_else(|| self.unusable(Reason::InvalidAmount))
     }
 }
 
-/// An optional reference, status or currency (trimmed; empty counts as absent); plain when present.
-pub(crate) fn optional_part(value: &Option<Text>, field: &str) -> Result<Option<String>, Unusable> {
-    match value.as_ref().map(|t| t.as_str().trim()).filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(text) if is_plain(text) => Ok(Some(text.to_owned())),
-        Some(_) => Err(Unusable::new(Reason::InvalidId, field)),
-    }
-}
+/// A provider's model of one JSON object: the fields it reads, each by its JSON name. `read(value, shape,
+/// prefix)` takes them from a read document in one pass over the object's leaves; a value that is not an
+/// object, or a field that is an object or array, makes the model unusable (`UnknownShape`, named `shape`).
+/// Fields the model does not name are ignored.
+macro_rules! model {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $key:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        struct $name<'d> {
+            $($field: $crate::providers::fields::Field<'d>,)*
+        }
 
-/// A status word for the envelope's `provider_status`: the text as sent, or its plain form (`id`, already
-/// checked) where the text as sent is longer than an id part may be.
-pub(crate) fn as_sent(value: &Option<Text>, plain: &str) -> String {
-    match value {
-        Some(text) if text.as_str().len() <= MAX_ID_PART => text.as_str().to_owned(),
-        _ => plain.to_owned(),
-    }
+        impl<'d> $name<'d> {
+            #[allow(dead_code)]
+            fn read(
+                value: $crate::verify::json::Value<'d, '_>,
+                shape: &str,
+                prefix: &'d str,
+            ) -> Result<Self, $crate::providers::fields::Unusable> {
+                use $crate::providers::fields::{Field, Reason, Unusable};
+                let object = value.object().ok_or_else(|| Unusable::new(Reason::UnknownShape, shape))?;
+                let [$($field),*] = object.fields([$($key),*]);
+                Ok(Self { $($field: Field::read($field, shape, prefix, $key)?,)* })
+            }
+        }
+    };
 }
-
-/// The text of an optional field, trimmed, for classification only (never copied into an event).
-pub(crate) fn optional(value: &Option<Text>) -> Option<&str> {
-    value.as_ref().map(|t| t.as_str().trim()).filter(|s| !s.is_empty())
-}
-
-/// An amount as exact decimal text (string or number as sent; empty means absent). Plain decimals are
-/// kept as sent (`100.50`, `-3`); exponent forms are written out exactly, never through a float
-/// (`1.5E+3` is `1500`, `2.50e-1` is `0.250`). Anything else (`1,750.00`) makes the event unusable.
-pub(crate) fn amount(value: &Option<Text>, field: &str) -> Result<Option<String>, Unusable> {
-    let Some(text) = optional(value) else { return Ok(None) };
-    decimal(text).map(Some).ok_or_else(|| Unusable::new(Reason::InvalidAmount, field))
-}
-
-/// Parse a section of the body into a typed model; a shape that does not fit is unusable.
-pub(crate) fn parse_as<'de, T: Deserialize<'de>>(raw: &'de str, field: &str) -> Result<T, Unusable> {
-    serde_json::from_str(raw).map_err(|_| Unusable::new(Reason::UnknownShape, field))
-}
+pub(crate) use model;
 
 #[cfg(test)]
 mod tests {
@@ -126,11 +192,11 @@ mod tests {
 
     #[test]
     fn amounts_are_exact_decimal_text() {
-        let t = |s: &str| Some(Text(s.to_owned()));
-        assert_eq!(amount(&t("100.50"), "a"), Ok(Some("100.50".into())));
-        assert_eq!(amount(&t("-3"), "a"), Ok(Some("-3".into())));
-        assert_eq!(amount(&t(""), "a"), Ok(None));
-        assert_eq!(amount(&None, "a"), Ok(None));
+        let t = |s: &'static str| Field { text: Some(s), prefix: "data", name: "amount" };
+        assert_eq!(t("100.50").amount(), Ok(Some("100.50".into())));
+        assert_eq!(t("-3").amount(), Ok(Some("-3".into())));
+        assert_eq!(t("").amount(), Ok(None));
+        assert_eq!(Field { text: None, prefix: "", name: "a" }.amount(), Ok(None));
         for (sent, exact) in [
             ("1.5E+3", "1500"),
             ("2.50e-1", "0.250"),
@@ -143,21 +209,44 @@ mod tests {
             assert_eq!(decimal(sent).as_deref(), Some(exact), "{sent}");
         }
         for bad in ["1,000", "1,750.00", "ten", "1.", ".5", "--1", "1e", "1e+", "1e999", "0x10", "1 000", "+1"] {
-            assert_eq!(amount(&t(bad), "data.amount").unwrap_err().reason, Reason::InvalidAmount, "{bad}");
+            assert_eq!(t(bad).amount(), Err(Unusable::new(Reason::InvalidAmount, "data.amount")), "{bad}");
         }
     }
 
     #[test]
     fn id_parts_are_plain() {
-        let t = |s: &str| Some(Text(s.to_owned()));
-        assert_eq!(id_part(&t(" R1 "), "requestId"), Ok("R1".into()));
-        assert_eq!(id_part(&t(""), "requestId").unwrap_err().reason, Reason::MissingField);
-        assert_eq!(id_part(&None, "requestId").unwrap_err().reason, Reason::MissingField);
-        for bad in ["R1&salt=abc", "a=b", "x\u{0}", "x\u{FFFF}", "null", "{}", "A:b", &"x".repeat(129)] {
-            assert_eq!(id_part(&t(bad), "requestId").unwrap_err().reason, Reason::InvalidId, "{bad:?}");
+        fn t(s: &str) -> Field<'_> {
+            Field { text: Some(s), prefix: "", name: "requestId" }
         }
-        assert_eq!(optional_part(&t("ORDER-77"), "ref"), Ok(Some("ORDER-77".into())));
-        assert_eq!(optional_part(&t("a&b=c"), "ref").unwrap_err().reason, Reason::InvalidId);
+        assert_eq!(t(" R1 ").id_part(), Ok("R1".into()));
+        assert_eq!(t("").id_part().unwrap_err().reason, Reason::MissingField);
+        assert_eq!(
+            Field { text: None, prefix: "", name: "requestId" }.id_part().unwrap_err().reason,
+            Reason::MissingField
+        );
+        for bad in ["R1&salt=abc", "a=b", "x\u{0}", "x\u{FFFF}", "null", "{}", "A:b", &"x".repeat(129)] {
+            assert_eq!(t(bad).id_part(), Err(Unusable::new(Reason::InvalidId, "requestId")), "{bad:?}");
+        }
+        assert_eq!(t("ORDER-77").optional_part(), Ok(Some("ORDER-77".into())));
+        assert_eq!(t("a&b=c").optional_part().unwrap_err().reason, Reason::InvalidId);
+    }
+
+    model!(Sample { a: "a", b: "b" });
+
+    #[test]
+    fn models_read_text_and_refuse_containers() {
+        let doc =
+            crate::verify::json::read(r#"{"p": {"a": 10.50, "b": null, "c": {"x": 1}}, "q": {"a": [1]}, "r": 1}"#)
+                .unwrap();
+        let p = Sample::read(doc.field("p"), "p", "p").unwrap();
+        assert_eq!((p.a.text, p.b.text, p.a.path()), (Some("10.50"), None, "p.a".to_owned()));
+        assert_eq!(Sample::read(doc.field("q"), "q", "q").unwrap_err(), Unusable::new(Reason::UnknownShape, "q"));
+        assert_eq!(Sample::read(doc.field("r"), "body", "").unwrap_err(), Unusable::new(Reason::UnknownShape, "body"));
+        // An array is not an object, even one whose items would fill the model in order.
+        let listed = crate::verify::json::read(r#"{"p": ["x", "y"], "q": [{"a": "x"}]}"#).unwrap();
+        for field in ["p", "q"] {
+            assert_eq!(Sample::read(listed.field(field), field, field).unwrap_err().reason, Reason::UnknownShape);
+        }
     }
 
     #[test]

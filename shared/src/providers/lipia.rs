@@ -3,13 +3,11 @@
 //! Bodies come with or without the `response` wrapper. Event id: `lipia:stk:{CheckoutRequestID}:{status}`
 //! (the `Status` word trimmed and lower-cased, so `Success`, `SUCCESS` and `Success ` are one event).
 
-use serde::Deserialize;
-
-use super::fields::{amount, as_sent, id_part, optional, optional_part, parse_as, StatusTable, Unusable};
+use super::fields::{model, StatusTable, Unusable};
 use super::{Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::{Document, Text};
+use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::json::{Document, Value};
 use crate::verify::Verified;
 
 pub(super) const SPEC: Spec =
@@ -19,36 +17,33 @@ fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rej
     ctx.verify_path_token()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct StkResult {
-    #[serde(rename = "CheckoutRequestID")]
-    checkout_request_id: Option<Text>,
-    status: Option<Text>,
-    result_code: Option<Text>,
-    amount: Option<Text>,
-    external_reference: Option<Text>,
-}
+model!(StkResult {
+    checkout_request_id: "CheckoutRequestID",
+    status: "Status",
+    result_code: "ResultCode",
+    amount: "Amount",
+    external_reference: "ExternalReference",
+});
 
 fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
-    let (raw, section, prefix) = match doc.member("response") {
-        Some(inner) => (inner, "response", "response."),
-        None => (doc.text, "body", ""),
+    let read = match doc.field("response") {
+        Value::Absent => StkResult::read(doc.root(), "body", ""),
+        wrapped => StkResult::read(wrapped, "response", "response"),
     };
-    vec![parse_as(raw, section).and_then(|stk| event(&stk, prefix))]
+    vec![read.and_then(|stk| event(&stk))]
 }
 
-fn event(stk: &StkResult, prefix: &str) -> Result<NormalisedEvent, Unusable> {
-    let checkout = id_part(&stk.checkout_request_id, &format!("{prefix}CheckoutRequestID"))?;
-    let sent = id_part(&stk.status, &format!("{prefix}Status"))?;
+fn event(stk: &StkResult<'_>) -> Result<NormalisedEvent, Unusable> {
+    let checkout = stk.checkout_request_id.id_part()?;
+    let sent = stk.status.id_part()?;
     let word = sent.to_ascii_lowercase();
-    let id = format!("lipia:stk:{checkout}:{word}");
-    let status = status(&word, optional(&stk.result_code));
-    let provider_status = Some(as_sent(&stk.status, &sent));
+    let id = event_id(&["lipia", "stk", &checkout, &word]);
+    let status = status(&word, stk.result_code.optional());
+    let provider_status = Some(stk.status.as_sent(&sent));
     Ok(NormalisedEvent::new(id, "stk", checkout, (status, provider_status))
-        .with_merchant_reference(optional_part(&stk.external_reference, &format!("{prefix}ExternalReference"))?)
+        .with_merchant_reference(stk.external_reference.optional_part()?)
         // Lipia documents amounts "in Kenyan Shillings".
-        .with_amount(amount(&stk.amount, &format!("{prefix}Amount"))?, Some("KES".to_owned())))
+        .with_amount(stk.amount.amount()?, Some("KES".to_owned())))
 }
 
 const WORDS: StatusTable = StatusTable(&[

@@ -5,13 +5,11 @@
 //! would break it). Event id: `m2money:payout:{orderRefId}:{event}` (event trimmed and lower-cased): a
 //! reversal can follow a success.
 
-use serde::Deserialize;
-
-use super::fields::{amount, as_sent, id_part, optional, optional_part, parse_as, Reason, StatusTable, Unusable};
+use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::{Document, Text};
+use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::json::{Document, Value};
 use crate::verify::{secrets, signing, Scheme, Verified};
 
 pub(crate) const SIGNATURE_HEADER: &str = "signature";
@@ -34,37 +32,35 @@ fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rej
     Ok(Verified { scheme: Scheme::M2MoneyHmacSha256, secret_index, dialect: None })
 }
 
-#[derive(Debug, Deserialize)]
-struct Callback {
-    event: Option<Text>,
-    data: Option<Data>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Data {
-    order_ref_id: Option<Text>,
-    client_ref_id: Option<Text>,
-    amount: Option<Text>,
-    currency: Option<Text>,
-    status: Option<Text>,
-}
+model!(Data {
+    order_ref_id: "orderRefId",
+    client_ref_id: "clientRefId",
+    amount: "amount",
+    currency: "currency",
+    status: "status",
+});
 
 fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
-    vec![parse_as(doc.text, "body").and_then(|callback| event(&callback))]
+    vec![event(doc)]
 }
 
-fn event(callback: &Callback) -> Result<NormalisedEvent, Unusable> {
-    let sent = id_part(&callback.event, "event")?;
-    let event = sent.to_ascii_lowercase();
-    let data = callback.data.as_ref().ok_or_else(|| Unusable::new(Reason::MissingField, "data"))?;
-    let order = id_part(&data.order_ref_id, "data.orderRefId")?;
-    let id = format!("m2money:payout:{order}:{event}");
-    let status = status(&event, optional(&data.status));
-    let provider_status = Some(as_sent(&callback.event, &sent));
+fn event(doc: &Document<'_>) -> Result<NormalisedEvent, Unusable> {
+    // The whole body is one model: any field of the wrong shape makes it unusable as `body`.
+    let event = Field::read(doc.field("event"), "body", "", "event")?;
+    let data = match doc.field("data") {
+        Value::Absent | Value::Null => None,
+        data => Some(Data::read(data, "body", "data")?),
+    };
+    let sent = event.id_part()?;
+    let word = sent.to_ascii_lowercase();
+    let data = data.ok_or_else(|| Unusable::new(Reason::MissingField, "data"))?;
+    let order = data.order_ref_id.id_part()?;
+    let id = event_id(&["m2money", "payout", &order, &word]);
+    let status = status(&word, data.status.optional());
+    let provider_status = Some(event.as_sent(&sent));
     Ok(NormalisedEvent::new(id, "payout", order, (status, provider_status))
-        .with_merchant_reference(optional_part(&data.client_ref_id, "data.clientRefId")?)
-        .with_amount(amount(&data.amount, "data.amount")?, optional_part(&data.currency, "data.currency")?))
+        .with_merchant_reference(data.client_ref_id.optional_part()?)
+        .with_amount(data.amount.amount()?, data.currency.optional_part()?))
 }
 
 const EVENTS: StatusTable = StatusTable(&[

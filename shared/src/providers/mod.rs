@@ -14,8 +14,7 @@ mod niobi;
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderMap, Method};
-use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 use crate::config::{VerifyConfig, MAX_FUTURE_SKEW};
 use crate::error::Rejection;
@@ -24,7 +23,7 @@ use crate::provider::Provider;
 #[cfg(feature = "test-util")]
 use crate::testing::SignedRequest;
 use crate::verify::canonical::{self, CanonicalPairs, SIGNATURE_FIELD};
-use crate::verify::json::{self, Document, ReadError};
+use crate::verify::json::{self, Document, ReadError, Value};
 use crate::verify::secrets::{self, SecretSet};
 use crate::verify::signing::{self, CanonicalHash};
 use crate::verify::Secret;
@@ -57,6 +56,13 @@ pub(crate) enum Signer {
     BodyHmacHeader(&'static str),
     /// The secret as the callback URL's last path segment (Lipia, MUDA).
     PathToken,
+}
+
+impl Signer {
+    /// Whether the sender signs the body's canonical string (then the reader keeps each leaf's path).
+    fn signs_canonical_string(self) -> bool {
+        matches!(self, Signer::CanonicalSeconds | Signer::CanonicalMillis)
+    }
 }
 
 /// The one dispatch on [`Provider`].
@@ -184,8 +190,8 @@ pub struct Callback<'a> {
     pub verified: Verified,
     /// The body as UTF-8 text, exactly as received.
     pub body: &'a str,
-    /// The provider's JSON minus `signature`, value text untouched.
-    pub payload: Box<RawValue>,
+    /// The provider's JSON minus `signature`, members' text untouched (the body itself when it has none).
+    pub payload: Cow<'a, str>,
     /// SHA-256 (hex) of the body's content without what changes between deliveries (signature, salt,
     /// timestamp), in an encoding where different content never collides.
     pub content_hash: String,
@@ -230,13 +236,14 @@ pub fn authenticate_and_normalise<'a>(
     }
     check_source_ip(config, req.source_ip)?;
     let body = std::str::from_utf8(req.body).map_err(|_| Rejection::InvalidJson("body is not UTF-8".into()))?;
-    let doc = json::read(body).map_err(|e| match e {
+    let spec = spec(provider);
+    let read = if spec.signer.signs_canonical_string() { json::read_signed } else { json::read };
+    let doc = read(body).map_err(|e| match e {
         ReadError::TooDeep => Rejection::TooDeep,
         ReadError::TooComplex => Rejection::TooComplex,
         invalid => Rejection::InvalidJson(invalid.to_string()),
     })?;
 
-    let spec = spec(provider);
     let ctx = Context { config, secrets, req, now };
     let verified = (spec.authenticate)(&ctx, &doc)?;
     let content_hash = doc.content_hash(&VOLATILE_FIELDS);
@@ -245,12 +252,12 @@ pub fn authenticate_and_normalise<'a>(
         .signs_canonical_string()
         .then(|| doc.member_text(SIGNATURE_FIELD))
         .flatten()
-        .map(|sig| hex::encode(Sha256::digest(sig.trim().to_ascii_lowercase().as_bytes())));
+        .map(|sig| crate::verify::hex_digest(sig.trim().to_ascii_lowercase().as_bytes()));
     // Under a dialect that writes numbers its own way, the body is normalised from the numbers as signed, so
     // that another spelling of a signed number (`1e3` for `1000`) can never make another id or amount.
     let signed_text = verified.dialect.filter(|d| d.renders_numbers()).map(|d| canonical::with_numbers_as(&doc, d));
     let signed_doc = match &signed_text {
-        Some(Some(text)) => Some(json::read(text).map_err(|e| Rejection::InvalidJson(e.to_string()))?),
+        Some(Some(text)) => Some(read(text).map_err(|e| Rejection::InvalidJson(e.to_string()))?),
         _ => None,
     };
     let normalised = (spec.normalise)(signed_doc.as_ref().unwrap_or(&doc));
@@ -264,7 +271,7 @@ pub fn authenticate_and_normalise<'a>(
                 let content = if single {
                     content_hash.clone()
                 } else {
-                    hex::encode(Sha256::digest(format!("{content_hash}#{position}").as_bytes()))
+                    crate::verify::hex_digest(format!("{content_hash}#{position}").as_bytes())
                 };
                 quarantined.push(Quarantined { id: format!("{provider}:quarantined:{content}"), reason, field });
             }
@@ -287,7 +294,7 @@ pub fn authenticate_and_normalise<'a>(
 /// `payhooks-admin verify`, to compare with what a provider says it signs). `None` where a dialect cannot
 /// write the body exactly.
 pub fn canonical_strings(body: &str, mask: &str) -> Result<Vec<(Dialect, Option<String>)>, Rejection> {
-    let doc = json::read(body).map_err(|e| Rejection::InvalidJson(e.to_string()))?;
+    let doc = json::read_signed(body).map_err(|e| Rejection::InvalidJson(e.to_string()))?;
     Ok(Dialect::ALL
         .into_iter()
         .map(|d| (d, CanonicalPairs::in_dialect(&doc, d).map(|p| p.string_to_sign(mask))))
@@ -315,7 +322,7 @@ impl<'a> Context<'_, 'a> {
         }
         self.secrets
             .webhook
-            .find(|s| secrets::token_matches(s.expose(), token))
+            .find(|s| s.matches_token(token))
             .map(|secret_index| Verified { scheme: Scheme::UrlToken, secret_index, dialect: None })
             .ok_or(Rejection::InvalidToken)
     }
@@ -350,14 +357,14 @@ impl<'a> Context<'_, 'a> {
                 if tried.contains(&pairs) {
                     return None;
                 }
-                let matches = |s: &Secret| secrets::hex_matches(&signing::canonical_digest(&pairs, s, hash), &provided);
+                let matches = |s: &Secret| secrets::hex_matches(&signing::canonical_digest(&pairs, s, hash), provided);
                 let found = self.secrets.webhook.find(matches).map(|index| (dialect, index));
                 tried.push(pairs);
                 found
             })
             .ok_or(Rejection::InvalidSignature)?;
         let timestamp = doc.member_text("timestamp").ok_or(Rejection::InvalidTimestamp)?;
-        self.check_timestamp(&timestamp)?;
+        self.check_timestamp(timestamp)?;
         Ok(Verified { scheme, secret_index, dialect: Some(dialect) })
     }
 
@@ -393,9 +400,9 @@ fn check_source_ip(config: &VerifyConfig, source_ip: Option<&str>) -> Result<(),
     }
 }
 
-/// A required top-level section (`params`, `data`) as raw text.
-pub(crate) fn section<'a>(doc: &Document<'a>, name: &str) -> Result<&'a str, Unusable> {
-    doc.member(name).ok_or_else(|| Unusable::new(Reason::MissingField, name))
+/// A required top-level section (`params`, `data`), whatever its type.
+pub(crate) fn section<'d, 'a>(doc: &'d Document<'a>, name: &str) -> Result<Value<'d, 'a>, Unusable> {
+    Some(doc.field(name)).filter(Value::is_present).ok_or_else(|| Unusable::new(Reason::MissingField, name))
 }
 
 /// The whole callback as one unusable entry.

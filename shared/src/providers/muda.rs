@@ -5,13 +5,11 @@
 //! HMAC-SHA256(key, body + `X-Muda-Timestamp`) (MUDA's Liquidity Rail scheme), with a fresh timestamp.
 //! Event id: `muda:transaction:{transaction_id}:{STATUS}` (status trimmed and upper-cased).
 
-use serde::Deserialize;
-
-use super::fields::{amount, as_sent, id_part, optional_part, parse_as, StatusTable, Unusable};
+use super::fields::{model, StatusTable, Unusable};
 use super::{Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::{Document, Text};
+use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::json::Document;
 use crate::verify::{secrets, signing, Scheme, Verified};
 
 pub(crate) const SIGNATURE_HEADER: &str = "x-muda-signature";
@@ -32,29 +30,28 @@ fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rej
     Ok(Verified { scheme: Scheme::UrlTokenMudaHmac, ..verified })
 }
 
-#[derive(Debug, Deserialize)]
-struct Webhook {
-    transaction_id: Option<Text>,
-    status: Option<Text>,
-    amount: Option<Text>,
-    currency: Option<Text>,
-    reference_id: Option<Text>,
-}
+model!(Webhook {
+    transaction_id: "transaction_id",
+    status: "status",
+    amount: "amount",
+    currency: "currency",
+    reference_id: "reference_id",
+});
 
 fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
-    vec![parse_as(doc.text, "body").and_then(|hook| event(&hook))]
+    vec![Webhook::read(doc.root(), "body", "").and_then(|hook| event(&hook))]
 }
 
-fn event(hook: &Webhook) -> Result<NormalisedEvent, Unusable> {
-    let txn = id_part(&hook.transaction_id, "transaction_id")?;
-    let sent = id_part(&hook.status, "status")?;
+fn event(hook: &Webhook<'_>) -> Result<NormalisedEvent, Unusable> {
+    let txn = hook.transaction_id.id_part()?;
+    let sent = hook.status.id_part()?;
     let word = sent.to_ascii_uppercase();
-    let id = format!("muda:transaction:{txn}:{word}");
+    let id = event_id(&["muda", "transaction", &txn, &word]);
     let status = STATUSES.get(Some(&word));
-    let provider_status = Some(as_sent(&hook.status, &sent));
+    let provider_status = Some(hook.status.as_sent(&sent));
     Ok(NormalisedEvent::new(id, "transaction", txn, (status, provider_status))
-        .with_merchant_reference(optional_part(&hook.reference_id, "reference_id")?)
-        .with_amount(amount(&hook.amount, "amount")?, optional_part(&hook.currency, "currency")?))
+        .with_merchant_reference(hook.reference_id.optional_part()?)
+        .with_amount(hook.amount.amount()?, hook.currency.optional_part()?))
 }
 
 const STATUSES: StatusTable =

@@ -5,13 +5,11 @@
 //! Event id: `niobi:{payin|payout}:{depositId|payoutId}:{statusCode}`: a `000006` timeout and a later `000000`
 //! success for one deposit are two events.
 
-use serde::Deserialize;
-
-use super::fields::{amount, id_part, optional, optional_part, parse_as, Reason, StatusTable, Unusable};
+use super::fields::{model, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{NormalisedEvent, Status};
-use crate::verify::json::{Document, Text};
+use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::json::{Document, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
@@ -31,41 +29,43 @@ fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
     if let Some(why) = &doc.ambiguity {
         return unusable(Unusable::new(Reason::AmbiguousSignature, why));
     }
-    vec![section(doc, "params").and_then(|raw| parse_as(raw, "params")).and_then(|p| event(&p))]
+    vec![section(doc, "params").and_then(read_params).and_then(|p| event(&p))]
 }
 
-#[derive(Debug, Deserialize)]
-struct Params {
-    #[serde(rename = "depositId")]
-    deposit_id: Option<Text>,
-    #[serde(rename = "payoutId")]
-    payout_id: Option<Text>,
-    #[serde(rename = "statusCode", alias = "status_code")]
-    status_code: Option<Text>,
-    status: Option<Text>,
-    amount: Option<Text>,
-    currency: Option<Text>,
-    third_party_reference_1: Option<Text>,
-    payment_reference: Option<Text>,
+/// `status_code` is another spelling of `statusCode`: either may be sent, not both.
+fn read_params<'d>(params: Value<'d, '_>) -> Result<Params<'d>, Unusable> {
+    let both = params.object().is_some_and(|o| o.fields(["statusCode", "status_code"]).iter().all(Value::is_present));
+    if both {
+        return Err(Unusable::new(Reason::UnknownShape, "params"));
+    }
+    let p = Params::read(params, "params", "params")?;
+    Ok(Params { status_code: p.status_code.or(p.status_code_alias), ..p })
 }
 
-fn event(p: &Params) -> Result<NormalisedEvent, Unusable> {
-    let (kind, txn_id, merchant_reference) = if optional(&p.payout_id).is_some() {
-        (
-            "payout",
-            id_part(&p.payout_id, "params.payoutId")?,
-            optional_part(&p.payment_reference, "params.payment_reference")?,
-        )
+model!(Params {
+    deposit_id: "depositId",
+    payout_id: "payoutId",
+    status_code: "statusCode",
+    status_code_alias: "status_code",
+    status: "status",
+    amount: "amount",
+    currency: "currency",
+    third_party_reference_1: "third_party_reference_1",
+    payment_reference: "payment_reference",
+});
+
+fn event(p: &Params<'_>) -> Result<NormalisedEvent, Unusable> {
+    let (kind, txn_id, merchant_reference) = if p.payout_id.optional().is_some() {
+        ("payout", p.payout_id.id_part()?, p.payment_reference.optional_part()?)
     } else {
-        let reference = optional_part(&p.third_party_reference_1, "params.third_party_reference_1")?;
-        ("payin", id_part(&p.deposit_id, "params.depositId")?, reference)
+        ("payin", p.deposit_id.id_part()?, p.third_party_reference_1.optional_part()?)
     };
-    let code = id_part(&p.status_code, "params.statusCode")?;
-    let id = format!("niobi:{kind}:{txn_id}:{code}");
-    let status = status(&code, optional(&p.status));
+    let code = p.status_code.id_part()?;
+    let id = event_id(&["niobi", kind, &txn_id, &code]);
+    let status = status(&code, p.status.optional());
     Ok(NormalisedEvent::new(id, kind, txn_id, (status, Some(code)))
         .with_merchant_reference(merchant_reference)
-        .with_amount(amount(&p.amount, "params.amount")?, optional_part(&p.currency, "params.currency")?))
+        .with_amount(p.amount.amount()?, p.currency.optional_part()?))
 }
 
 /// Codes Niobi has published: `000000` success (final), `000006` timeout (not final: a success may follow).

@@ -7,6 +7,7 @@
 //! Values are the text as sent: a number's digits are never re-rendered, `null` renders as `null`
 //! (JavaScript string concatenation). The flattening itself is done by the reader ([`super::json`]).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use super::json::{Document, Kind, Pair, Segment};
@@ -97,13 +98,13 @@ impl Dialect {
 
     /// A number as this dialect writes it; `None` if the written form would not be exactly the same number
     /// (a signature over it would then cover other numbers too, so the dialect does not apply).
-    pub fn number(self, text: &str) -> Option<String> {
+    pub fn number(self, text: &str) -> Option<Cow<'_, str>> {
         let written = match self.numbers() {
-            Numbers::AsSent => return Some(text.to_owned()),
+            Numbers::AsSent => return Some(Cow::Borrowed(text)),
             Numbers::JavaScript => number::javascript(text)?,
             Numbers::Jackson => number::jackson(text)?,
         };
-        (number::exact(text)? == number::exact(&written)?).then_some(written)
+        (number::exact(text)? == number::exact(&written)?).then_some(Cow::Owned(written))
     }
 }
 
@@ -121,12 +122,21 @@ pub fn with_numbers_as(doc: &Document<'_>, dialect: Dialect) -> Option<String> {
     Some(out)
 }
 
-/// The flattened `key=value` strings of a body in one dialect's order, without `signature`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The flattened `key=value` strings of a body in one dialect's order, without `signature`: written once
+/// into one buffer, ordered as spans of it.
+#[derive(Debug, Clone)]
 pub struct CanonicalPairs {
-    pairs: Vec<String>,
+    text: String,
+    /// Each pair's `(start, end)` in `text`, in signing order.
+    spans: Vec<(usize, usize)>,
     /// For key order: where `senderKey` goes among the pairs (by top-level key); `None` for string order.
     sender_key_at: Option<usize>,
+}
+
+impl PartialEq for CanonicalPairs {
+    fn eq(&self, other: &Self) -> bool {
+        self.sender_key_at == other.sender_key_at && self.pairs().eq(other.pairs())
+    }
 }
 
 impl CanonicalPairs {
@@ -138,43 +148,64 @@ impl CanonicalPairs {
 
     /// The pairs of `doc` in `dialect`; `None` if the dialect cannot write this body exactly.
     pub fn in_dialect(doc: &Document<'_>, dialect: Dialect) -> Option<Self> {
-        let mut leaves: Vec<(&Pair<'_>, String)> = Vec::with_capacity(doc.pairs.len());
-        for pair in doc.pairs.iter().filter(|p| p.top != SIGNATURE_FIELD) {
-            let value = match pair.kind {
-                Kind::Null | Kind::EmptyObject if dialect.omits_nulls_and_empty_objects() => continue,
-                Kind::Number => dialect.number(&pair.value)?,
-                _ => pair.value.clone().into_owned(),
-            };
-            leaves.push((pair, value));
+        let mut text = String::with_capacity(doc.text.len() + doc.pairs.len() * 16);
+        let mut leaves: Vec<(&Pair<'_>, (usize, usize))> = Vec::with_capacity(doc.pairs.len());
+        for pair in doc.pairs.iter().filter(|p| doc.top_key(p) != SIGNATURE_FIELD) {
+            let start = text.len();
+            doc.write_path(pair, &mut text);
+            text.push('=');
+            match pair.kind {
+                Kind::Null | Kind::EmptyObject if dialect.omits_nulls_and_empty_objects() => {
+                    text.truncate(start);
+                    continue;
+                }
+                Kind::Number => text.push_str(&dialect.number(&pair.value)?),
+                _ => text.push_str(&pair.value),
+            }
+            leaves.push((pair, (start, text.len())));
         }
-        if dialect.sorts_keys() {
-            let mut keyed: Vec<_> = leaves.into_iter().map(|(p, v)| (p.segments(), p, v)).collect();
+        let (spans, sender_key_at) = if dialect.sorts_keys() {
+            let mut keyed: Vec<_> = leaves.into_iter().map(|(p, span)| (doc.segments(p), p, span)).collect();
             keyed.sort_by(|(a, ..), (b, ..)| key_order(a, b));
-            let sender_key_at = keyed.partition_point(|(_, p, _)| js_cmp(&p.top, SENDER_KEY) != Ordering::Greater);
-            let pairs = keyed.into_iter().map(|(_, p, v)| format!("{}={v}", p.path)).collect();
-            Some(Self { pairs, sender_key_at: Some(sender_key_at) })
+            let at = keyed.partition_point(|(_, p, _)| js_cmp(doc.top_key(p), SENDER_KEY) != Ordering::Greater);
+            (keyed.into_iter().map(|(.., span)| span).collect(), Some(at))
         } else {
-            let mut pairs: Vec<String> = leaves.into_iter().map(|(p, v)| format!("{}={v}", p.path)).collect();
-            pairs.sort_by(|a, b| js_cmp(a, b));
-            Some(Self { pairs, sender_key_at: None })
-        }
+            let mut spans: Vec<(usize, usize)> = leaves.into_iter().map(|(_, span)| span).collect();
+            let bytes = text.as_bytes();
+            if bytes.iter().all(|&b| b < 0xEE) {
+                // Byte order is UTF-16 order when no character is at or above U+E000.
+                spans.sort_unstable_by(|a, b| bytes[a.0..a.1].cmp(&bytes[b.0..b.1]));
+            } else {
+                spans.sort_unstable_by(|a, b| js_cmp(&text[a.0..a.1], &text[b.0..b.1]));
+            }
+            (spans, None)
+        };
+        Some(Self { text, spans, sender_key_at })
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = &str> + '_ {
+        self.spans.iter().map(|&(start, end)| &self.text[start..end])
     }
 
     /// The pairs alone, joined with `&`.
     #[cfg(any(test, feature = "test-util"))]
     pub fn joined(&self) -> String {
-        self.pairs.join("&")
+        self.pairs().collect::<Vec<_>>().join("&")
+    }
+
+    /// The parts of the string to sign, in order: these pairs with `sender_key` (`senderKey=<secret>`) in
+    /// its place. Joined with `&` they are the string.
+    pub fn parts_to_sign<'s>(&'s self, sender_key: &'s str) -> impl Iterator<Item = &'s str> {
+        let at = self.sender_key_at.unwrap_or_else(|| {
+            self.spans.partition_point(|&(start, end)| js_cmp(&self.text[start..end], sender_key) != Ordering::Greater)
+        });
+        self.pairs().take(at).chain(std::iter::once(sender_key)).chain(self.pairs().skip(at))
     }
 
     /// The string to sign: these pairs plus `senderKey=<secret>` in its place, joined with `&`.
     pub fn string_to_sign(&self, secret: &str) -> String {
         let sender_key = format!("{SENDER_KEY}={secret}");
-        let at = self
-            .sender_key_at
-            .unwrap_or_else(|| self.pairs.partition_point(|p| js_cmp(p, &sender_key) != Ordering::Greater));
-        let mut parts: Vec<&str> = self.pairs.iter().map(String::as_str).collect();
-        parts.insert(at, &sender_key);
-        parts.join("&")
+        self.parts_to_sign(&sender_key).collect::<Vec<_>>().join("&")
     }
 }
 
@@ -183,7 +214,11 @@ impl CanonicalPairs {
 /// pair in UTF-16, which sorts first); so compare bytes and fix that one case, without allocating.
 pub(crate) fn js_cmp(a: &str, b: &str) -> Ordering {
     let (x, y) = (a.as_bytes(), b.as_bytes());
-    let Some(at) = x.iter().zip(y).position(|(p, q)| p != q) else { return x.len().cmp(&y.len()) };
+    // Skip the common prefix eight bytes at a time (pairs share `params.` and more).
+    let words = x.chunks_exact(8).zip(y.chunks_exact(8)).take_while(|(p, q)| p == q).count() * 8;
+    let Some(at) = x[words..].iter().zip(&y[words..]).position(|(p, q)| p != q).map(|i| words + i) else {
+        return x.len().cmp(&y.len());
+    };
     let (p, q) = (x[at], y[at]);
     let high_bmp = |byte: u8| (0xEE..=0xEF).contains(&byte);
     let astral = |byte: u8| byte >= 0xF0;
@@ -226,8 +261,8 @@ mod tests {
 
     #[test]
     fn numbers_in_each_dialect() {
-        let js = |t: &str| Dialect::JavaScript.number(t);
-        let java = |t: &str| Dialect::Jackson.number(t);
+        let js = |t: &str| Dialect::JavaScript.number(t).map(Cow::into_owned);
+        let java = |t: &str| Dialect::Jackson.number(t).map(Cow::into_owned);
         for (sent, want) in [
             ("100.50", "100.5"),
             ("10.00", "10"),

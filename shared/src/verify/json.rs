@@ -11,13 +11,8 @@
 //!   an unambiguous content hash and whether the canonical string could be read another way.
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
-
-use serde::de::{self, Deserializer};
 
 use super::canonical::js_cmp;
-use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 /// Deepest nesting accepted (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 32;
@@ -62,21 +57,23 @@ impl Kind {
     }
 }
 
-/// One leaf of the flattened body.
+/// One leaf of the flattened body. Its path lives in the document's one buffer ([`Document::path`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pair<'a> {
-    /// The canonical path: `a.b` for nested keys, `a[i]` for array items.
-    pub path: String,
+    /// `paths[path.0..path.1]` is the leaf's structural path: written so that no two different paths look
+    /// alike, each key length-prefixed (`.1:a.1:b`, `.1:a[0]`).
+    path: (usize, usize),
+    /// `paths[canonical.0..canonical.1]` is the canonical path (`a.b`, `a[0]`) when the body was read for
+    /// a signature over it ([`read_signed`]); otherwise it is written from the structural path when asked.
+    canonical: (usize, usize),
     /// The value as the canonical string renders it: a string's content, a number's text as sent,
     /// `true`/`false`/`null`, `{}`/`[]` for empty containers.
     pub value: Cow<'a, str>,
     pub kind: Kind,
-    /// The top-level key this leaf sits under.
-    pub top: Cow<'a, str>,
+    /// The top-level member this leaf sits under (its index in the document's members).
+    pub top: usize,
     /// Where the value's text starts in the body (numbers: the value is that text).
     pub start: usize,
-    /// The path written so that no two different paths look alike: each key length-prefixed.
-    structural: String,
 }
 
 /// One step of a leaf's path.
@@ -86,97 +83,360 @@ pub enum Segment<'p> {
     Index(usize),
 }
 
-impl Pair<'_> {
-    /// The path's steps, read back from its length-prefixed form.
-    pub fn segments(&self) -> Vec<Segment<'_>> {
+/// One top-level member.
+#[derive(Debug)]
+struct Member<'a> {
+    key: Cow<'a, str>,
+    /// The member's text, from its key's opening quote to the end of its value.
+    span: (usize, usize),
+    /// Its value's raw text.
+    raw: &'a str,
+    /// Its leaves: `pairs[leaves.0..leaves.1]`.
+    leaves: (usize, usize),
+}
+
+/// A body that has been read: nothing later parses it again.
+#[derive(Debug)]
+pub struct Document<'a> {
+    pub text: &'a str,
+    /// Top-level members in the order sent.
+    members: Vec<Member<'a>>,
+    /// Every leaf, in document order (so the leaves of any object or array are one run).
+    pub pairs: Vec<Pair<'a>>,
+    /// Every leaf's structural (and, read for a signature, canonical) path, back to back: one buffer per
+    /// callback.
+    paths: String,
+    /// Why the canonical string (`path=value&...`) of this body could also be read as another body's, if
+    /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`.
+    pub ambiguity: Option<String>,
+}
+
+impl<'a> Document<'a> {
+    /// Append a leaf's canonical path (`a.b[0]`) to `out`.
+    pub fn write_path(&self, pair: &Pair<'_>, out: &mut String) {
+        if pair.canonical.0 < pair.canonical.1 {
+            out.push_str(&self.paths[pair.canonical.0..pair.canonical.1]);
+        } else {
+            write_canonical(self.structural(pair), out);
+        }
+    }
+
+    /// A leaf's length-prefixed path (`.1:a.1:b[0]`).
+    fn structural(&self, pair: &Pair<'_>) -> &str {
+        &self.paths[pair.path.0..pair.path.1]
+    }
+
+    /// The top-level key a leaf sits under.
+    pub fn top_key(&self, pair: &Pair<'_>) -> &str {
+        &self.members[pair.top].key
+    }
+
+    /// The top-level keys and their raw value texts, in the order sent.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'a str)> + '_ {
+        self.members.iter().map(|m| (m.key.as_ref(), m.raw))
+    }
+
+    /// A leaf's path, step by step.
+    pub fn segments(&self, pair: &Pair<'_>) -> Vec<Segment<'_>> {
         let mut out = Vec::new();
-        let mut rest = self.structural.as_str();
-        while let Some(tag) = rest.chars().next() {
-            rest = &rest[1..];
-            if tag == '.' {
-                let (len, tail) = rest.split_once(':').expect("a key step is `.len:key`");
-                let len: usize = len.parse().expect("a key length");
-                out.push(Segment::Key(&tail[..len]));
-                rest = &tail[len..];
-            } else {
-                let (index, tail) = rest.split_once(']').expect("an index step is `[i]`");
-                out.push(Segment::Index(index.parse().expect("an index")));
-                rest = tail;
-            }
+        let mut rest = self.structural(pair);
+        while !rest.is_empty() {
+            let len = segment_len(rest);
+            out.push(segment(&rest[..len]));
+            rest = &rest[len..];
         }
         out
     }
 
     /// `path=value`, the pair as the canonical string joins it.
     #[cfg(any(test, feature = "test-util"))]
-    pub fn joined(&self) -> String {
-        let mut s = String::with_capacity(self.path.len() + 1 + self.value.len());
-        s.push_str(&self.path);
-        s.push('=');
-        s.push_str(&self.value);
-        s
+    pub fn joined(&self, pair: &Pair<'_>) -> String {
+        let mut out = String::new();
+        self.write_path(pair, &mut out);
+        out.push('=');
+        out.push_str(&pair.value);
+        out
     }
-}
 
-/// A body that has been read: nothing later parses it again for structure.
-#[derive(Debug)]
-pub struct Document<'a> {
-    pub text: &'a str,
-    /// Top-level members in the order sent: (key, raw value text).
-    pub members: Vec<(Cow<'a, str>, &'a str)>,
-    /// Every leaf, in document order.
-    pub pairs: Vec<Pair<'a>>,
-    /// Why the canonical string (`path=value&...`) of this body could also be read as another body's, if
-    /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`.
-    pub ambiguity: Option<String>,
-    /// Bytes of `path=value` text so far.
-    flattened: usize,
-}
+    fn find(&self, name: &str) -> Option<&Member<'a>> {
+        self.members.iter().find(|m| m.key == name)
+    }
 
-impl<'a> Document<'a> {
     /// A top-level member's raw value text.
     pub fn member(&self, name: &str) -> Option<&'a str> {
-        self.members.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+        self.find(name).map(|m| m.raw)
+    }
+
+    /// The whole body as a value, to read fields from.
+    pub fn root(&self) -> Value<'_, 'a> {
+        Value::Object(Node { doc: self, leaves: &self.pairs, depth: 0 })
+    }
+
+    /// A top-level member's value, to read fields from.
+    pub fn field(&self, name: &str) -> Value<'_, 'a> {
+        let Some(member) = self.find(name) else { return Value::Absent };
+        let leaves = &self.pairs[member.leaves.0..member.leaves.1];
+        let depth = leaves.first().map_or(0, |leaf| segment_len(self.structural(leaf)));
+        Node { doc: self, leaves, depth }.value()
     }
 
     /// A top-level scalar's text as the provider means it (`None` for null, objects and arrays).
-    pub fn member_text(&self, name: &str) -> Option<Cow<'a, str>> {
-        let leaf = self.pairs.iter().find(|p| p.top == name && p.path == name)?;
-        matches!(leaf.kind, Kind::String | Kind::Number | Kind::Bool).then(|| leaf.value.clone())
+    pub fn member_text(&self, name: &str) -> Option<&str> {
+        self.field(name).text()
     }
 
-    /// The object re-assembled without the top-level keys in `drop`, values byte for byte as received.
-    pub fn object_without(&self, drop: &[&str]) -> Box<RawValue> {
-        let kept = self.members.iter().filter(|(k, _)| !drop.contains(&k.as_ref())).map(|(k, v)| (k.as_ref(), *v));
-        RawValue::from_string(assemble(kept)).expect("re-assembled object is valid JSON")
+    /// The body without the top-level keys in `drop`: the body itself if it has none of them, else its
+    /// other members' text byte for byte, joined with `,`.
+    pub fn object_without(&self, drop: &[&str]) -> Cow<'a, str> {
+        if !self.members.iter().any(|m| drop.contains(&m.key.as_ref())) {
+            return Cow::Borrowed(self.text);
+        }
+        let kept = self.members.iter().filter(|m| !drop.contains(&m.key.as_ref()));
+        let mut out = String::with_capacity(self.text.len());
+        out.push('{');
+        for (i, member) in kept.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&self.text[member.span.0..member.span.1]);
+        }
+        out.push('}');
+        Cow::Owned(out)
     }
 
     /// The object with top-level `key` set to the JSON text `value` (replaced in place, or appended).
     #[cfg(any(test, feature = "test-util"))]
     pub fn object_with(&self, key: &str, value: &str) -> String {
-        let present = self.members.iter().any(|(k, _)| k == key);
-        let replaced = self.members.iter().map(|(k, v)| (k.as_ref(), if k == key { value } else { *v }));
-        let appended = (!present).then_some((key, value));
-        assemble(replaced.chain(appended))
+        let quoted = serde_json::to_string(key).expect("a string always serialises");
+        let mut parts: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| if m.key == key { format!("{quoted}:{value}") } else { self.text[m.span.0..m.span.1].to_owned() })
+            .collect();
+        if self.find(key).is_none() {
+            parts.push(format!("{quoted}:{value}"));
+        }
+        format!("{{{}}}", parts.join(","))
     }
 
     /// SHA-256 (hex) of the body's content without the top-level keys in `skip`: every leaf as its
     /// length-prefixed path, type and length-prefixed value, sorted. Two bodies have the same hash only if
     /// they hold the same values at the same paths, whatever their key order or whitespace.
     pub fn content_hash(&self, skip: &[&str]) -> String {
-        let mut leaves: Vec<String> = self
-            .pairs
-            .iter()
-            .filter(|p| !skip.contains(&p.top.as_ref()))
-            .map(|p| format!("{}={}{}:{}", p.structural, p.kind.tag(), p.value.len(), p.value))
-            .collect();
-        leaves.sort_unstable();
-        let mut hasher = Sha256::new();
-        for leaf in &leaves {
-            hasher.update(leaf.as_bytes());
-            hasher.update(b"\n");
+        let mut leaves: Vec<(&str, &Pair<'a>)> = Vec::with_capacity(self.pairs.len());
+        for member in self.members.iter().filter(|m| !skip.contains(&m.key.as_ref())) {
+            leaves.extend(self.pairs[member.leaves.0..member.leaves.1].iter().map(|p| (self.structural(p), p)));
         }
-        hex::encode(hasher.finalize())
+        // No leaf's structural path is a prefix of another's (a path never leads both to a leaf and through
+        // it), so ordering by path orders the whole `path=value` lines.
+        leaves.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut input = String::with_capacity(self.paths.len() + self.text.len());
+        for (structural, pair) in leaves {
+            input.push_str(structural);
+            input.push('=');
+            input.push(pair.kind.tag());
+            push_decimal(&mut input, pair.value.len());
+            input.push(':');
+            input.push_str(&pair.value);
+            input.push('\n');
+        }
+        super::hex_digest(input.as_bytes())
+    }
+}
+
+/// A value in a read document, for reading the fields a provider's model names.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'d, 'a> {
+    Absent,
+    Null,
+    /// A string's content, a number's text as sent, `true` or `false`.
+    Text(&'d str),
+    Object(Node<'d, 'a>),
+    Array(Node<'d, 'a>),
+}
+
+impl<'d> Value<'d, '_> {
+    /// The text of a scalar; `None` for absent, null, objects and arrays.
+    pub fn text(self) -> Option<&'d str> {
+        match self {
+            Value::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn is_present(&self) -> bool {
+        !matches!(self, Value::Absent)
+    }
+}
+
+impl<'d, 'a> Value<'d, 'a> {
+    pub fn object(self) -> Option<Node<'d, 'a>> {
+        match self {
+            Value::Object(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    pub fn array(self) -> Option<Node<'d, 'a>> {
+        match self {
+            Value::Array(node) => Some(node),
+            _ => None,
+        }
+    }
+}
+
+/// An object or array of a read document: its run of leaves, and the length of the structural path that
+/// leads to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'d, 'a> {
+    doc: &'d Document<'a>,
+    leaves: &'d [Pair<'a>],
+    depth: usize,
+}
+
+impl<'d, 'a> Node<'d, 'a> {
+    /// The value this node's leaves make up (`leaves` is one child's run).
+    fn value(self) -> Value<'d, 'a> {
+        let Some(first) = self.leaves.first() else { return Value::Absent };
+        let structural = self.doc.structural(first);
+        if structural.len() == self.depth {
+            return match first.kind {
+                Kind::Null => Value::Null,
+                Kind::EmptyObject => Value::Object(self),
+                Kind::EmptyArray => Value::Array(self),
+                Kind::String | Kind::Number | Kind::Bool => Value::Text(&first.value),
+            };
+        }
+        if structural.as_bytes()[self.depth] == b'.' {
+            Value::Object(self)
+        } else {
+            Value::Array(self)
+        }
+    }
+
+    /// The members or items: each one's path step (`.3:key` or `[i]`) and value, in document order.
+    pub fn children(self) -> impl Iterator<Item = (Segment<'d>, Value<'d, 'a>)> {
+        let Node { doc, leaves, depth } = self;
+        let mut at = 0;
+        std::iter::from_fn(move || loop {
+            let first = leaves.get(at)?;
+            let structural = doc.structural(first);
+            if structural.len() == depth {
+                at += 1; // an empty container's own leaf
+                continue;
+            }
+            let step = &structural[depth..depth + segment_len(&structural[depth..])];
+            let run = leaves[at..].iter().take_while(|p| doc.structural(p)[depth..].starts_with(step)).count();
+            let child = Node { doc, leaves: &leaves[at..at + run], depth: depth + step.len() };
+            at += run;
+            return Some((segment(step), child.value()));
+        })
+    }
+
+    /// The values of an object's members named in `names` (`Absent` where there is none). One pass over
+    /// the object's leaves: only a named member's leaves are grouped into its value.
+    pub fn fields<const N: usize>(self, names: [&str; N]) -> [Value<'d, 'a>; N] {
+        let Node { doc, leaves, depth } = self;
+        let mut found = [Value::Absent; N];
+        // Keys whose length no name has are passed over without comparing text.
+        let lengths = names.iter().fold(0u128, |mask, name| mask | 1 << name.len().min(127));
+        let mut at = 0;
+        while let Some(leaf) = leaves.get(at) {
+            at += 1;
+            let structural = doc.structural(leaf);
+            if structural.len() == depth || structural.as_bytes()[depth] != b'.' {
+                continue; // an empty container's own leaf, or an array item
+            }
+            let step = &structural[depth..depth + segment_len(&structural[depth..])];
+            let Segment::Key(key) = segment(step) else { continue };
+            if lengths & 1 << key.len().min(127) == 0 {
+                continue;
+            }
+            let Some(i) = names.iter().position(|name| *name == key) else { continue };
+            let start = at - 1;
+            if structural.len() > depth + step.len() {
+                at += leaves[at..].iter().take_while(|p| doc.structural(p)[depth..].starts_with(step)).count();
+            }
+            found[i] = Node { doc, leaves: &leaves[start..at], depth: depth + step.len() }.value();
+        }
+        found
+    }
+
+    /// An array's items, in order.
+    pub fn items(self) -> impl Iterator<Item = Value<'d, 'a>> {
+        self.children().map(|(_, value)| value)
+    }
+}
+
+/// The length of the first step of a structural path: `.<len>:<key>` or `[<index>]`.
+fn segment_len(structural: &str) -> usize {
+    let bytes = structural.as_bytes();
+    let mut digits = 0;
+    let mut value = 0;
+    while let Some(&b @ b'0'..=b'9') = bytes.get(1 + digits) {
+        value = value * 10 + usize::from(b - b'0');
+        digits += 1;
+    }
+    if bytes[0] == b'.' {
+        2 + digits + value
+    } else {
+        2 + digits
+    }
+}
+
+/// Write a structural path's canonical form: keys joined with `.`, indexes as `[i]`.
+fn write_canonical(mut structural: &str, out: &mut String) {
+    let mut first = true;
+    while !structural.is_empty() {
+        let len = segment_len(structural);
+        let step = &structural[..len];
+        if step.starts_with('.') {
+            if !first {
+                out.push('.');
+            }
+            out.push_str(&step[step.find(':').expect("a key step is `.len:key`") + 1..]);
+        } else {
+            out.push_str(step);
+        }
+        first = false;
+        structural = &structural[len..];
+    }
+}
+
+/// One structural step as a [`Segment`].
+fn segment(step: &str) -> Segment<'_> {
+    if step.starts_with('.') {
+        let colon = step.find(':').expect("a key step is `.len:key`");
+        Segment::Key(&step[colon + 1..])
+    } else {
+        Segment::Index(step[1..step.len() - 1].parse().expect("an index step is `[i]`"))
+    }
+}
+
+/// Decimal digits of a length or index without going through `fmt`.
+#[derive(Default)]
+struct Decimal([u8; 20]);
+
+impl Decimal {
+    fn write(&mut self, mut n: usize) -> &[u8] {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &self.0[at..];
+            }
+        }
+    }
+}
+
+fn push_decimal(out: &mut String, n: usize) {
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+    } else {
+        let mut digits = Decimal::default();
+        digits.write(n).iter().for_each(|&d| out.push(char::from(d)));
     }
 }
 
@@ -186,26 +446,88 @@ enum Container {
 }
 
 /// One open object or array.
-struct Frame<'a> {
+struct Frame {
     container: Container,
-    /// Lengths of the path buffers when this container was opened.
+    /// The canonical path's length, and the structural path buffer's, when this container was opened.
     path_len: usize,
     structural_len: usize,
     /// Members or items read so far.
     count: usize,
-    /// An object's keys, checked for repeats when it closes.
-    keys: Vec<Cow<'a, str>>,
+    /// Where this object's keys start on the key stack (checked for repeats when it closes).
+    keys_start: usize,
 }
 
 /// Read `text` as one JSON object.
 pub fn read(text: &str) -> Result<Document<'_>, ReadError> {
-    Reader { text, bytes: text.as_bytes(), pos: 0 }.document()
+    Reader { text, bytes: text.as_bytes(), pos: 0 }.document(false)
+}
+
+/// Read `text` as one JSON object whose canonical string will be signed or verified: each leaf's canonical
+/// path is kept as it is read, not written again from its structural path.
+pub fn read_signed(text: &str) -> Result<Document<'_>, ReadError> {
+    Reader { text, bytes: text.as_bytes(), pos: 0 }.document(true)
 }
 
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+}
+
+/// The running state of one read: the current path and the document being built.
+struct Builder<'a> {
+    doc: Document<'a>,
+    structural: String,
+    /// The length of the current path in its canonical form, and (read for a signature) that path.
+    path_len: usize,
+    path: Option<String>,
+    /// Bytes of `path=value` text so far, and the most allowed.
+    flattened: usize,
+    flattened_limit: usize,
+    /// The top-level member being read: its key, where it started and its first leaf.
+    top: Cow<'a, str>,
+    top_start: usize,
+    top_leaves: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn leaf(&mut self, value: Cow<'a, str>, kind: Kind, start: usize) -> Result<(), ReadError> {
+        self.flattened += self.path_len + 1 + value.len();
+        let paths = &mut self.doc.paths;
+        let canonical_start = paths.len();
+        if let Some(path) = &self.path {
+            paths.push_str(path);
+        }
+        let path_start = paths.len();
+        paths.push_str(&self.structural);
+        let pair = Pair {
+            path: (path_start, paths.len()),
+            canonical: (canonical_start, path_start),
+            value,
+            kind,
+            top: self.doc.members.len(),
+            start,
+        };
+        self.doc.pairs.push(pair);
+        if self.doc.pairs.len() > MAX_LEAVES || self.flattened > self.flattened_limit {
+            return Err(ReadError::TooComplex);
+        }
+        Ok(())
+    }
+
+    /// Cut the kept canonical path back to `path_len`.
+    fn truncate_path(&mut self) {
+        if let Some(path) = &mut self.path {
+            path.truncate(self.path_len);
+        }
+    }
+
+    /// The top-level member whose value ended at `end`.
+    fn member(&mut self, text: &'a str, value_start: usize, end: usize) {
+        let key = std::mem::take(&mut self.top);
+        let leaves = (self.top_leaves, self.doc.pairs.len());
+        self.doc.members.push(Member { key, span: (self.top_start, end), raw: &text[value_start..end], leaves });
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -233,22 +555,37 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn document(mut self) -> Result<Document<'a>, ReadError> {
-        let mut doc =
-            Document { text: self.text, members: Vec::new(), pairs: Vec::new(), ambiguity: None, flattened: 0 };
-        let flattened_limit = (MAX_FLATTENED_RATIO * self.text.len()).max(65_536);
+    fn document(mut self, canonical_paths: bool) -> Result<Document<'a>, ReadError> {
+        let text = self.text;
+        // Typical callbacks have one leaf per 20-30 bytes; reserving once avoids regrowing.
+        let leaves_guess = (text.len() / 24).min(MAX_LEAVES);
+        let mut b = Builder {
+            doc: Document {
+                text,
+                members: Vec::with_capacity(12),
+                pairs: Vec::with_capacity(leaves_guess),
+                paths: String::with_capacity(leaves_guess * 32),
+                ambiguity: None,
+            },
+            structural: String::with_capacity(96),
+            path_len: 0,
+            path: canonical_paths.then(|| String::with_capacity(64)),
+            flattened: 0,
+            flattened_limit: (MAX_FLATTENED_RATIO * text.len()).max(65_536),
+            top: Cow::Borrowed(""),
+            top_start: 0,
+            top_leaves: 0,
+        };
         self.skip_ws();
         if self.peek() != Some(b'{') {
             return self.fail("expected a JSON object");
         }
         self.pos += 1;
-        let mut stack =
-            vec![Frame { container: Container::Object, path_len: 0, structural_len: 0, count: 0, keys: Vec::new() }];
-        let mut path = String::new();
-        let mut structural = String::new();
-        // The top-level key whose value is being read, and where that value started.
-        let mut top: Cow<'a, str> = Cow::Borrowed("");
-        let mut top_start = 0;
+        let mut stack = Vec::with_capacity(8);
+        stack.push(Frame { container: Container::Object, path_len: 0, structural_len: 0, count: 0, keys_start: 0 });
+        let mut keys: Vec<Cow<'a, str>> = Vec::with_capacity(32);
+        // Where the top-level value being read started.
+        let mut top_value_start = 0;
 
         while let Some(frame) = stack.last_mut() {
             self.skip_ws();
@@ -259,25 +596,23 @@ impl<'a> Reader<'a> {
             if self.peek() == Some(closing) {
                 self.pos += 1;
                 let frame = stack.pop().expect("a frame is open");
-                check_unique(frame.keys, self.pos)?;
+                check_unique(&mut keys[frame.keys_start..], self.pos)?;
+                keys.truncate(frame.keys_start);
                 if stack.is_empty() {
                     break;
                 }
                 if frame.count == 0 {
-                    let kind = match frame.container {
-                        Container::Object => Kind::EmptyObject,
-                        Container::Array => Kind::EmptyArray,
+                    let (value, kind) = match frame.container {
+                        Container::Object => ("{}", Kind::EmptyObject),
+                        Container::Array => ("[]", Kind::EmptyArray),
                     };
-                    let value = Cow::Borrowed(if kind == Kind::EmptyObject { "{}" } else { "[]" });
-                    push_pair(&mut doc, &path, &structural, value, kind, &top);
-                    if doc.pairs.len() > MAX_LEAVES || doc.flattened > flattened_limit {
-                        return Err(ReadError::TooComplex);
-                    }
+                    b.leaf(Cow::Borrowed(value), kind, self.pos - 2)?;
                 }
-                path.truncate(frame.path_len);
-                structural.truncate(frame.structural_len);
+                b.path_len = frame.path_len;
+                b.truncate_path();
+                b.structural.truncate(frame.structural_len);
                 if stack.len() == 1 {
-                    doc.members.push((top.clone(), &self.text[top_start..self.pos]));
+                    b.member(text, top_value_start, self.pos);
                 }
                 continue;
             }
@@ -288,40 +623,57 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 self.skip_ws();
             }
-            let parent_path = path.len();
-            let parent_structural = structural.len();
+            let parent_path = b.path_len;
+            let parent_structural = b.structural.len();
             match frame.container {
                 Container::Object => {
                     if self.peek() != Some(b'"') {
                         return self.fail("expected a key");
                     }
+                    let key_start = self.pos;
                     let key = self.string()?;
                     self.expect(b':', "expected `:`")?;
                     if stack.len() == 1 {
-                        top = key.clone();
-                        path.clear();
+                        b.top = key.clone();
+                        b.top_start = key_start;
+                        b.top_leaves = b.doc.pairs.len();
                     } else {
-                        path.push('.');
+                        b.path_len += 1;
+                        if let Some(path) = &mut b.path {
+                            path.push('.');
+                        }
                     }
-                    path.push_str(&key);
-                    let _ = write!(structural, ".{}:{}", key.len(), key);
-                    if doc.ambiguity.is_none() && key.contains(['&', '=', '.', '[', ']']) {
-                        doc.ambiguity = Some(format!("key `{key}` holds a separator"));
+                    b.path_len += key.len();
+                    if let Some(path) = &mut b.path {
+                        path.push_str(&key);
+                    }
+                    b.structural.push('.');
+                    push_decimal(&mut b.structural, key.len());
+                    b.structural.push(':');
+                    b.structural.push_str(&key);
+                    if b.doc.ambiguity.is_none() && key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']')) {
+                        b.doc.ambiguity = Some(format!("key `{key}` holds a separator"));
                     }
                     let frame = stack.last_mut().expect("a frame is open");
-                    frame.keys.push(key);
+                    keys.push(key);
                     frame.count += 1;
                 }
                 Container::Array => {
-                    let _ = write!(path, "[{}]", frame.count);
-                    let _ = write!(structural, "[{}]", frame.count);
+                    let before = b.structural.len();
+                    b.structural.push('[');
+                    push_decimal(&mut b.structural, frame.count);
+                    b.structural.push(']');
+                    b.path_len += b.structural.len() - before;
+                    if let Some(path) = &mut b.path {
+                        path.push_str(&b.structural[before..]);
+                    }
                     frame.count += 1;
                 }
             }
             self.skip_ws();
             let value_start = self.pos;
             if stack.len() == 1 {
-                top_start = value_start;
+                top_value_start = value_start;
             }
             match self.peek() {
                 Some(open @ (b'{' | b'[')) => {
@@ -334,58 +686,50 @@ impl<'a> Reader<'a> {
                         path_len: parent_path,
                         structural_len: parent_structural,
                         count: 0,
-                        keys: Vec::new(),
+                        keys_start: keys.len(),
                     });
                     continue;
                 }
                 Some(b'"') => {
                     let value = self.string()?;
-                    if doc.ambiguity.is_none() && holds_a_pair(&path, &value) {
-                        doc.ambiguity = Some(format!("value of `{path}` holds `&<key>=`"));
+                    if b.doc.ambiguity.is_none() && value.contains('&') {
+                        let mut path = String::new();
+                        write_canonical(&b.structural, &mut path);
+                        if holds_a_pair(&path, &value) {
+                            b.doc.ambiguity = Some(format!("value of `{path}` holds `&<key>=`"));
+                        }
                     }
-                    push_pair(&mut doc, &path, &structural, value, Kind::String, &top);
+                    b.leaf(value, Kind::String, value_start)?;
                 }
-                Some(b't') => self.literal("true", &mut doc, &path, &structural, Kind::Bool, &top)?,
-                Some(b'f') => self.literal("false", &mut doc, &path, &structural, Kind::Bool, &top)?,
-                Some(b'n') => self.literal("null", &mut doc, &path, &structural, Kind::Null, &top)?,
+                Some(b't') => b.leaf(Cow::Borrowed(self.literal("true")?), Kind::Bool, value_start)?,
+                Some(b'f') => b.leaf(Cow::Borrowed(self.literal("false")?), Kind::Bool, value_start)?,
+                Some(b'n') => b.leaf(Cow::Borrowed(self.literal("null")?), Kind::Null, value_start)?,
                 Some(b'-' | b'0'..=b'9') => {
                     let number = self.number()?;
-                    push_pair(&mut doc, &path, &structural, Cow::Borrowed(number), Kind::Number, &top);
+                    b.leaf(Cow::Borrowed(number), Kind::Number, value_start)?;
                 }
                 _ => return self.fail("expected a value"),
             }
             if stack.len() == 1 {
-                doc.members.push((top.clone(), &self.text[value_start..self.pos]));
+                b.member(text, value_start, self.pos);
             }
-            if doc.pairs.len() > MAX_LEAVES || doc.flattened > flattened_limit {
-                return Err(ReadError::TooComplex);
-            }
-            path.truncate(parent_path);
-            structural.truncate(parent_structural);
+            b.path_len = parent_path;
+            b.truncate_path();
+            b.structural.truncate(parent_structural);
         }
         self.skip_ws();
         if self.pos != self.bytes.len() {
             return self.fail("trailing characters after the object");
         }
-        Ok(doc)
+        Ok(b.doc)
     }
 
-    #[allow(clippy::ptr_arg)] // the Cow is cloned into the pair: borrowed stays borrowed
-    fn literal(
-        &mut self,
-        word: &'static str,
-        doc: &mut Document<'a>,
-        path: &str,
-        structural: &str,
-        kind: Kind,
-        top: &Cow<'a, str>,
-    ) -> Result<(), ReadError> {
+    fn literal(&mut self, word: &'static str) -> Result<&'static str, ReadError> {
         if !self.bytes[self.pos..].starts_with(word.as_bytes()) {
             return self.fail("expected a value");
         }
         self.pos += word.len();
-        push_pair(doc, path, structural, Cow::Borrowed(word), kind, top);
-        Ok(())
+        Ok(word)
     }
 
     /// A number's text, checked against JSON's grammar.
@@ -426,22 +770,40 @@ impl<'a> Reader<'a> {
         Ok(&self.text[start..self.pos])
     }
 
+    /// Move past the plain run of a string (up to a quote, backslash or control character).
+    fn plain_run(&mut self) {
+        // Eight bytes at a time while none of them is a quote, a backslash or a control character.
+        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+        let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+            let stop = zero_in(x ^ u64::from_ne_bytes([b'"'; 8]))
+                || zero_in(x ^ u64::from_ne_bytes([b'\\'; 8]))
+                || x.wrapping_sub(u64::from_ne_bytes([0x20; 8])) & !x & HIGHS != 0;
+            if stop {
+                break;
+            }
+            self.pos += 8;
+        }
+        let rest = &self.bytes[self.pos..];
+        self.pos += rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len());
+    }
+
     /// A string's content (the reader is on its opening quote), unescaped; borrowed when it has no escape.
     fn string(&mut self) -> Result<Cow<'a, str>, ReadError> {
         self.pos += 1;
         let start = self.pos;
-        loop {
-            match self.peek() {
-                None => return self.fail("unterminated string"),
-                Some(b'"') => {
-                    let s = &self.text[start..self.pos];
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                Some(b'\\') => break,
-                Some(0..=0x1f) => return self.fail("control character in a string"),
-                Some(_) => self.pos += 1,
+        self.plain_run();
+        match self.peek() {
+            None => return self.fail("unterminated string"),
+            Some(b'"') => {
+                let s = &self.text[start..self.pos];
+                self.pos += 1;
+                return Ok(Cow::Borrowed(s));
             }
+            Some(b'\\') => {}
+            Some(_) => return self.fail("control character in a string"),
         }
         let mut out = String::from(&self.text[start..self.pos]);
         loop {
@@ -477,12 +839,7 @@ impl<'a> Reader<'a> {
                 Some(_) => {
                     // Copy the run up to the next quote or backslash (UTF-8 boundaries are kept).
                     let from = self.pos;
-                    while let Some(b) = self.peek() {
-                        if b == b'"' || b == b'\\' || b < 0x20 {
-                            break;
-                        }
-                        self.pos += 1;
-                    }
+                    self.plain_run();
                     out.push_str(&self.text[from..self.pos]);
                 }
             }
@@ -521,52 +878,15 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `{"key":value,...}` from keys and raw value texts.
-fn assemble<'m>(members: impl Iterator<Item = (&'m str, &'m str)>) -> String {
-    let mut out = String::from("{");
-    for (key, value) in members {
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::to_string(key).expect("a string always serialises"));
-        out.push(':');
-        out.push_str(value);
-    }
-    out.push('}');
-    out
-}
-
-#[allow(clippy::ptr_arg)] // the Cow is cloned into the pair: borrowed stays borrowed
-fn push_pair<'a>(
-    doc: &mut Document<'a>,
-    path: &str,
-    structural: &str,
-    value: Cow<'a, str>,
-    kind: Kind,
-    top: &Cow<'a, str>,
-) {
-    doc.flattened += path.len() + 1 + value.len();
-    let start = match (&value, kind) {
-        (Cow::Borrowed(text), Kind::Number) => text.as_ptr() as usize - doc.text.as_ptr() as usize,
-        _ => 0,
+/// Refuse an object whose keys repeat (the keys are reordered: they are dropped after).
+fn check_unique(keys: &mut [Cow<'_, str>], at: usize) -> Result<(), ReadError> {
+    let repeated = if keys.len() <= 16 {
+        keys.iter().enumerate().any(|(i, key)| keys[..i].contains(key))
+    } else {
+        keys.sort_unstable();
+        keys.windows(2).any(|w| w[0] == w[1])
     };
-    doc.pairs.push(Pair {
-        path: path.to_owned(),
-        value,
-        kind,
-        top: top.clone(),
-        start,
-        structural: structural.to_owned(),
-    });
-}
-
-/// Refuse an object whose keys repeat.
-fn check_unique(mut keys: Vec<Cow<'_, str>>, at: usize) -> Result<(), ReadError> {
-    if keys.len() < 2 {
-        return Ok(());
-    }
-    keys.sort_unstable();
-    if keys.windows(2).any(|w| w[0] == w[1]) {
+    if repeated {
         return Err(ReadError::Invalid { what: "duplicate key", at });
     }
     Ok(())
@@ -599,47 +919,13 @@ fn holds_a_pair(path: &str, value: &str) -> bool {
     false
 }
 
-/// A string or number field kept as the provider's text (amounts, ids, status codes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text(pub String);
-
-impl<'de> serde::Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <&RawValue>::deserialize(deserializer)?;
-        scalar_text(raw.get()).map(Text).ok_or_else(|| de::Error::custom(NotScalar))
-    }
-}
-
-struct NotScalar;
-
-impl fmt::Display for NotScalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("expected a string or number")
-    }
-}
-
-impl Text {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The text of a scalar's raw JSON as a provider means it: a string's content, a number's digits as sent,
-/// `true`/`false`. `None` for `null`, objects and arrays.
-fn scalar_text(raw: &str) -> Option<String> {
-    match raw.as_bytes().first()? {
-        b'"' => serde_json::from_str::<String>(raw).ok(),
-        b'{' | b'[' | b'n' => None,
-        _ => Some(raw.to_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn leaves(body: &str) -> Vec<String> {
-        read(body).unwrap().pairs.iter().map(Pair::joined).collect()
+        let doc = read(body).unwrap();
+        doc.pairs.iter().map(|p| doc.joined(p)).collect()
     }
 
     #[test]
@@ -653,11 +939,18 @@ mod tests {
     #[test]
     fn members_keep_their_raw_text() {
         let doc = read(r#"{"signature":"s","amount":10.50,"n":{"x":[1, 2]}}"#).unwrap();
-        let members: Vec<(&str, &str)> = doc.members.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+        let members: Vec<(&str, &str)> = doc.members().collect();
         assert_eq!(members, [("signature", r#""s""#), ("amount", "10.50"), ("n", r#"{"x":[1, 2]}"#)]);
-        assert_eq!(doc.object_without(&["signature"]).get(), r#"{"amount":10.50,"n":{"x":[1, 2]}}"#);
-        assert_eq!(doc.member_text("amount").as_deref(), Some("10.50"));
+        assert_eq!(doc.object_without(&["signature"]), r#"{"amount":10.50,"n":{"x":[1, 2]}}"#);
+        assert_eq!(doc.member_text("amount"), Some("10.50"));
         assert_eq!(doc.member_text("n"), None);
+        // Nothing to drop: the body itself, whitespace and all.
+        let spaced = r#" { "a" : 1 ,"b":[ ] } "#;
+        assert!(matches!(read(spaced).unwrap().object_without(&["signature"]), Cow::Borrowed(b) if b == spaced));
+        assert_eq!(
+            read(r#"{"a" : 1, "signature":"s" ,"b":2}"#).unwrap().object_without(&["signature"]),
+            r#"{"a" : 1,"b":2}"#
+        );
     }
 
     #[test]
@@ -741,14 +1034,36 @@ mod tests {
     }
 
     #[test]
-    fn text_accepts_string_or_number() {
-        #[derive(serde::Deserialize)]
-        struct T {
-            a: Text,
-            b: Text,
+    fn paths_kept_for_signing_are_the_paths_written_later() {
+        for body in [
+            r#"{"a": 1, "b": {"c": [1, {"d": null}, [], {}], "e.f": "x"}, "": {"": [true]}, "g\u0041": "y"}"#,
+            r#"{"p": [[[1]], [[2, 3]]], "q": {"r": {"s": {"t": "u"}}}}"#,
+        ] {
+            let (kept, written) = (read_signed(body).unwrap(), read(body).unwrap());
+            let paths = |doc: &Document<'_>| -> Vec<String> { doc.pairs.iter().map(|p| doc.joined(p)).collect() };
+            assert_eq!(paths(&kept), paths(&written), "{body}");
         }
-        let t: T = serde_json::from_str(r#"{"a": 100.00, "b": "100.00"}"#).unwrap();
-        assert_eq!((t.a.as_str(), t.b.as_str()), ("100.00", "100.00"));
-        assert!(serde_json::from_str::<T>(r#"{"a": {}, "b": "1"}"#).is_err());
+        assert_eq!(leaves(r#"{"p": [[[1]]], "gA": {"h.i": 2}}"#), ["p[0][0][0]=1", "gA.h.i=2"]);
+    }
+
+    #[test]
+    fn fields_are_read_from_the_leaves() {
+        let doc = read(
+            r#"{"p": {"a": 1.50, "b": "x\u0041", "c": null, "d": {}, "e": [], "f": {"g": [true, {"h": 2}]}}, "q": 3}"#,
+        )
+        .unwrap();
+        let p = doc.field("p").object().unwrap();
+        let [a, b, c, d, e, f, z] = p.fields(["a", "b", "c", "d", "e", "f", "z"]);
+        assert_eq!((a.text(), b.text()), (Some("1.50"), Some("xA")));
+        assert!(matches!(c, Value::Null) && matches!(z, Value::Absent) && !z.is_present());
+        assert_eq!(d.object().unwrap().children().count(), 0);
+        assert_eq!(e.array().unwrap().items().count(), 0);
+        let items: Vec<_> = f.object().unwrap().fields(["g"])[0].array().unwrap().items().collect();
+        assert_eq!(items[0].text(), Some("true"));
+        assert_eq!(items[1].object().unwrap().fields(["h"])[0].text(), Some("2"));
+        assert_eq!(doc.field("q").text(), Some("3"));
+        assert!(doc.field("p").text().is_none() && !doc.field("r").is_present());
+        let keys: Vec<_> = p.children().map(|(step, _)| step).collect();
+        assert_eq!(keys[..2], [Segment::Key("a"), Segment::Key("b")]);
     }
 }

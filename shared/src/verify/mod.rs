@@ -75,3 +75,16 @@ pub struct Verified {
     /// Niobi and Choice: the canonical-string dialect that verified.
     pub dialect: Option<Dialect>,
 }
+
+/// Lowercase hex of the SHA-256 of `bytes`.
+pub(crate) fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex32(&sha2::Sha256::digest(bytes).into())
+}
+
+/// Lowercase hex of a 32-byte digest.
+pub(crate) fn hex32(digest: &[u8; 32]) -> String {
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(digest, &mut out).expect("64 hex digits for 32 bytes");
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+}

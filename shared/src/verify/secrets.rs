@@ -9,15 +9,28 @@ use crate::error::EmptySecretSet;
 
 /// One secret value. `Debug` prints `[redacted]`; `expose` is the only way to read it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// SHA-256 of the value, computed once: what a URL token is compared with.
+    digest: [u8; 32],
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        let value = value.into();
+        let digest = Sha256::digest(value.as_bytes()).into();
+        Self { value, digest }
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// Whether `provided` is this secret, in time that depends on neither's content nor length (the two
+    /// are compared through their SHA-256).
+    pub fn matches_token(&self, provided: &str) -> bool {
+        let provided: [u8; 32] = Sha256::digest(provided.as_bytes()).into();
+        bool::from(self.digest.ct_eq(&provided))
     }
 }
 
@@ -65,17 +78,10 @@ impl SecretSet {
 
 /// Whether hex text `provided` (upper- or lower-case) encodes exactly `expected`, in constant time.
 pub fn hex_matches(expected: &[u8], provided: &str) -> bool {
-    match hex::decode(provided.trim()) {
-        Ok(bytes) => bool::from(bytes.ct_eq(expected)),
-        Err(_) => false,
-    }
-}
-
-/// Whether two tokens are equal, in time that depends on neither their content nor their length.
-pub fn token_matches(expected: &str, provided: &str) -> bool {
-    let a = Sha256::digest(expected.as_bytes());
-    let b = Sha256::digest(provided.as_bytes());
-    bool::from(a.as_slice().ct_eq(b.as_slice()))
+    let provided = provided.trim();
+    let mut bytes = [0u8; 64];
+    let Some(decoded) = bytes.get_mut(..provided.len() / 2) else { return false };
+    hex::decode_to_slice(provided, decoded).is_ok() && bool::from(decoded.ct_eq(expected))
 }
 
 #[cfg(test)]
@@ -106,6 +112,7 @@ mod tests {
         assert!(!hex_matches(&bytes, "abce"));
         assert!(!hex_matches(&bytes, "abcdab"));
         assert!(!hex_matches(&bytes, "zz"));
+        assert!(!hex_matches(&bytes, "abc") && !hex_matches(&bytes, &"ab".repeat(65)));
     }
 
     #[test]
@@ -113,7 +120,7 @@ mod tests {
         let set = SecretSet::parse("new,old", "X").unwrap();
         assert_eq!(set.find(|s| s.expose() == "old"), Some(1));
         assert_eq!(set.find(|s| s.expose() == "gone"), None);
-        assert!(token_matches("tok", "tok"));
-        assert!(!token_matches("tok", "tok2"));
+        assert!(Secret::new("tok").matches_token("tok"));
+        assert!(!Secret::new("tok").matches_token("tok2") && !Secret::new("tok").matches_token(""));
     }
 }

@@ -4,7 +4,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::canonical::CanonicalPairs;
+use super::canonical::{CanonicalPairs, SENDER_KEY};
 use super::secrets::Secret;
 #[cfg(any(test, feature = "test-util"))]
 use super::{canonical::SIGNATURE_FIELD, json};
@@ -30,10 +30,29 @@ impl CanonicalHash {
 
 /// The signature of a canonical string.
 pub fn canonical_digest(pairs: &CanonicalPairs, secret: &Secret, hash: CanonicalHash) -> [u8; 32] {
-    let text = pairs.string_to_sign(secret.expose());
+    let sender_key = format!("{SENDER_KEY}={}", secret.expose());
+    let mut parts = pairs.parts_to_sign(&sender_key);
+    let first = parts.next().unwrap_or_default();
+    // The parts are hashed as they are, with `&` between them: the string itself is never built.
+    let streamed = |update: &mut dyn FnMut(&[u8])| {
+        update(first.as_bytes());
+        for part in parts {
+            update(b"&");
+            update(part.as_bytes());
+        }
+    };
     match hash {
-        CanonicalHash::Sha256 => Sha256::digest(text.as_bytes()).into(),
-        CanonicalHash::HmacSha256 => hmac_sha256(secret.expose().as_bytes(), &[text.as_bytes()]),
+        CanonicalHash::Sha256 => {
+            let mut hasher = Sha256::new();
+            streamed(&mut |bytes| hasher.update(bytes));
+            hasher.finalize().into()
+        }
+        CanonicalHash::HmacSha256 => {
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
+                .expect("HMAC takes a key of any length");
+            streamed(&mut |bytes| mac.update(bytes));
+            mac.finalize().into_bytes().into()
+        }
     }
 }
 
@@ -55,12 +74,12 @@ pub fn sign_canonical_body(
     hash: CanonicalHash,
     dialect: super::Dialect,
 ) -> Result<String, json::ReadError> {
-    let doc = json::read(body)?;
+    let doc = json::read_signed(body)?;
     let pairs = CanonicalPairs::in_dialect(&doc, dialect).ok_or(json::ReadError::TooComplex)?;
     let signature = hex::encode(canonical_digest(&pairs, secret, hash));
     let unsigned = doc.object_without(&[SIGNATURE_FIELD]);
-    let text = unsigned.get();
-    let sep = if text.len() > 2 { "," } else { "" };
+    let text = unsigned.trim();
+    let sep = if doc.members().any(|(key, _)| key != SIGNATURE_FIELD) { "," } else { "" };
     Ok(format!("{}{sep}\"{SIGNATURE_FIELD}\":\"{signature}\"}}", &text[..text.len() - 1]))
 }
 
@@ -106,7 +125,7 @@ mod tests {
             super::super::Dialect::Postman,
         )
         .unwrap();
-        let sig = json::read(&signed).unwrap().member_text("signature").unwrap().into_owned();
+        let sig = json::read(&signed).unwrap().member_text("signature").unwrap().to_owned();
         assert_eq!(sig, digest_hex(&signed, "k"));
         assert!(signed.starts_with(r#"{"a":1.50,"b":"x","signature":""#), "{signed}");
     }

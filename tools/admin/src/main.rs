@@ -96,9 +96,15 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s}: expected Name: value"))
 }
 
+/// An operator's SDK configuration: the whole credential chain (profiles, SSO, environment), over the
+/// functions' one HTTPS client.
+async fn operator_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(payhooks::aws::https_client()).load().await
+}
+
 async fn admin() -> Result<Admin, Error> {
     let config = SweeperConfig::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = operator_sdk_config().await;
     let queues: HashMap<Provider, String> = config.queue_urls.into_iter().collect();
     Ok(Admin::new(aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk), config.events_table, queues))
 }
@@ -190,7 +196,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Verify { provider, file, headers, path } => {
             let body = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let config = Config::from_lookup(provider, provider_overrides(provider, |n| std::env::var(n).ok()))?;
-            let sdk = aws_config::load_from_env().await;
+            let sdk = operator_sdk_config().await;
             let loader =
                 payhooks::aws::SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), config.secrets, config.signing_keys);
             let secrets = loader.load().await?;
