@@ -170,7 +170,6 @@ macro_rules! model {
         }
 
         impl<'d> $name<'d> {
-            #[allow(dead_code)]
             fn read(
                 value: $crate::verify::json::Value<'d, '_>,
                 shape: &str,

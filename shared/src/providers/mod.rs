@@ -34,8 +34,8 @@ pub use fields::{Reason, Unusable};
 pub(crate) struct Spec {
     pub ack: Ack,
     pub route: Route,
-    /// How the provider's sender signs (what the tests and `payhooks-send` imitate).
-    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    /// How the provider's sender signs: what the reader keeps for verification, and what the tests and
+    /// `payhooks-send` imitate.
     pub signer: Signer,
     /// Authenticate a callback whose body has been read (after the common checks).
     pub authenticate: fn(&Context<'_, '_>, &Document<'_>) -> Result<Verified, Rejection>,
