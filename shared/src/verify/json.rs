@@ -162,11 +162,6 @@ impl<'a> Document<'a> {
         self.members.iter().find(|m| m.key == name)
     }
 
-    /// A top-level member's raw value text.
-    pub fn member(&self, name: &str) -> Option<&'a str> {
-        self.find(name).map(|m| m.raw)
-    }
-
     /// The whole body as a value, to read fields from.
     pub fn root(&self) -> Value<'_, 'a> {
         Value::Object(Node { doc: self, leaves: &self.pairs, depth: 0 })
