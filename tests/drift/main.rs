@@ -158,6 +158,19 @@ fn lambdas_build_without_the_test_helpers() {
     }
 }
 
+/// The SDK's default HTTPS client brings `aws-lc-rs`, a second crypto library (and megabytes per function):
+/// the workspace resolves to rustls over ring only (README, Dependencies).
+#[test]
+fn one_tls_and_crypto_provider_in_the_tree() {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let packages: BTreeSet<&str> =
+        lock.lines().filter_map(|line| line.strip_prefix("name = \"")?.strip_suffix('"')).collect();
+    for second in ["aws-lc-rs", "aws-lc-sys", "openssl", "native-tls"] {
+        assert!(!packages.contains(second), "Cargo.lock resolves {second}: turn the SDK's default-https-client off");
+    }
+    assert!(packages.contains("ring") && packages.contains("rustls"));
+}
+
 /// The sweeper runs every minute, reads every variable its configuration asks for, may query only the
 /// sparse index, and may send to the five queues and nothing else.
 #[test]

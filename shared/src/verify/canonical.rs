@@ -150,7 +150,7 @@ impl CanonicalPairs {
     pub fn in_dialect(doc: &Document<'_>, dialect: Dialect) -> Option<Self> {
         let mut text = String::with_capacity(doc.text.len() + doc.pairs.len() * 16);
         let mut leaves: Vec<(&Pair<'_>, (usize, usize))> = Vec::with_capacity(doc.pairs.len());
-        for pair in doc.pairs.iter().filter(|p| doc.top_key(p) != SIGNATURE_FIELD) {
+        for pair in doc.leaves_without(&[SIGNATURE_FIELD]) {
             let start = text.len();
             doc.write_path(pair, &mut text);
             text.push('=');
@@ -165,10 +165,15 @@ impl CanonicalPairs {
             leaves.push((pair, (start, text.len())));
         }
         let (spans, sender_key_at) = if dialect.sorts_keys() {
-            let mut keyed: Vec<_> = leaves.into_iter().map(|(p, span)| (doc.segments(p), p, span)).collect();
-            keyed.sort_by(|(a, ..), (b, ..)| key_order(a, b));
-            let at = keyed.partition_point(|(_, p, _)| js_cmp(doc.top_key(p), SENDER_KEY) != Ordering::Greater);
-            (keyed.into_iter().map(|(.., span)| span).collect(), Some(at))
+            let mut keyed: Vec<_> = leaves.into_iter().map(|(p, span)| (doc.segments(p), span)).collect();
+            keyed.sort_by(|(a, _), (b, _)| key_order(a, b));
+            // `senderKey` goes among the top-level keys: a path's first step.
+            let top = |segments: &[Segment<'_>]| match segments.first() {
+                Some(Segment::Key(key)) => js_cmp(key, SENDER_KEY) != Ordering::Greater,
+                _ => true,
+            };
+            let at = keyed.partition_point(|(segments, _)| top(segments));
+            (keyed.into_iter().map(|(_, span)| span).collect(), Some(at))
         } else {
             let mut spans: Vec<(usize, usize)> = leaves.into_iter().map(|(_, span)| span).collect();
             let bytes = text.as_bytes();

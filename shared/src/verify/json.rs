@@ -57,7 +57,7 @@ impl Kind {
     }
 }
 
-/// One leaf of the flattened body. Its path lives in the document's one buffer ([`Document::path`]).
+/// One leaf of the flattened body. Its paths live in the document's one buffer ([`Document::write_path`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pair<'a> {
     /// `paths[path.0..path.1]` is the leaf's structural path: written so that no two different paths look
@@ -70,8 +70,6 @@ pub struct Pair<'a> {
     /// `true`/`false`/`null`, `{}`/`[]` for empty containers.
     pub value: Cow<'a, str>,
     pub kind: Kind,
-    /// The top-level member this leaf sits under (its index in the document's members).
-    pub top: usize,
     /// Where the value's text starts in the body (numbers: the value is that text).
     pub start: usize,
 }
@@ -126,9 +124,10 @@ impl<'a> Document<'a> {
         &self.paths[pair.path.0..pair.path.1]
     }
 
-    /// The top-level key a leaf sits under.
-    pub fn top_key(&self, pair: &Pair<'_>) -> &str {
-        &self.members[pair.top].key
+    /// The leaves of every top-level member except those named in `skip`, in document order.
+    pub fn leaves_without<'s>(&'s self, skip: &'s [&str]) -> impl Iterator<Item = &'s Pair<'a>> + 's {
+        let kept = self.members.iter().filter(move |m| !skip.contains(&m.key.as_ref()));
+        kept.flat_map(|member| &self.pairs[member.leaves.0..member.leaves.1])
     }
 
     /// The top-level keys and their raw value texts, in the order sent.
@@ -218,10 +217,7 @@ impl<'a> Document<'a> {
     /// length-prefixed path, type and length-prefixed value, sorted. Two bodies have the same hash only if
     /// they hold the same values at the same paths, whatever their key order or whitespace.
     pub fn content_hash(&self, skip: &[&str]) -> String {
-        let mut leaves: Vec<(&str, &Pair<'a>)> = Vec::with_capacity(self.pairs.len());
-        for member in self.members.iter().filter(|m| !skip.contains(&m.key.as_ref())) {
-            leaves.extend(self.pairs[member.leaves.0..member.leaves.1].iter().map(|p| (self.structural(p), p)));
-        }
+        let mut leaves: Vec<(&str, &Pair<'a>)> = self.leaves_without(skip).map(|p| (self.structural(p), p)).collect();
         // No leaf's structural path is a prefix of another's (a path never leads both to a leaf and through
         // it), so ordering by path orders the whole `path=value` lines.
         leaves.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -321,9 +317,8 @@ impl<'d, 'a> Node<'d, 'a> {
                 continue;
             }
             let step = &structural[depth..depth + segment_len(&structural[depth..])];
-            let run = leaves[at..].iter().take_while(|p| doc.structural(p)[depth..].starts_with(step)).count();
-            let child = Node { doc, leaves: &leaves[at..at + run], depth: depth + step.len() };
-            at += run;
+            let child = self.child(at, step);
+            at += child.leaves.len();
             return Some((segment(step), child.value()));
         })
     }
@@ -348,13 +343,19 @@ impl<'d, 'a> Node<'d, 'a> {
                 continue;
             }
             let Some(i) = names.iter().position(|name| *name == key) else { continue };
-            let start = at - 1;
-            if structural.len() > depth + step.len() {
-                at += leaves[at..].iter().take_while(|p| doc.structural(p)[depth..].starts_with(step)).count();
-            }
-            found[i] = Node { doc, leaves: &leaves[start..at], depth: depth + step.len() }.value();
+            let child = self.child(at - 1, step);
+            at += child.leaves.len() - 1;
+            found[i] = child.value();
         }
         found
+    }
+
+    /// The child whose first leaf is `leaves[at]` and whose path step is `step`: that leaf and the ones after
+    /// it on the same step.
+    fn child(self, at: usize, step: &str) -> Node<'d, 'a> {
+        let Node { doc, leaves, depth } = self;
+        let run = leaves[at..].iter().take_while(|p| doc.structural(p)[depth..].starts_with(step)).count();
+        Node { doc, leaves: &leaves[at..at + run], depth: depth + step.len() }
     }
 
     /// An array's items, in order.
@@ -385,13 +386,14 @@ fn write_canonical(mut structural: &str, out: &mut String) {
     while !structural.is_empty() {
         let len = segment_len(structural);
         let step = &structural[..len];
-        if step.starts_with('.') {
-            if !first {
-                out.push('.');
+        match segment(step) {
+            Segment::Key(key) => {
+                if !first {
+                    out.push('.');
+                }
+                out.push_str(key);
             }
-            out.push_str(&step[step.find(':').expect("a key step is `.len:key`") + 1..]);
-        } else {
-            out.push_str(step);
+            Segment::Index(_) => out.push_str(step),
         }
         first = false;
         structural = &structural[len..];
@@ -408,31 +410,12 @@ fn segment(step: &str) -> Segment<'_> {
     }
 }
 
-/// Decimal digits of a length or index without going through `fmt`.
-#[derive(Default)]
-struct Decimal([u8; 20]);
-
-impl Decimal {
-    fn write(&mut self, mut n: usize) -> &[u8] {
-        let mut at = self.0.len();
-        loop {
-            at -= 1;
-            self.0[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return &self.0[at..];
-            }
-        }
-    }
-}
-
+/// The decimal digits of a length or index, without going through `fmt` (at most 20 levels deep).
 fn push_decimal(out: &mut String, n: usize) {
-    if n < 10 {
-        out.push(char::from(b'0' + n as u8));
-    } else {
-        let mut digits = Decimal::default();
-        digits.write(n).iter().for_each(|&d| out.push(char::from(d)));
+    if n >= 10 {
+        push_decimal(out, n / 10);
     }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 enum Container {
@@ -495,14 +478,8 @@ impl<'a> Builder<'a> {
         }
         let path_start = paths.len();
         paths.push_str(&self.structural);
-        let pair = Pair {
-            path: (path_start, paths.len()),
-            canonical: (canonical_start, path_start),
-            value,
-            kind,
-            top: self.doc.members.len(),
-            start,
-        };
+        let pair =
+            Pair { path: (path_start, paths.len()), canonical: (canonical_start, path_start), value, kind, start };
         self.doc.pairs.push(pair);
         if self.doc.pairs.len() > MAX_LEAVES || self.flattened > self.flattened_limit {
             return Err(ReadError::TooComplex);
