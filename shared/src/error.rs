@@ -14,12 +14,16 @@ pub struct StoreError {
     pub source: BoxError,
 }
 
-/// The event queue (SQS) failed: transient, answered 503.
+/// The event queue (SQS) did not take a message.
 #[derive(Debug, thiserror::Error)]
-#[error("event queue send failed")]
-pub struct PublishError {
-    #[source]
-    pub source: BoxError,
+pub enum PublishError {
+    /// The queue failed: transient, answered 503.
+    #[error("event queue send failed")]
+    Failed(#[source] BoxError),
+    /// The message is larger than the queue takes, counted as the queue counts it: nothing was sent, and
+    /// the same message would never fit, so the pipeline sends it without its payload.
+    #[error("a message of {bytes} bytes is larger than the queue takes")]
+    TooLarge { bytes: usize },
 }
 
 /// Why the secrets could not be loaded (a transient fault: the request is answered 503 and retried).

@@ -22,7 +22,7 @@ use lambda_http::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Retention, VerifyConfig};
-use crate::error::IngestError;
+use crate::error::{IngestError, PublishError};
 use crate::event::{self, CloudEvent};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::ports::{
@@ -32,8 +32,7 @@ use crate::ports::{
 use crate::provider::Provider;
 use crate::providers::{self, Callback, Incoming, Secrets};
 use crate::state::Step;
-use crate::verify::canonical::SIGNATURE_FIELD;
-use crate::verify::{json, Verified};
+use crate::verify::Verified;
 
 /// How many events of one callback are delivered at once (a Choice batch can hold hundreds).
 pub const BATCH_CONCURRENCY: usize = 16;
@@ -208,7 +207,7 @@ impl Pipeline {
         let body = BodyRecord {
             key: format!("body#{}#{}", self.provider, hex::encode(Sha256::digest(callback.body.as_bytes()))),
             provider: self.provider,
-            raw_body: callback.body.to_owned(),
+            raw_body: callback.body.to_string(),
             headers: stored_headers(req.headers),
             received_at_ms: clock.received_ms,
             expires_at: received.timestamp() + self.retention.body.as_secs() as i64,
@@ -345,13 +344,11 @@ pub(crate) struct Courier<'a> {
     pub publisher: &'a dyn EventPublisher,
 }
 
-/// A stored record and its payload (the stored body without `signature`); `None` if either is gone.
+/// A stored record and its payload ([`providers::payload_of`] its stored body); `None` if either is gone.
 pub async fn stored(store: &dyn IdempotencyStore, id: &str) -> Result<Option<(EventRecord, String)>, IngestError> {
     let Some(record) = store.load(id).await? else { return Ok(None) };
     let Some(raw) = store.get_body(&record.body_ref).await? else { return Ok(None) };
-    let Ok(doc) = json::read(&raw) else { return Ok(None) };
-    let payload = doc.object_without(&[SIGNATURE_FIELD]).into_owned();
-    Ok(Some((record, payload)))
+    Ok(Some((record, providers::payload_of(&raw))))
 }
 
 impl Courier<'_> {
@@ -385,7 +382,7 @@ impl Courier<'_> {
             let transaction = record.transaction.as_ref().map(|t| t.key.as_str()).unwrap_or_default();
             tracing::error!(event_id = %record.id, transaction, transaction_status = ?view.status, "event contradicts the transaction's final outcome: a money question for a human");
         }
-        let message = OutgoingMessage {
+        let mut message = OutgoingMessage {
             id: record.id.clone(),
             provider: record.provider,
             event_type: record.event_type.clone(),
@@ -393,7 +390,16 @@ impl Courier<'_> {
             body: event::complete(&record.envelope, view.as_ref(), payload),
             deduplication_id: None,
         };
-        self.publisher.publish(&message).await?;
+        match self.publisher.publish(&message).await {
+            Ok(()) => {}
+            // Only a body full of characters the queue needs escaped gets here; the body is in the store.
+            Err(PublishError::TooLarge { bytes }) => {
+                tracing::warn!(event_id = %record.id, bytes, "message too large for the queue: sent with a null payload");
+                message.body = event::complete(&record.envelope, view.as_ref(), "null");
+                self.publisher.publish(&message).await?;
+            }
+            Err(failed) => return Err(failed.into()),
+        }
         let sent = if record.quarantine.is_some() { RecordState::Quarantined } else { RecordState::Enqueued };
         self.store.mark_sent(&record.id, sent, now_ms).await?;
         Ok(())

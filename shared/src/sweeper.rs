@@ -97,7 +97,7 @@ impl Sweeper {
         let publisher = self
             .publishers
             .get(&record.provider)
-            .ok_or_else(|| PublishError { source: format!("no queue configured for {}", record.provider).into() })?;
+            .ok_or_else(|| PublishError::Failed(format!("no queue configured for {}", record.provider).into()))?;
         Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms).await?;
         tracing::info!(event_id = %id, provider = %record.provider, "swept: a delivery no provider retried is now enqueued");
         Ok(true)

@@ -623,11 +623,11 @@ impl MemoryPublisher {
 impl EventPublisher for MemoryPublisher {
     async fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError> {
         if self.unavailable.load(Ordering::SeqCst) {
-            return Err(PublishError { source: "memory publisher set unavailable".into() });
+            return Err(PublishError::Failed("memory publisher set unavailable".into()));
         }
         let failing = self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if failing.is_ok() {
-            return Err(PublishError { source: "memory publisher failing this send".into() });
+            return Err(PublishError::Failed("memory publisher failing this send".into()));
         }
         self.messages.lock().unwrap().push(message.clone());
         Ok(())

@@ -51,8 +51,10 @@ async fn errors_answer_with_their_status_and_a_json_body() {
     assert_eq!(status, 401);
     assert!(body.contains("invalid_token"));
 
+    // Without the token (with it, the body is genuine and quarantined: `hostile.rs`).
     let mut malformed = TestRequest::signed_fixture(Muda, "transaction_status_failed", Utc::now());
     malformed.body = br#"{"status":"FAILED""#.to_vec();
+    malformed.path = "/webhooks/muda/not-the-token".into();
     let (status, _, body) = TestPipeline::new(Muda).call(&malformed, false).await;
     assert_eq!(status, 400);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();

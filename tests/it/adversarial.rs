@@ -44,6 +44,49 @@ async fn input_never_causes_a_permanent_503() {
     assert!(names.contains(&"John\u{FFFF}Doe\u{0}".to_owned()), "the payload means what was sent: {names:?}");
 }
 
+/// Lipia's URL token authenticates the request without the body: a body the reader refuses (here a repeated
+/// key) is genuine, so it is acknowledged and quarantined once, its text the message's payload.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn an_authentic_body_the_reader_refuses_is_quarantined_once() {
+    let stack = Stack::new(true).await;
+    let body = r#"{"response":{"CheckoutRequestID":"ws_1"},"response":{"CheckoutRequestID":"ws_2"}}"#;
+    let req = TestRequest::signed(Lipia, body, SECRET, Utc::now());
+    assert_eq!(status(&stack, Lipia, &req).await, 200);
+    assert_eq!(status(&stack, Lipia, &req).await, 200, "a retry");
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1, "one message for the callback and its retry");
+    let event: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["data"]["reason"].as_str()),
+        (Some("lipia.quarantined"), Some("unreadable_body"))
+    );
+    assert_eq!(event["data"]["payload"], body);
+    let bodies: Vec<_> =
+        stack.records().await.into_iter().filter(|r| r["pk"].as_s().unwrap().starts_with("body#")).collect();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["raw_body"].as_s().unwrap(), body);
+}
+
+/// A message over 256 KiB once the characters SQS refuses are escaped (six bytes for each three-byte U+FFFF)
+/// goes without its payload, not refused on every retry by a queue that takes 256 KiB; the body is in the store.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_message_too_large_for_sqs_goes_without_its_payload() {
+    let stack = Stack::new(true).await;
+    let lipia = fixture(Lipia, "stk_success");
+    let filler = "\u{FFFF}".repeat((131_072 - lipia.len()) / 3);
+    let body = lipia.replace("\"John Doe\"", &format!("\"{filler}\""));
+    assert!(body.len() <= 131_072);
+    let req = TestRequest::signed(Lipia, &body, SECRET, Utc::now());
+    assert_eq!(status(&stack, Lipia, &req).await, 200);
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!((event["type"].as_str(), event["data"]["amount"].as_str()), (Some("lipia.stk.succeeded"), Some("100")));
+    assert!(event["data"]["payload"].is_null(), "{:.300}", messages[0].body().unwrap());
+}
+
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn hostile_bodies_are_refused_before_any_work_and_record_nothing() {

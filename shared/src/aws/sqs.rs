@@ -25,12 +25,9 @@ impl SqsPublisher {
     }
 }
 
-fn attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(sqs_text(value))
-        .build()
-        .expect("data_type is set")
+/// A string attribute whose value SQS accepts (see [`sqs_text`]).
+fn attribute(value: Cow<'_, str>) -> MessageAttributeValue {
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data_type is set")
 }
 
 /// `text` with every character SQS refuses in a body or attribute (anything outside `#x9 #xA #xD
@@ -64,29 +61,41 @@ pub fn sqs_id(value: &str) -> String {
     }
 }
 
+/// The largest message sent, counted as SQS counts it (body, and the attributes' names, types and values):
+/// 256 KiB, what every SQS queue takes (queues may be set to take up to 1 MiB, and moto does), so a message
+/// never meets a refusal that every retry would meet again.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
 #[async_trait]
 impl EventPublisher for SqsPublisher {
     async fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError> {
-        let mut send = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(sqs_text(&message.body))
-            .message_attributes("provider", attribute(message.provider.name()))
-            .message_attributes("type", attribute(&message.event_type))
-            .message_attributes("id", attribute(&message.id));
+        let body = sqs_text(&message.body);
+        let attributes = [
+            ("provider", sqs_text(message.provider.name())),
+            ("type", sqs_text(&message.event_type)),
+            ("id", sqs_text(&message.id)),
+        ];
+        let bytes = body.len()
+            + attributes.iter().map(|(name, value)| name.len() + "String".len() + value.len()).sum::<usize>();
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(PublishError::TooLarge { bytes });
+        }
+        let mut send = self.client.send_message().queue_url(&self.queue_url).message_body(body);
+        for (name, value) in attributes {
+            send = send.message_attributes(name, attribute(value));
+        }
         if self.fifo {
             let deduplication_id = message.deduplication_id.as_deref().unwrap_or(&message.id);
             send = send.message_group_id(sqs_id(&message.group)).message_deduplication_id(sqs_id(deduplication_id));
         }
-        metrics::queue_call(send.send()).await.map_err(|e| PublishError { source: e.into() })?;
+        metrics::queue_call(send.send()).await.map_err(|e| PublishError::Failed(e.into()))?;
         Ok(())
     }
 
     async fn warm(&self) -> Result<(), PublishError> {
         let get =
             self.client.get_queue_attributes().queue_url(&self.queue_url).attribute_names(QueueAttributeName::QueueArn);
-        get.send().await.map(|_| ()).map_err(|e| PublishError { source: e.into() })
+        get.send().await.map(|_| ()).map_err(|e| PublishError::Failed(e.into()))
     }
 }
 

@@ -9,15 +9,20 @@
 use std::borrow::Cow;
 
 use super::fields::{model, Field, Reason, StatusTable, Unusable};
-use super::{section, unusable, Ack, Context, Route, Signer, Spec};
+use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
 use crate::verify::json::{Document, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
-pub(super) const SPEC: Spec =
-    Spec { ack: Ack::PlainOk, route: Route::Plain, signer: Signer::CanonicalMillis, authenticate, normalise };
+pub(super) const SPEC: Spec = Spec {
+    ack: Ack::PlainOk,
+    route: Route::Plain,
+    signer: Signer::CanonicalMillis,
+    authenticate: Authenticate::Body(authenticate),
+    normalise,
+};
 
 fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
     ctx.verify_canonical(doc, CanonicalHash::Sha256, Scheme::ChoiceSha256)

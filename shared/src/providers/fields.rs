@@ -18,6 +18,9 @@ pub enum Reason {
     UnknownShape,
     AmbiguousSignature,
     EmptyBatch,
+    /// The body itself cannot be read (not UTF-8, not one JSON object, a repeated key, past a limit), but
+    /// the request is authentic: its URL token or HMAC covers the bytes, not the body as read.
+    UnreadableBody,
 }
 
 impl Reason {
@@ -29,6 +32,7 @@ impl Reason {
             Reason::UnknownShape => "unknown_shape",
             Reason::AmbiguousSignature => "ambiguous_signature",
             Reason::EmptyBatch => "empty_batch",
+            Reason::UnreadableBody => "unreadable_body",
         }
     }
 }

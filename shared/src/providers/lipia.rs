@@ -4,16 +4,21 @@
 //! (the `Status` word trimmed and lower-cased, so `Success`, `SUCCESS` and `Success ` are one event).
 
 use super::fields::{model, StatusTable, Unusable};
-use super::{Ack, Context, Route, Signer, Spec};
+use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
 use crate::verify::json::{Document, Value};
 use crate::verify::Verified;
 
-pub(super) const SPEC: Spec =
-    Spec { ack: Ack::PlainOk, route: Route::Token, signer: Signer::PathToken, authenticate, normalise };
+pub(super) const SPEC: Spec = Spec {
+    ack: Ack::PlainOk,
+    route: Route::Token,
+    signer: Signer::PathToken,
+    authenticate: Authenticate::Request(authenticate),
+    normalise,
+};
 
-fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rejection> {
+fn authenticate(ctx: &Context<'_, '_>) -> Result<Verified, Rejection> {
     ctx.verify_path_token()
 }
 

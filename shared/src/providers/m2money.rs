@@ -6,7 +6,7 @@
 //! reversal can follow a success.
 
 use super::fields::{model, Field, Reason, StatusTable, Unusable};
-use super::{Ack, Context, Route, Signer, Spec};
+use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
 use crate::verify::json::{Document, Value};
@@ -18,11 +18,11 @@ pub(super) const SPEC: Spec = Spec {
     ack: Ack::JsonOk,
     route: Route::Plain,
     signer: Signer::BodyHmacHeader(SIGNATURE_HEADER),
-    authenticate,
+    authenticate: Authenticate::Request(authenticate),
     normalise,
 };
 
-fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rejection> {
+fn authenticate(ctx: &Context<'_, '_>) -> Result<Verified, Rejection> {
     let provided = ctx.header(SIGNATURE_HEADER).ok_or(Rejection::MissingSignature("header `Signature`"))?;
     let secret_index = ctx
         .secrets

@@ -37,11 +37,22 @@ pub(crate) struct Spec {
     /// How the provider's sender signs: what the reader keeps for verification, and what the tests and
     /// `payhooks-send` imitate.
     pub signer: Signer,
-    /// Authenticate a callback whose body has been read (after the common checks).
-    pub authenticate: fn(&Context<'_, '_>, &Document<'_>) -> Result<Verified, Rejection>,
+    /// How a callback is authenticated (after the common checks).
+    pub authenticate: Authenticate,
     /// Normalise an authenticated callback: one entry per event (a batch has several), each an event or the
     /// reason it cannot be one.
     pub normalise: fn(&Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>>,
+}
+
+/// How a provider authenticates a callback: from the request alone, or from its body as read.
+#[derive(Clone, Copy)]
+pub(crate) enum Authenticate {
+    /// From the request as received (a URL token, an HMAC over the raw bytes). The body need not be
+    /// readable: an authentic body that the reader refuses is quarantined whole, never refused.
+    Request(fn(&Context<'_, '_>) -> Result<Verified, Rejection>),
+    /// From the body as read (a signature over its canonical string): a body that cannot be read cannot be
+    /// authenticated, and is refused.
+    Body(fn(&Context<'_, '_>, &Document<'_>) -> Result<Verified, Rejection>),
 }
 
 /// How a provider's sender signs a callback. The signing code itself is in `testing` (feature `test-util`).
@@ -188,8 +199,9 @@ impl From<SecretSet> for Secrets {
 #[derive(Debug)]
 pub struct Callback<'a> {
     pub verified: Verified,
-    /// The body as UTF-8 text, exactly as received.
-    pub body: &'a str,
+    /// The body as UTF-8 text, exactly as received (an authentic body that is not UTF-8 is quarantined with
+    /// U+FFFD in place of what cannot be read).
+    pub body: Cow<'a, str>,
     /// The provider's JSON minus `signature`, members' text untouched (the body itself when it has none).
     pub payload: Cow<'a, str>,
     /// SHA-256 (hex) of the body's content without what changes between deliveries (signature, salt,
@@ -220,7 +232,8 @@ const VOLATILE_FIELDS: [&str; 3] = [SIGNATURE_FIELD, "salt", "timestamp"];
 
 /// Check, read, authenticate and normalise one callback. Limits come first (method, size, source, then
 /// the reader's depth and shape checks), before any secret is used. Once authenticated, nothing in the
-/// content makes the callback a 4xx: what cannot be normalised is quarantined.
+/// content makes the callback a 4xx: what cannot be normalised is quarantined, and so is a body the reader
+/// refuses when the provider authenticates the request without reading it (URL token, HMAC of the bytes).
 pub fn authenticate_and_normalise<'a>(
     provider: Provider,
     config: &VerifyConfig,
@@ -235,17 +248,28 @@ pub fn authenticate_and_normalise<'a>(
         return Err(Rejection::PayloadTooLarge { limit: config.max_body_bytes });
     }
     check_source_ip(config, req.source_ip)?;
-    let body = std::str::from_utf8(req.body).map_err(|_| Rejection::InvalidJson("body is not UTF-8".into()))?;
     let spec = spec(provider);
-    let read = if spec.signer.signs_canonical_string() { json::read_signed } else { json::read };
-    let doc = read(body).map_err(|e| match e {
-        ReadError::TooDeep => Rejection::TooDeep,
-        ReadError::TooComplex => Rejection::TooComplex,
-        invalid => Rejection::InvalidJson(invalid.to_string()),
-    })?;
-
     let ctx = Context { config, secrets, req, now };
-    let verified = (spec.authenticate)(&ctx, &doc)?;
+    let read = if spec.signer.signs_canonical_string() { json::read_signed } else { json::read };
+    let attempt = match std::str::from_utf8(req.body) {
+        Ok(body) => read(body).map(|doc| (body, doc)).map_err(|e| match e {
+            ReadError::TooDeep => Rejection::TooDeep,
+            ReadError::TooComplex => Rejection::TooComplex,
+            invalid => Rejection::InvalidJson(invalid.to_string()),
+        }),
+        Err(_) => Err(Rejection::InvalidJson("body is not UTF-8".into())),
+    };
+    let (body, doc) = match (attempt, spec.authenticate) {
+        (Ok(read), _) => read,
+        (Err(refused), Authenticate::Request(authenticate)) => {
+            return unreadable(provider, &ctx, authenticate, refused)
+        }
+        (Err(refused), Authenticate::Body(_)) => return Err(refused),
+    };
+    let verified = match spec.authenticate {
+        Authenticate::Request(authenticate) => authenticate(&ctx)?,
+        Authenticate::Body(authenticate) => authenticate(&ctx, &doc)?,
+    };
     let content_hash = doc.content_hash(&VOLATILE_FIELDS);
     let signature_key = verified
         .scheme
@@ -280,7 +304,7 @@ pub fn authenticate_and_normalise<'a>(
     let sent_at_ms = doc.member_text("timestamp").and_then(|t| t.trim().parse::<i64>().ok()).filter(|t| *t > 0);
     Ok(Callback {
         verified,
-        body,
+        body: Cow::Borrowed(body),
         payload: doc.object_without(&[SIGNATURE_FIELD]),
         content_hash,
         signature_key,
@@ -288,6 +312,52 @@ pub fn authenticate_and_normalise<'a>(
         quarantined,
         sent_at_ms: sent_at_ms.map(|t| if t > 100_000_000_000 { t } else { t.saturating_mul(1000) }),
     })
+}
+
+/// A body the reader refused (`refused`): refused still, unless the request is authentic without it; then the
+/// whole callback is one quarantined item (`unreadable_body`), its id over the bytes as sent, its payload the
+/// body's text as one JSON string. Checking the credentials costs one hash, the same as for a readable body.
+fn unreadable<'a>(
+    provider: Provider,
+    ctx: &Context<'_, 'a>,
+    authenticate: fn(&Context<'_, '_>) -> Result<Verified, Rejection>,
+    refused: Rejection,
+) -> Result<Callback<'a>, Rejection> {
+    let Ok(verified) = authenticate(ctx) else { return Err(refused) };
+    let bytes = ctx.req.body;
+    // Over the bytes, apart from every content hash (whose input always starts with a path, never this).
+    let content_hash = crate::verify::hex_digest(&[b"unreadable\n", bytes].concat());
+    let body = String::from_utf8_lossy(bytes);
+    let payload = Cow::Owned(payload_text(&body));
+    let quarantined = Quarantined {
+        id: format!("{provider}:quarantined:{content_hash}"),
+        reason: Reason::UnreadableBody,
+        field: refused.to_string(),
+    };
+    Ok(Callback {
+        verified,
+        body,
+        payload,
+        content_hash,
+        signature_key: None,
+        events: Vec::new(),
+        quarantined: vec![quarantined],
+        sent_at_ms: None,
+    })
+}
+
+/// The message payload of a body as stored: the provider's JSON without `signature`, or, for a body the
+/// reader refuses (quarantined as `unreadable_body`), its text as one JSON string.
+pub fn payload_of(body: &str) -> String {
+    match json::read(body) {
+        Ok(doc) => doc.object_without(&[SIGNATURE_FIELD]).into_owned(),
+        Err(_) => payload_text(body),
+    }
+}
+
+/// A body's text as one JSON string.
+fn payload_text(body: &str) -> String {
+    serde_json::to_string(body).expect("a string always serialises")
 }
 
 /// The canonical string a body is signed over in each dialect, with the secret shown as `mask` (for

@@ -6,7 +6,7 @@
 //! Event id: `muda:transaction:{transaction_id}:{STATUS}` (status trimmed and upper-cased).
 
 use super::fields::{model, StatusTable, Unusable};
-use super::{Ack, Context, Route, Signer, Spec};
+use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
 use crate::verify::json::Document;
@@ -15,10 +15,15 @@ use crate::verify::{secrets, signing, Scheme, Verified};
 pub(crate) const SIGNATURE_HEADER: &str = "x-muda-signature";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-muda-timestamp";
 
-pub(super) const SPEC: Spec =
-    Spec { ack: Ack::JsonOk, route: Route::Token, signer: Signer::PathToken, authenticate, normalise };
+pub(super) const SPEC: Spec = Spec {
+    ack: Ack::JsonOk,
+    route: Route::Token,
+    signer: Signer::PathToken,
+    authenticate: Authenticate::Request(authenticate),
+    normalise,
+};
 
-fn authenticate(ctx: &Context<'_, '_>, _: &Document<'_>) -> Result<Verified, Rejection> {
+fn authenticate(ctx: &Context<'_, '_>) -> Result<Verified, Rejection> {
     let verified = ctx.verify_path_token()?;
     let Some(keys) = &ctx.secrets.signing_keys else { return Ok(verified) };
     let provided = ctx.header(SIGNATURE_HEADER).ok_or(Rejection::MissingSignature("header `X-Muda-Signature`"))?;

@@ -6,15 +6,20 @@
 //! success for one deposit are two events.
 
 use super::fields::{model, Reason, StatusTable, Unusable};
-use super::{section, unusable, Ack, Context, Route, Signer, Spec};
+use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
 use crate::verify::json::{Document, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
-pub(super) const SPEC: Spec =
-    Spec { ack: Ack::JsonOk, route: Route::Plain, signer: Signer::CanonicalSeconds, authenticate, normalise };
+pub(super) const SPEC: Spec = Spec {
+    ack: Ack::JsonOk,
+    route: Route::Plain,
+    signer: Signer::CanonicalSeconds,
+    authenticate: Authenticate::Body(authenticate),
+    normalise,
+};
 
 fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
     let hash = ctx.config.niobi_hash;
