@@ -581,7 +581,7 @@ impl IdempotencyStore for MemoryStore {
         let records = self.records.lock().unwrap();
         let mut ids: Vec<String> = records
             .values()
-            .filter(|r| r.state == RecordState::Received && r.quarantine.is_none() && r.lease_until_ms < now_ms)
+            .filter(|r| r.state == RecordState::Received && r.lease_until_ms < now_ms)
             .map(|r| r.id.clone())
             .collect();
         ids.sort();

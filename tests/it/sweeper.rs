@@ -65,6 +65,30 @@ async fn a_failed_send_no_provider_retries_is_enqueued_by_the_next_sweep() {
     assert_eq!(stack.messages().await.len(), 0, "nothing more (the one message stays in flight)");
 }
 
+/// A quarantined callback is genuine too: if its send failed and no retry comes, the sweep enqueues it as
+/// `<provider>.quarantined` (it is never normalised again), so a human still sees it.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_quarantined_callback_whose_send_failed_is_enqueued_by_the_next_sweep() {
+    let stack = Stack::new(true).await;
+    let body = fixture(M2Money, "payout_success").replace("\"1500.00\"", "\"1,500.00\"");
+    let req = TestRequest::signed(M2Money, &body, SECRET, Utc::now());
+    let id = fail_a_delivery(&stack, M2Money, &req).await;
+    assert!(id.starts_with("m2money:quarantined:"), "{id}");
+
+    let report = sweeper(&stack, store(&stack)).run(Utc::now()).await.unwrap();
+    assert_eq!((report.found, report.swept, report.failed), (1, 1, 0));
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!((event["id"].as_str(), event["type"].as_str()), (Some(id.as_str()), Some("m2money.quarantined")));
+    assert_eq!(event["data"]["reason"], "invalid_amount");
+    assert_eq!(event["data"]["payload"]["data"]["amount"], "1,500.00", "rebuilt from the stored body");
+    let record = stack.record(&id).await;
+    assert_eq!(text(&record, "state"), "QUARANTINED");
+    assert!(!record.contains_key("pending"), "out of the sparse index once sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn a_sweep_racing_a_provider_retry_and_another_sweep_sends_one_message() {

@@ -14,7 +14,7 @@ use crate::verify::{Dialect, Scheme};
 /// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds five kinds of
 /// item: event markers (`pk` = event id), conflict records (`{id}#conflict#{hash}`), raw bodies
 /// (`body#<provider>#<sha256>`), one-time signature records (`sig#<provider>#<sha256>`) and transaction
-/// states (`txn#<provider>#<reference>`). Event markers still `RECEIVED` carry `pending`, the key of the sparse
+/// states (`txn#<provider>#<reference>`). Event (and quarantine) markers still `RECEIVED` carry `pending`, the key of the sparse
 /// index [`PENDING_INDEX`] (with `lease_until` as its sort key) that the sweeper queries.
 #[derive(Debug, Clone)]
 pub struct DynamoDbIdempotencyStore {
@@ -103,7 +103,7 @@ fn to_item(r: &EventRecord) -> Item {
         ("envelope".to_owned(), s(&r.envelope)),
         ("expires_at".to_owned(), n(r.expires_at)),
     ]);
-    if r.state == RecordState::Received && r.quarantine.is_none() {
+    if r.state == RecordState::Received {
         item.insert("pending".to_owned(), s(PENDING));
     }
     if let Some(transaction) = &r.transaction {
