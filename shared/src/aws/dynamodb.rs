@@ -14,8 +14,8 @@ use crate::verify::{Dialect, Scheme};
 /// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds five kinds of
 /// item: event markers (`pk` = event id), conflict records (`{id}#conflict#{hash}`), raw bodies
 /// (`body#<provider>#<sha256>`), one-time signature records (`sig#<provider>#<sha256>`) and transaction
-/// states (`txn#<provider>#<reference>`). Event (and quarantine) markers still `RECEIVED` carry `pending`, the key of the sparse
-/// index [`PENDING_INDEX`] (with `lease_until` as its sort key) that the sweeper queries.
+/// states (`txn#<provider>#<reference>`). Event and quarantine markers still `RECEIVED` carry `pending`, the
+/// key of the sparse index [`PENDING_INDEX`] (with `lease_until` as its sort key) that the sweeper queries.
 #[derive(Debug, Clone)]
 pub struct DynamoDbIdempotencyStore {
     client: aws_sdk_dynamodb::Client,
