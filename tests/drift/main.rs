@@ -101,6 +101,12 @@ fn every_function_crate_is_deployed_with_its_route_queue_and_environment() {
         assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"), "{queue_id}");
         assert_eq!(queue["Properties"]["FifoQueue"].as_bool(), Some(true), "{queue_id}");
         assert_eq!(queue["Properties"]["RedrivePolicy"]["maxReceiveCount"].as_i64(), Some(5), "{queue_id}");
+        let most = queue["Properties"]["MaximumMessageSize"].as_i64();
+        assert_eq!(
+            most,
+            Some(payhooks::aws::MAX_MESSAGE_BYTES as i64),
+            "{queue_id}: the size every message is held to"
+        );
     }
 }
 

@@ -9,7 +9,7 @@ mod ssm;
 use std::sync::Arc;
 
 pub use dynamodb::{DynamoDbIdempotencyStore, PENDING_INDEX};
-pub use sqs::SqsPublisher;
+pub use sqs::{SqsPublisher, MAX_MESSAGE_BYTES};
 pub use ssm::SsmSecrets;
 
 use std::time::Duration;

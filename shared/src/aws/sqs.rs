@@ -62,8 +62,8 @@ pub fn sqs_id(value: &str) -> String {
 }
 
 /// The largest message sent, counted as SQS counts it (body, and the attributes' names, types and values):
-/// 256 KiB, a queue's default `MaximumMessageSize` (the template keeps it; a queue may be set up to 1 MiB,
-/// and moto's take that), so a message never meets a refusal that every retry would meet again.
+/// 256 KiB, the template's queues' `MaximumMessageSize` (the drift test holds them to it; a queue may be set
+/// up to 1 MiB, and moto's take that), so a message never meets a refusal every retry would meet again.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 
 #[async_trait]
