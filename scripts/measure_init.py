@@ -1,17 +1,15 @@
 """Measure a function's init: process start to its first poll of the Lambda Runtime API.
 
 Run under scripts/with-moto.sh (make init-time). A fake Runtime API on a free loopback port records when the
-function first asks for an invocation; moto holds the table, queue and the SSM secret the function warms up
+function first connects to ask for an invocation; moto holds the table, queue and the SSM secret the function warms up
 with during init (so the figure includes loading the secret and opening both connections).
     python measure_init.py path/to/function-binary [runs]
 """
-import http.server
 import os
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import boto3
@@ -34,40 +32,36 @@ def setup():
     return table, queue, f"/init/{os.getpid()}"
 
 
-class Api(http.server.BaseHTTPRequestHandler):
-    first_poll = None
-
-    def do_GET(self):  # noqa: N802 (the Runtime API's verb)
-        if Api.first_poll is None:
-            Api.first_poll = time.monotonic()
-        time.sleep(5)  # hold the poll; the process is stopped first
-
-    def log_message(self, *_):
-        pass
-
-
 def once(table, queue, param):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Api.first_poll = None
+    """One cold start. The fake Runtime API is a bare listening socket: the function's first poll is its first
+    connection, taken the moment the kernel hands it over (no HTTP parsing, no server thread to wait for)."""
+    api = socket.socket()
+    api.bind(("127.0.0.1", 0))
+    api.listen(8)
+    api.settimeout(0.05)
     env = dict(os.environ,
-               AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
+               AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.getsockname()[1]}",
                AWS_LAMBDA_FUNCTION_NAME="niobi", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
                AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_STREAM_NAME="s", AWS_LAMBDA_LOG_GROUP_NAME="g",
                EVENTS_TABLE=table, EVENTS_QUEUE_URL=queue, WEBHOOK_SECRETS_PARAM=param, RUST_LOG="warn")
     env.pop("WEBHOOK_SECRETS", None)
     started = time.monotonic()
     process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    while Api.first_poll is None and time.monotonic() - started < 10:
-        if process.poll() is not None:
-            raise SystemExit(f"{binary} exited: {process.stderr.read().decode()}")
-        time.sleep(0.0005)
+    first_poll = None
+    while first_poll is None and time.monotonic() - started < 10:
+        try:
+            connection, _ = api.accept()
+            first_poll = time.monotonic()
+            connection.close()
+        except socket.timeout:
+            if process.poll() is not None:
+                raise SystemExit(f"{binary} exited: {process.stderr.read().decode()}")
     process.kill()
     process.wait()
-    server.shutdown()
-    if Api.first_poll is None:
+    api.close()
+    if first_poll is None:
         raise SystemExit("no poll within 10 s")
-    return (Api.first_poll - started) * 1000
+    return (first_poll - started) * 1000
 
 
 def main():
