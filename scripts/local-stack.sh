@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local payhooks stack: moto_server (DynamoDB, SQS), the table and queues the SAM template defines, and
+# The local payhooks stack: moto_server (one per service: DynamoDB, SQS, SSM), the table and queues the SAM template defines, and
 # all five functions under `cargo lambda watch`.
 #   local-stack.sh demo   start it, send every fixture (plus one duplicate and one forged callback per
 #                         provider), print the answers and the queued messages, stop everything
@@ -12,7 +12,7 @@ cd "$root"
 mode=${1:?usage: local-stack.sh demo|dev|loadtest}
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
-  # Re-run under moto_server; with-moto.sh stops it when this script ends.
+  # Re-run under moto_server; with-moto.sh stops the servers when this script ends.
   exec scripts/with-moto.sh "$0" "$@"
 fi
 
@@ -31,9 +31,12 @@ mapfile -t routes < <(send --list)
 providers=()
 for line in "${routes[@]}"; do providers+=("${line%%$'\t'*}"); done
 
-echo "==> creating the table and queues on $AWS_ENDPOINT_URL"
+echo "==> creating the table and queues on moto (DynamoDB $AWS_ENDPOINT_URL_DYNAMODB, SQS $AWS_ENDPOINT_URL_SQS)"
 {
   echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+  echo "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
+  echo "AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS"
+  echo "AWS_ENDPOINT_URL_SSM=$AWS_ENDPOINT_URL_SSM"
   echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
   echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
   echo "AWS_REGION=$AWS_REGION"

@@ -15,7 +15,8 @@ STACK = os.environ.get("STACK_NAME", "payhooks")
 
 
 def client(service):
-    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    # boto3 takes each service's endpoint from AWS_ENDPOINT_URL_<SERVICE> (with-moto.sh sets them).
+    return boto3.client(service, region_name=os.environ.get("AWS_REGION", "us-east-1"))
 
 
 def create(providers):

@@ -1,8 +1,9 @@
 """Measure a function's init: process start to its first poll of the Lambda Runtime API.
 
 Run under scripts/with-moto.sh (make init-time). A fake Runtime API on a free loopback port records when the
-function first connects to ask for an invocation; moto holds the table, queue and the SSM secret the function warms up
-with during init (so the figure includes loading the secret and opening both connections).
+function first connects to ask for an invocation; moto (one server per service, as with-moto.sh starts them)
+holds the table, queue and the SSM secret the function warms up with during init (so the figure includes
+loading the secret and opening both connections). boto3 finds each server from AWS_ENDPOINT_URL_<SERVICE>.
     python measure_init.py path/to/function-binary [runs]
 """
 import os
@@ -16,13 +17,12 @@ import boto3
 
 binary = sys.argv[1]
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 7
-endpoint = os.environ["AWS_ENDPOINT_URL"]
 
 
 def setup():
-    ddb = boto3.client("dynamodb", endpoint_url=endpoint)
-    sqs = boto3.client("sqs", endpoint_url=endpoint)
-    ssm = boto3.client("ssm", endpoint_url=endpoint)
+    ddb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
+    ssm = boto3.client("ssm")
     table = f"init-{os.getpid()}"
     ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],

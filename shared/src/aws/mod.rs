@@ -6,6 +6,7 @@ mod dynamodb;
 mod sqs;
 mod ssm;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use dynamodb::{DynamoDbIdempotencyStore, PENDING_INDEX};
@@ -18,6 +19,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use aws_types::SdkConfig;
 
 use crate::config::{Config, SweeperConfig};
@@ -84,9 +86,14 @@ pub fn sdk_config() -> SdkConfig {
 
 fn sdk_config_from(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let endpoints = SERVICES.iter().filter_map(|service| {
+        let name = format!("AWS_ENDPOINT_URL_{service}");
+        env(&name).map(|url| (name, url))
+    });
     let mut sdk = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(https_client())
+        .service_config(ServiceEndpoints(endpoints.collect()))
         .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(Region::new));
     if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         let credentials = Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "environment");
@@ -96,6 +103,20 @@ fn sdk_config_from(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
         sdk = sdk.endpoint_url(url);
     }
     sdk.build()
+}
+
+/// The services the functions call, as their `AWS_ENDPOINT_URL_<SERVICE>` variables name them.
+const SERVICES: [&str; 3] = ["DYNAMODB", "SQS", "SSM"];
+
+/// `AWS_ENDPOINT_URL_<SERVICE>` as the SDK documents it: one service's endpoint, before `AWS_ENDPOINT_URL`.
+#[derive(Debug)]
+struct ServiceEndpoints(HashMap<String, String>);
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        let service = key.service_id().to_ascii_uppercase().replace(' ', "_");
+        self.0.get(&format!("{}_{service}", key.env())).cloned()
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +136,17 @@ mod tests {
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5000"));
         assert!(sdk.credentials_provider().is_some() && sdk.http_client().is_some());
+        let endpoint_of = |sdk: &SdkConfig, service: &str| {
+            let key = ServiceConfigKey::builder().service_id(service).env("AWS_ENDPOINT_URL").profile("endpoint_url");
+            sdk.service_config().and_then(|c| c.load_config(key.build().unwrap()))
+        };
+        assert_eq!(endpoint_of(&sdk, "DynamoDB"), None, "AWS_ENDPOINT_URL serves every service");
+        let split =
+            [("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:5001"), ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5002")];
+        let split = sdk_config_from(|name| split.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()));
+        assert_eq!(endpoint_of(&split, "DynamoDB").as_deref(), Some("http://127.0.0.1:5001"));
+        assert_eq!(endpoint_of(&split, "SQS").as_deref(), Some("http://127.0.0.1:5002"));
+        assert_eq!(endpoint_of(&split, "SSM"), None);
         let bare = sdk_config_from(|name| (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".to_owned()));
         assert_eq!(bare.region().map(|r| r.as_ref()), Some("us-east-1"));
         assert!(bare.credentials_provider().is_none() && bare.endpoint_url().is_none());
