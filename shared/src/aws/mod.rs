@@ -1,6 +1,7 @@
 //! The AWS implementations of the ports, and the cold-start wiring that builds a [`Pipeline`] from
 //! [`Config`]. The clients' configuration is read from the environment Lambda sets ([`sdk_config`]), so
-//! `AWS_ENDPOINT_URL` points them at a local emulator with no code branch.
+//! `AWS_ENDPOINT_URL` (or one service's `AWS_ENDPOINT_URL_<SERVICE>`) points them at a local emulator with no
+//! code branch.
 
 mod dynamodb;
 mod sqs;
@@ -78,8 +79,9 @@ pub fn https_client() -> SharedHttpClient {
 }
 
 /// The SDK configuration of a function, from the environment Lambda gives it: `AWS_REGION`, the execution
-/// role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` (a
-/// local emulator). No credential chain is linked (`aws-config` and its STS client): a Lambda needs none.
+/// role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` or a
+/// service's own `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_SSM` (a local emulator). No credential chain is
+/// linked (`aws-config` and its STS client): a Lambda needs none.
 pub fn sdk_config() -> SdkConfig {
     sdk_config_from(|name| std::env::var(name).ok())
 }
