@@ -30,7 +30,7 @@ use crate::ports::{
     TransactionRef,
 };
 use crate::provider::Provider;
-use crate::providers::{self, Callback, Incoming, Secrets};
+use crate::providers::{self, Callback, Incoming, Reason, Secrets};
 use crate::state::Step;
 use crate::verify::Verified;
 
@@ -348,7 +348,8 @@ pub(crate) struct Courier<'a> {
 pub async fn stored(store: &dyn IdempotencyStore, id: &str) -> Result<Option<(EventRecord, String)>, IngestError> {
     let Some(record) = store.load(id).await? else { return Ok(None) };
     let Some(raw) = store.get_body(&record.body_ref).await? else { return Ok(None) };
-    Ok(Some((record, providers::payload_of(&raw))))
+    let unreadable = record.quarantine.as_ref().is_some_and(|(reason, _)| reason == Reason::UnreadableBody.as_str());
+    Ok(Some((record, providers::payload_of(&raw, unreadable))))
 }
 
 impl Courier<'_> {

@@ -24,7 +24,7 @@ fn every_provider_refuses_the_worst_bodies_cheaply() {
                 (Provider::Niobi | Provider::Choice | Provider::M2Money, Ok(_)) => {
                     panic!("{name}: {provider} accepted")
                 }
-                // URL-token providers authenticate them: what is readable is quarantined, never an event.
+                // URL-token providers authenticate them: each is quarantined (readable or not), never an event.
                 (_, Ok(callback)) => assert!(callback.events.is_empty(), "{name}: {provider}"),
                 (_, Err(rejection)) => assert!(rejection.status().is_client_error(), "{name}: {provider}"),
             }

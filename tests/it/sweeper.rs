@@ -89,6 +89,23 @@ async fn a_quarantined_callback_whose_send_failed_is_enqueued_by_the_next_sweep(
     assert!(!record.contains_key("pending"), "out of the sparse index once sent");
 }
 
+/// A swept message is the one the callback would have sent: an authentic body that is not UTF-8 is stored with
+/// U+FFFD in place of what cannot be read, which may then read as JSON; its payload is still its text.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn an_unreadable_body_is_swept_with_the_payload_it_was_first_sent_with() {
+    let stack = Stack::new(true).await;
+    let mut req = TestRequest::signed(Lipia, "{}", SECRET, Utc::now());
+    req.body = b"{\"Status\":\"Success\xff\"}".to_vec();
+    let id = fail_a_delivery(&stack, Lipia, &req).await;
+    let report = sweeper(&stack, store(&stack)).run(Utc::now()).await.unwrap();
+    assert_eq!((report.found, report.swept), (1, 1));
+    let messages = stack.messages().await;
+    let event: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!((event["id"].as_str(), event["data"]["reason"].as_str()), (Some(id.as_str()), Some("unreadable_body")));
+    assert_eq!(event["data"]["payload"], "{\"Status\":\"Success\u{FFFD}\"}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn a_sweep_racing_a_provider_retry_and_another_sweep_sends_one_message() {

@@ -316,7 +316,8 @@ pub fn authenticate_and_normalise<'a>(
 
 /// A body the reader refused (`refused`): refused still, unless the request is authentic without it; then the
 /// whole callback is one quarantined item (`unreadable_body`), its id over the bytes as sent, its payload the
-/// body's text as one JSON string. Checking the credentials costs one hash, the same as for a readable body.
+/// body's text as one JSON string. Checking the credentials costs what it costs for a readable body (a hash
+/// per secret).
 fn unreadable<'a>(
     provider: Provider,
     ctx: &Context<'_, 'a>,
@@ -325,7 +326,7 @@ fn unreadable<'a>(
 ) -> Result<Callback<'a>, Rejection> {
     let Ok(verified) = authenticate(ctx) else { return Err(refused) };
     let bytes = ctx.req.body;
-    // Over the bytes, apart from every content hash (whose input always starts with a path, never this).
+    // Over the bytes, apart from every content hash (whose input is empty or starts with a path).
     let content_hash = crate::verify::hex_digest(&[b"unreadable\n", bytes].concat());
     let body = String::from_utf8_lossy(bytes);
     let payload = Cow::Owned(payload_text(&body));
@@ -346,12 +347,13 @@ fn unreadable<'a>(
     })
 }
 
-/// The message payload of a body as stored: the provider's JSON without `signature`, or, for a body the
-/// reader refuses (quarantined as `unreadable_body`), its text as one JSON string.
-pub fn payload_of(body: &str) -> String {
+/// The message payload of a stored body, as its first message had it: for a callback quarantined as
+/// `unreadable_body` (`unreadable`), the body's text as one JSON string; otherwise the provider's JSON
+/// without `signature` (and the text again, should the body no longer read).
+pub fn payload_of(body: &str, unreadable: bool) -> String {
     match json::read(body) {
-        Ok(doc) => doc.object_without(&[SIGNATURE_FIELD]).into_owned(),
-        Err(_) => payload_text(body),
+        Ok(doc) if !unreadable => doc.object_without(&[SIGNATURE_FIELD]).into_owned(),
+        _ => payload_text(body),
     }
 }
 
