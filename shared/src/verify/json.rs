@@ -410,6 +410,18 @@ fn segment(step: &str) -> Segment<'_> {
     }
 }
 
+/// A key or path as a quarantine names it: at most [`SHOWN_CHARS`] characters, then `…` (a body may hold a
+/// key of 100 KB, and the name goes into the record, the message and the log).
+fn shown(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
+    }
+}
+
+/// The most characters of a key or path a quarantine shows.
+const SHOWN_CHARS: usize = 128;
+
 /// The decimal digits of a length or index, without going through `fmt` (at most 20 levels deep).
 fn push_decimal(out: &mut String, n: usize) {
     if n >= 10 {
@@ -624,7 +636,7 @@ impl<'a> Reader<'a> {
                     b.structural.push(':');
                     b.structural.push_str(&key);
                     if b.doc.ambiguity.is_none() && key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']')) {
-                        b.doc.ambiguity = Some(format!("key `{key}` holds a separator"));
+                        b.doc.ambiguity = Some(format!("key `{}` holds a separator", shown(&key)));
                     }
                     let frame = stack.last_mut().expect("a frame is open");
                     keys.push(key);
@@ -668,7 +680,7 @@ impl<'a> Reader<'a> {
                         let mut path = String::new();
                         write_canonical(&b.structural, &mut path);
                         if holds_a_pair(&path, &value) {
-                            b.doc.ambiguity = Some(format!("value of `{path}` holds `&<key>=`"));
+                            b.doc.ambiguity = Some(format!("value of `{}` holds `&<key>=`", shown(&path)));
                         }
                     }
                     b.leaf(value, Kind::String, value_start)?;
@@ -974,6 +986,17 @@ mod tests {
             assert!(read(body).is_err(), "{body:?} was accepted");
         }
         assert_eq!(leaves(r#"{"e": "\ud83d\ude00"}"#), ["e=😀"]);
+    }
+
+    #[test]
+    fn ambiguity_names_a_long_key_in_short() {
+        let body = format!(r#"{{"a.{}":1}}"#, "b".repeat(10_000));
+        let why = read(&body).unwrap().ambiguity.unwrap();
+        assert!(why.starts_with("key `a.bbb") && why.ends_with("…` holds a separator"), "{why:.60}");
+        assert_eq!(why.chars().count(), SHOWN_CHARS + "key `…` holds a separator".chars().count());
+        let body = format!(r#"{{"{}":{{"x":"r&zz=1"}}}}"#, "p".repeat(200));
+        let why = read(&body).unwrap().ambiguity.unwrap();
+        assert!(why.starts_with("value of `ppp") && why.chars().count() < 200, "the value's path is cut too: {why}");
     }
 
     #[test]
