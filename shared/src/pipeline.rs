@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use lambda_http::http::HeaderMap;
-use sha2::{Digest, Sha256};
 
 use crate::config::{Retention, VerifyConfig};
 use crate::error::{IngestError, PublishError};
@@ -205,7 +204,7 @@ impl Pipeline {
             }
         }
         let body = BodyRecord {
-            key: format!("body#{}#{}", self.provider, hex::encode(Sha256::digest(callback.body.as_bytes()))),
+            key: format!("body#{}#{}", self.provider, crate::verify::hex_digest(callback.body.as_bytes())),
             provider: self.provider,
             raw_body: callback.body.to_string(),
             headers: stored_headers(req.headers),

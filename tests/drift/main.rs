@@ -177,6 +177,15 @@ fn one_tls_and_crypto_provider_in_the_tree() {
     assert!(packages.contains("ring") && packages.contains("rustls"));
 }
 
+/// The README's promise that release builds compile out debug and trace events (0.48 MB a function): the
+/// workspace's `tracing` carries the static level feature.
+#[test]
+fn release_builds_compile_out_debug_and_trace() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let tracing = manifest.lines().find(|line| line.starts_with("tracing =")).expect("a workspace `tracing`");
+    assert!(tracing.contains("\"release_max_level_info\""), "{tracing}");
+}
+
 /// The sweeper runs every minute, reads every variable its configuration asks for, may query only the
 /// sparse index, and may send to the five queues and nothing else.
 #[test]

@@ -2,7 +2,6 @@ use std::borrow::Cow;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
-use sha2::{Digest, Sha256};
 
 use crate::error::PublishError;
 use crate::metrics;
@@ -57,7 +56,7 @@ pub fn sqs_id(value: &str) -> String {
     if !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()) {
         value.to_owned()
     } else {
-        hex::encode(Sha256::digest(value.as_bytes()))
+        crate::verify::hex_digest(value.as_bytes())
     }
 }
 

@@ -34,8 +34,8 @@ pub use fields::{Reason, Unusable};
 pub(crate) struct Spec {
     pub ack: Ack,
     pub route: Route,
-    /// How the provider's sender signs: what the reader keeps for verification, and what the tests and
-    /// `payhooks-send` imitate.
+    /// How the provider's sender signs (what the tests and `payhooks-send` imitate).
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     pub signer: Signer,
     /// How a callback is authenticated (after the common checks).
     pub authenticate: Authenticate,
@@ -67,13 +67,6 @@ pub(crate) enum Signer {
     BodyHmacHeader(&'static str),
     /// The secret as the callback URL's last path segment (Lipia, MUDA).
     PathToken,
-}
-
-impl Signer {
-    /// Whether the sender signs the body's canonical string (then the reader keeps each leaf's path).
-    fn signs_canonical_string(self) -> bool {
-        matches!(self, Signer::CanonicalSeconds | Signer::CanonicalMillis)
-    }
 }
 
 /// The one dispatch on [`Provider`].
@@ -250,7 +243,11 @@ pub fn authenticate_and_normalise<'a>(
     check_source_ip(config, req.source_ip)?;
     let spec = spec(provider);
     let ctx = Context { config, secrets, req, now };
-    let read = if spec.signer.signs_canonical_string() { json::read_signed } else { json::read };
+    // A signature over the body as read is over its canonical string: keep each leaf's path as it is read.
+    let read = match spec.authenticate {
+        Authenticate::Body(_) => json::read_signed,
+        Authenticate::Request(_) => json::read,
+    };
     let attempt = match std::str::from_utf8(req.body) {
         Ok(body) => read(body).map(|doc| (body, doc)).map_err(|e| match e {
             ReadError::TooDeep => Rejection::TooDeep,
