@@ -1,12 +1,14 @@
 //! The Lambda side: an API Gateway (HTTP API, payload v2) request in, the provider's answer out.
 //! Every error is mapped to its HTTP status here and nowhere else.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lambda_http::http::{header::CONTENT_TYPE, StatusCode};
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, IntoResponse, Request, RequestExt, Response};
 
 use crate::error::IngestError;
 use crate::metrics::{self, CallbackMetrics};
@@ -16,6 +18,25 @@ use crate::providers::{self, Incoming};
 
 /// The lease when the request carries no Lambda deadline (local runs): the template's function timeout.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// An answer as [`handle`] built it, handed to `lambda_http` unchanged.
+///
+/// `lambda_http`'s own `IntoResponse` for `Response<B>` decodes a text body again by the charset its
+/// content type names, through `encoding_rs` and every encoding's tables (150 KB of each binary). Every
+/// answer here is UTF-8 text already, so nothing is decoded and none of that is linked.
+#[derive(Debug)]
+pub struct Answer(pub Response<Body>);
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        Box::pin(std::future::ready(self.0))
+    }
+}
+
+/// Serve the provider's callbacks on the Lambda Runtime API until the runtime stops.
+pub async fn run(pipeline: &Pipeline) -> Result<(), lambda_http::Error> {
+    lambda_http::run(lambda_http::service_fn(|req| async { handle(pipeline, req).await.map(Answer) })).await
+}
 
 /// Handle one request. Never fails: every outcome is an HTTP answer (transient faults are 503).
 pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>, std::convert::Infallible> {

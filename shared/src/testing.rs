@@ -372,9 +372,12 @@ impl TestPipeline {
         lines.iter().map(|l| serde_json::from_str(l).expect("EMF is JSON")).collect()
     }
 
-    /// Drive the handler with `req` as an API Gateway v2 event: (status, content type, body).
+    /// Drive the handler with `req` as an API Gateway v2 event, its answer handed to `lambda_http` as the
+    /// functions hand it: (status, content type, body).
     pub async fn call(&self, req: &TestRequest, base64: bool) -> (u16, String, String) {
-        let resp = crate::handler::handle(&self.pipeline, req.apigw(base64)).await.unwrap_or_else(|e| match e {});
+        use lambda_http::IntoResponse;
+        let answer = crate::handler::handle(&self.pipeline, req.apigw(base64)).await.unwrap_or_else(|e| match e {});
+        let resp = crate::handler::Answer(answer).into_response().await;
         let content_type =
             resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let body = match resp.body() {

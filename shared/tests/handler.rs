@@ -27,6 +27,21 @@ async fn each_provider_gets_its_acknowledgement() {
 }
 
 #[tokio::test]
+async fn answers_reach_lambda_http_as_its_own_conversion_would_make_them() {
+    use lambda_http::IntoResponse;
+    let forged = payhooks::error::IngestError::Rejected(payhooks::error::Rejection::InvalidSignature);
+    let mut answers: Vec<_> = [Niobi, Choice, M2Money, Lipia, Muda].into_iter().map(handler::ack).collect();
+    answers.push(handler::error_response(&forged));
+    for answer in answers {
+        let ours = handler::Answer(answer.clone()).into_response().await;
+        let theirs = answer.into_response().await;
+        assert_eq!((ours.status(), ours.headers()), (theirs.status(), theirs.headers()));
+        assert_eq!(ours.body(), theirs.body());
+        assert!(matches!(ours.body(), Body::Text(_)), "{:?}", ours.body());
+    }
+}
+
+#[tokio::test]
 async fn base64_bodies_are_decoded() {
     let req = TestRequest::signed_fixture(M2Money, "payout_failed", Utc::now());
     assert_eq!(TestPipeline::new(M2Money).call(&req, true).await.0, 200);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use dynamodb::{DynamoDbIdempotencyStore, PENDING_INDEX};
 pub use sqs::{SqsPublisher, MAX_MESSAGE_BYTES};
-pub use ssm::SsmSecrets;
+pub use ssm::{SsmClient, SsmError, SsmSecrets};
 
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ impl Pipeline {
     async fn wire(config: Config) -> Self {
         let sdk = sdk_config();
         let secrets: Arc<dyn SecretLoader> =
-            Arc::new(SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), config.secrets, config.signing_keys));
+            Arc::new(SsmSecrets::new(SsmClient::new(&sdk), config.secrets, config.signing_keys));
         Pipeline::new(
             config.provider,
             config.verify,

@@ -197,8 +197,11 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let body = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let config = Config::from_lookup(provider, provider_overrides(provider, |n| std::env::var(n).ok()))?;
             let sdk = operator_sdk_config().await;
-            let loader =
-                payhooks::aws::SsmSecrets::new(aws_sdk_ssm::Client::new(&sdk), config.secrets, config.signing_keys);
+            let loader = payhooks::aws::SsmSecrets::new(
+                payhooks::aws::SsmClient::new(&sdk),
+                config.secrets,
+                config.signing_keys,
+            );
             let secrets = loader.load().await?;
             let result = verify(provider, &config.verify, &secrets, &body, &headers, path.as_deref(), Utc::now())?;
             print(json, &result, || {
