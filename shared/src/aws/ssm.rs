@@ -16,8 +16,10 @@ use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_async::time::SystemTimeSource;
 use aws_smithy_runtime::client::orchestrator::operation::Operation;
 use aws_smithy_runtime::client::retries::classifiers::{HttpStatusCodeClassifier, TransientErrorClassifier};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, OrchestratorError};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, OrchestratorError, SensitiveOutput};
+use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::Layer;
 use aws_smithy_types::error::metadata::{ErrorMetadata, ProvideErrorMetadata};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -109,6 +111,7 @@ impl SsmClient {
             .timeout_config(timeouts)
             .sleep_impl(TokioSleep::new())
             .time_source(SystemTimeSource::new())
+            .runtime_plugin(StaticRuntimePlugin::new().with_config(sensitive_output()))
             .serializer(|request: SignedRequest| Ok(request.0))
             .deserializer(parse_response)
             .build();
@@ -124,6 +127,14 @@ impl SsmClient {
         let request = get_parameter(endpoint, region, &credentials, name, SystemTime::now())?;
         Ok(self.operation.invoke(SignedRequest(request)).await?)
     }
+}
+
+/// The answer holds a secret: the runtime's trace of the response body shows it redacted, as `aws-sdk-ssm`
+/// marks `GetParameter`'s.
+fn sensitive_output() -> aws_smithy_types::config_bag::FrozenLayer {
+    let mut layer = Layer::new("GetParameter");
+    layer.store_put(SensitiveOutput);
+    layer.freeze()
 }
 
 /// The endpoint as the SDK clients find theirs: `AWS_ENDPOINT_URL_SSM`, then `AWS_ENDPOINT_URL`, then the
