@@ -51,7 +51,13 @@ async fn the_secret_is_in_no_trace_event() {
     let sdk = SdkConfig::builder()
         .region(Region::new("eu-west-1"))
         .endpoint_url(url)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("AKID", "s", None, None, "t")))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKID",
+            "s",
+            Some("session-token-9f2".into()),
+            None,
+            "t",
+        )))
         .http_client(https_client())
         .build();
     let loader = SsmSecrets::new(SsmClient::new(&sdk), SecretSource::SsmParameter("/payhooks/muda".into()), None);
@@ -62,4 +68,5 @@ async fn the_secret_is_in_no_trace_event() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("read HTTP response body"), "the runtime traced the answer: {logs:.3000}");
     assert!(!logs.contains("hunter2"), "{logs}");
+    assert!(!logs.contains("session-token-9f2"), "{logs}");
 }

@@ -226,9 +226,15 @@ fn parse_response(response: &HttpResponse) -> Result<ParameterValue, Orchestrato
     Ok(ParameterValue(answer.parameter.value))
 }
 
-/// A request signed before it is handed to the runtime: the runtime's own auth step is `no_auth`.
-#[derive(Debug)]
+/// A request signed before it is handed to the runtime: the runtime's own auth step is `no_auth`. Its
+/// `Debug` (the runtime's debug logs of the input) shows neither the signature nor the session token.
 struct SignedRequest(HttpRequest);
+
+impl fmt::Debug for SignedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SignedRequest(GetParameter, ** signed headers redacted **)")
+    }
+}
 
 /// A secret: its `Debug` (the runtime's debug logs) shows no value.
 struct ParameterValue(String);
