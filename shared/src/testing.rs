@@ -636,3 +636,37 @@ impl EventPublisher for MemoryPublisher {
         Ok(())
     }
 }
+
+/// A loopback HTTP/1.1 server for a client's own tests: one connection per answer, in order, each request
+/// read until it contains `request_ends_with` (a text its body ends with), then answered `(status, body)`
+/// with `Connection: close`. Returns the server's URL and, once every answer is given, the requests as read.
+pub async fn serve_once_each(
+    answers: Vec<(u16, &'static str)>,
+    request_ends_with: &'static str,
+) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+    let server = tokio::spawn(async move {
+        let mut requests = Vec::new();
+        for (status, body) in answers {
+            let (mut socket, _) = listener.accept().await.expect("a connection");
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !String::from_utf8_lossy(&request).contains(request_ends_with) {
+                let n = socket.read(&mut chunk).await.expect("a readable request");
+                assert!(n > 0, "the request ended early");
+                request.extend_from_slice(&chunk[..n]);
+            }
+            requests.push(String::from_utf8_lossy(&request).into_owned());
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.expect("a writable socket");
+        }
+        requests
+    });
+    (url, server)
+}

@@ -11,7 +11,7 @@ use aws_types::SdkConfig;
 use payhooks::aws::{https_client, SsmClient, SsmSecrets};
 use payhooks::config::SecretSource;
 use payhooks::ports::SecretLoader;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use payhooks::testing::serve_once_each;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -34,20 +34,8 @@ async fn the_secret_is_in_no_trace_event() {
         tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut request = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while !String::from_utf8_lossy(&request).contains("WithDecryption") {
-            let n = socket.read(&mut chunk).await.unwrap();
-            request.extend_from_slice(&chunk[..n]);
-        }
-        let body = r#"{"Parameter":{"Value":"hunter2-current,hunter2-previous"}}"#;
-        let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-        socket.write_all(answer.as_bytes()).await.unwrap();
-    });
+    let answer = r#"{"Parameter":{"Value":"hunter2-current,hunter2-previous"}}"#;
+    let (url, server) = serve_once_each(vec![(200, answer)], "WithDecryption").await;
     let sdk = SdkConfig::builder()
         .region(Region::new("eu-west-1"))
         .endpoint_url(url)

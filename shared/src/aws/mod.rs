@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use dynamodb::{DynamoDbIdempotencyStore, PENDING_INDEX};
 pub use sqs::{SqsPublisher, MAX_MESSAGE_BYTES};
-pub use ssm::{SsmClient, SsmError, SsmSecrets};
+pub use ssm::{SsmClient, SsmSecrets};
 
 use std::time::Duration;
 

@@ -273,6 +273,7 @@ impl ProvideErrorMetadata for SsmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::serve_once_each;
     use aws_credential_types::Credentials;
     use aws_types::region::Region;
 
@@ -333,35 +334,6 @@ mod tests {
         assert!(parse_response(&answer(200, "{}")).is_err());
     }
 
-    /// One HTTP/1.1 answer per connection (`Connection: close`), in order; the requests as received.
-    async fn serve(answers: Vec<(u16, &'static str)>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let mut requests = Vec::new();
-            for (status, body) in answers {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !String::from_utf8_lossy(&request).contains("WithDecryption") {
-                    let n = socket.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the request ended early");
-                    request.extend_from_slice(&chunk[..n]);
-                }
-                requests.push(String::from_utf8_lossy(&request).into_owned());
-                let answer = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                socket.write_all(answer.as_bytes()).await.unwrap();
-            }
-            requests
-        });
-        (url, server)
-    }
-
     fn client(url: &str) -> SsmClient {
         let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "t");
         let sdk = SdkConfig::builder()
@@ -376,7 +348,9 @@ mod tests {
     #[tokio::test]
     async fn a_throttled_get_parameter_is_retried() {
         let throttled = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
-        let (url, server) = serve(vec![(400, throttled), (200, r#"{"Parameter":{"Value":"s1,s2"}}"#)]).await;
+        let (url, server) =
+            serve_once_each(vec![(400, throttled), (200, r#"{"Parameter":{"Value":"s1,s2"}}"#)], "WithDecryption")
+                .await;
         let value = client(&url).get_decrypted("/payhooks/lipia").await.unwrap();
         assert_eq!(value.0, "s1,s2");
         let requests = server.await.unwrap();
@@ -392,7 +366,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_parameter_is_not_retried() {
-        let (url, server) = serve(vec![(400, r#"{"__type":"ParameterNotFound"}"#)]).await;
+        let (url, server) = serve_once_each(vec![(400, r#"{"__type":"ParameterNotFound"}"#)], "WithDecryption").await;
         let err = client(&url).get_decrypted("/payhooks/none").await.unwrap_err();
         assert!(format!("{err:?}").contains("ParameterNotFound"), "{err:?}");
         assert_eq!(server.await.unwrap().len(), 1);
