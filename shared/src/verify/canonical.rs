@@ -148,7 +148,8 @@ impl CanonicalPairs {
 
     /// The pairs of `doc` in `dialect`; `None` if the dialect cannot write this body exactly.
     pub fn in_dialect(doc: &Document<'_>, dialect: Dialect) -> Option<Self> {
-        let mut text = String::with_capacity(doc.text.len() + doc.pairs.len() * 16);
+        // Every pair's path and value fit: the paths buffer holds each canonical path (or a longer structural one).
+        let mut text = String::with_capacity(doc.paths_len() + doc.text.len() + doc.pairs.len());
         let mut leaves: Vec<(&Pair<'_>, (usize, usize))> = Vec::with_capacity(doc.pairs.len());
         for pair in doc.leaves_without(&[SIGNATURE_FIELD]) {
             let start = text.len();
@@ -179,7 +180,12 @@ impl CanonicalPairs {
             let bytes = text.as_bytes();
             if bytes.iter().all(|&b| b < 0xEE) {
                 // Byte order is UTF-16 order when no character is at or above U+E000.
-                spans.sort_unstable_by(|a, b| bytes[a.0..a.1].cmp(&bytes[b.0..b.1]));
+                let mut keyed: Vec<(u128, (usize, usize))> =
+                    spans.iter().map(|&(start, end)| (super::prefix_key(&bytes[start..end]), (start, end))).collect();
+                keyed.sort_unstable_by(|(ka, a), (kb, b)| {
+                    ka.cmp(kb).then_with(|| bytes[a.0..a.1].cmp(&bytes[b.0..b.1]))
+                });
+                spans = keyed.into_iter().map(|(_, span)| span).collect();
             } else {
                 spans.sort_unstable_by(|a, b| js_cmp(&text[a.0..a.1], &text[b.0..b.1]));
             }

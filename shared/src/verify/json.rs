@@ -119,6 +119,11 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The length of the buffer of every leaf's paths (to size what is written from them).
+    pub fn paths_len(&self) -> usize {
+        self.paths.len()
+    }
+
     /// A leaf's length-prefixed path (`.1:a.1:b[0]`).
     fn structural(&self, pair: &Pair<'_>) -> &str {
         &self.paths[pair.path.0..pair.path.1]
@@ -217,12 +222,18 @@ impl<'a> Document<'a> {
     /// length-prefixed path, type and length-prefixed value, sorted. Two bodies have the same hash only if
     /// they hold the same values at the same paths, whatever their key order or whitespace.
     pub fn content_hash(&self, skip: &[&str]) -> String {
-        let mut leaves: Vec<(&str, &Pair<'a>)> = self.leaves_without(skip).map(|p| (self.structural(p), p)).collect();
+        let mut leaves: Vec<(u128, &str, &Pair<'a>)> = self
+            .leaves_without(skip)
+            .map(|p| {
+                let structural = self.structural(p);
+                (super::prefix_key(structural.as_bytes()), structural, p)
+            })
+            .collect();
         // No leaf's structural path is a prefix of another's (a path never leads both to a leaf and through
         // it), so ordering by path orders the whole `path=value` lines.
-        leaves.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let mut input = String::with_capacity(self.paths.len() + self.text.len());
-        for (structural, pair) in leaves {
+        for (_, structural, pair) in leaves {
             input.push_str(structural);
             input.push('=');
             input.push(pair.kind.tag());
@@ -403,8 +414,9 @@ fn write_canonical(mut structural: &str, out: &mut String) {
 /// One structural step as a [`Segment`].
 fn segment(step: &str) -> Segment<'_> {
     if step.starts_with('.') {
-        let colon = step.find(':').expect("a key step is `.len:key`");
-        Segment::Key(&step[colon + 1..])
+        // The key starts after `.`, the length's digits and `:` (a key may hold `:` itself).
+        let digits = step.as_bytes()[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        Segment::Key(&step[digits + 2..])
     } else {
         Segment::Index(step[1..step.len() - 1].parse().expect("an index step is `[i]`"))
     }
@@ -422,12 +434,21 @@ fn shown(text: &str) -> Cow<'_, str> {
 /// The most characters of a key or path a quarantine shows.
 const SHOWN_CHARS: usize = 128;
 
-/// The decimal digits of a length or index, without going through `fmt` (at most 20 levels deep).
+/// The decimal digits of a length or index, without going through `fmt`.
 fn push_decimal(out: &mut String, n: usize) {
-    if n >= 10 {
-        push_decimal(out, n / 10);
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+        return;
     }
-    out.push(char::from(b'0' + (n % 10) as u8));
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    while rest > 0 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 enum Container {
@@ -580,7 +601,7 @@ impl<'a> Reader<'a> {
             if self.peek() == Some(closing) {
                 self.pos += 1;
                 let frame = stack.pop().expect("a frame is open");
-                check_unique(&mut keys[frame.keys_start..], self.pos)?;
+                check_unique(&keys[frame.keys_start..], self.pos)?;
                 keys.truncate(frame.keys_start);
                 if stack.is_empty() {
                     break;
@@ -635,7 +656,7 @@ impl<'a> Reader<'a> {
                     push_decimal(&mut b.structural, key.len());
                     b.structural.push(':');
                     b.structural.push_str(&key);
-                    if b.doc.ambiguity.is_none() && key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']')) {
+                    if b.doc.ambiguity.is_none() && holds_separator(&key) {
                         b.doc.ambiguity = Some(format!("key `{}` holds a separator", shown(&key)));
                     }
                     let frame = stack.last_mut().expect("a frame is open");
@@ -862,13 +883,31 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Refuse an object whose keys repeat (the keys are reordered: they are dropped after).
-fn check_unique(keys: &mut [Cow<'_, str>], at: usize) -> Result<(), ReadError> {
+/// Whether a key holds a character the canonical string uses as a separator: `&`, `=`, `.`, `[` or `]`.
+/// Eight bytes at a time, as every key of every body is checked.
+fn holds_separator(key: &str) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SEPARATORS: [u8; 5] = [b'&', b'=', b'.', b'[', b']'];
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let mut chunks = key.as_bytes().chunks_exact(8);
+    let in_chunk = |chunk: &[u8]| {
+        let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+        SEPARATORS.iter().any(|&c| zero_in(x ^ u64::from_ne_bytes([c; 8])))
+    };
+    chunks.any(in_chunk) || chunks.remainder().iter().any(|c| SEPARATORS.contains(c))
+}
+
+/// Refuse an object whose keys repeat.
+fn check_unique(keys: &[Cow<'_, str>], at: usize) -> Result<(), ReadError> {
     let repeated = if keys.len() <= 16 {
         keys.iter().enumerate().any(|(i, key)| keys[..i].contains(key))
     } else {
-        keys.sort_unstable();
-        keys.windows(2).any(|w| w[0] == w[1])
+        // Keyed by their first bytes, so that whole keys are compared only where those are equal; equal keys
+        // still end up side by side.
+        let mut keyed: Vec<(u128, &str)> = keys.iter().map(|k| (super::prefix_key(k.as_bytes()), k.as_ref())).collect();
+        keyed.sort_unstable();
+        keyed.windows(2).any(|w| w[0] == w[1])
     };
     if repeated {
         return Err(ReadError::Invalid { what: "duplicate key", at });
@@ -906,6 +945,24 @@ fn holds_a_pair(path: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn separators_are_found_eight_bytes_at_a_time_as_one_at_a_time(key in "[a-z.&=\\[\\]\u{80}-\u{10FFFF}]{0,40}") {
+            let naive = key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']'));
+            prop_assert_eq!(holds_separator(&key), naive);
+        }
+
+        #[test]
+        fn keyed_sorting_is_byte_order(mut texts in proptest::collection::vec("[\\x00ab.=\\[\\]\u{e9}]{0,24}", 0..40)) {
+            let mut keyed: Vec<(u128, String)> =
+                texts.iter().map(|t| (crate::verify::prefix_key(t.as_bytes()), t.clone())).collect();
+            keyed.sort_unstable();
+            texts.sort_unstable();
+            prop_assert_eq!(keyed.into_iter().map(|(_, t)| t).collect::<Vec<_>>(), texts);
+        }
+    }
 
     fn leaves(body: &str) -> Vec<String> {
         let doc = read(body).unwrap();
@@ -943,6 +1000,19 @@ mod tests {
         {
             assert_eq!(read(body).unwrap_err().to_string().split(" at ").next(), Some("duplicate key"), "{body}");
         }
+        // Past 16 keys an object's keys are sorted to be compared: repeats of every length, the empty key,
+        // and keys alike in their first 16 bytes.
+        let many: Vec<String> = (0..20).map(|i| format!("\"k{i}\": 1")).collect();
+        for repeated in ["", "k7", "a_key_longer_than_sixteen_bytes"] {
+            let body = format!("{{{}, \"{repeated}\": 1, \"x\": 2, \"{repeated}\": 3}}", many.join(", "));
+            let refused = read(&body).unwrap_err().to_string();
+            assert!(refused.starts_with("duplicate key"), "{repeated}: {refused}");
+        }
+        let alike = format!(
+            "{{{}, \"a_key_longer_than_sixteen_bytes\": 1, \"a_key_longer_than_sixteen_bytez\": 2}}",
+            many.join(", ")
+        );
+        assert!(read(&alike).is_ok());
     }
 
     #[test]

@@ -76,6 +76,20 @@ pub struct Verified {
     pub dialect: Option<Dialect>,
 }
 
+/// A text's first 16 bytes as a big-endian number, zero-padded: a sort key that never contradicts byte
+/// order (a text that sorts before another never has a larger key). Sorting by `(key, text)` is therefore
+/// sorting by text, with whole texts compared only where keys are equal (paths share long prefixes).
+pub(crate) fn prefix_key(text: &[u8]) -> u128 {
+    match text.first_chunk::<16>() {
+        Some(first) => u128::from_be_bytes(*first),
+        // Shorter: its bytes, then zeros (built in a register; a copy into a buffer would stall the load).
+        None => {
+            let bytes = text.iter().fold(0u128, |key, &b| key << 8 | u128::from(b));
+            bytes.checked_shl(8 * (16 - text.len() as u32)).unwrap_or(0)
+        }
+    }
+}
+
 /// Lowercase hex of the SHA-256 of `bytes`.
 pub(crate) fn hex_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
