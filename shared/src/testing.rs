@@ -638,11 +638,11 @@ impl EventPublisher for MemoryPublisher {
 }
 
 /// A loopback HTTP/1.1 server for a client's own tests: one connection per answer, in order, each request
-/// read until it contains `request_ends_with` (a text its body ends with), then answered `(status, body)`
-/// with `Connection: close`. Returns the server's URL and, once every answer is given, the requests as read.
+/// read until it holds `last_text` (text at the end of its body), then answered `(status, body)` with
+/// `Connection: close`. Returns the server's URL and, once every answer is given, the requests as read.
 pub async fn serve_once_each(
     answers: Vec<(u16, &'static str)>,
-    request_ends_with: &'static str,
+    last_text: &'static str,
 ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
@@ -653,7 +653,7 @@ pub async fn serve_once_each(
             let (mut socket, _) = listener.accept().await.expect("a connection");
             let mut request = Vec::new();
             let mut chunk = [0u8; 4096];
-            while !String::from_utf8_lossy(&request).contains(request_ends_with) {
+            while !String::from_utf8_lossy(&request).contains(last_text) {
                 let n = socket.read(&mut chunk).await.expect("a readable request");
                 assert!(n > 0, "the request ended early");
                 request.extend_from_slice(&chunk[..n]);

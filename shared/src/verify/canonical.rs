@@ -148,7 +148,8 @@ impl CanonicalPairs {
 
     /// The pairs of `doc` in `dialect`; `None` if the dialect cannot write this body exactly.
     pub fn in_dialect(doc: &Document<'_>, dialect: Dialect) -> Option<Self> {
-        // Every pair's path and value fit: the paths buffer holds each canonical path (or a longer structural one).
+        // Room for every path (the paths buffer holds each one, or a longer structural form) and value as sent;
+        // only a dialect that writes a number longer than sent can outgrow it.
         let mut text = String::with_capacity(doc.paths_len() + doc.text.len() + doc.pairs.len());
         let mut leaves: Vec<(&Pair<'_>, (usize, usize))> = Vec::with_capacity(doc.pairs.len());
         for pair in doc.leaves_without(&[SIGNATURE_FIELD]) {
