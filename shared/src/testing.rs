@@ -178,6 +178,8 @@ pub fn hostile_bodies() -> Vec<(&'static str, String)> {
         ("4,000 empty objects", wrap(format!("[{}{{}}]", "{},".repeat(3999)))),
         ("one 128 KiB number", wrap(fill("9", SIZE - 100))),
         ("4,000 strings holding &k=v", wrap(format!("[{}\"a&b=c\"]", "\"a&b=c\",".repeat(3999)))),
+        // Each `&a=b` is checked against the pieces before it: at most linear, never quadratic.
+        ("one string of 32,000 &a=b", wrap(format!(r#""{}""#, fill("&a=b", SIZE - 100)))),
     ]
 }
 

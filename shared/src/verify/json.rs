@@ -921,23 +921,39 @@ fn check_unique(keys: &[Cow<'_, str>], at: usize) -> Result<(), ReadError> {
 /// signed string, so it is no forgery: `"remark": "a/b & c=d"` is not ambiguous). A merged value (`"R1&salt=abc"`)
 /// always is: its pairs were sorted in the genuine body.
 fn holds_a_pair(path: &str, value: &str) -> bool {
+    // The text before a split pair's `=`, as a sort by key compares it.
+    fn key_of(text: &str) -> &str {
+        text.split_once('=').map_or(text, |(key, _)| key)
+    }
     let mut segments = value.split('&');
     let first = segments.next().unwrap_or_default();
-    let mut before = vec![format!("{path}={first}")];
+    // What a segment is checked against: each earlier segment joined with the one after it (the genuine pair
+    // a signer sorted), and the segment just before it on its own. A segment sorts after one of those pieces
+    // exactly when it sorts after the least of them, so only the least joined piece and the least joined
+    // key are kept: each segment costs its own length, never the number of segments before it.
+    let mut least_joined: Option<String> = None;
+    let mut least_joined_key: Option<String> = None;
+    let mut previous = format!("{path}={first}");
     for segment in segments {
         if let Some((key, _)) = segment.split_once('=') {
-            let after = |earlier: &String| {
-                let earlier_key = earlier.split_once('=').map_or(earlier.as_str(), |(k, _)| k);
-                js_cmp(segment, earlier).is_gt() || js_cmp(key, earlier_key).is_gt()
-            };
-            if before.iter().any(after) {
+            let after = |piece: &str| js_cmp(segment, piece).is_gt();
+            let key_after = |piece_key: &str| js_cmp(key, piece_key).is_gt();
+            if after(&previous)
+                || key_after(key_of(&previous))
+                || least_joined.as_deref().is_some_and(after)
+                || least_joined_key.as_deref().is_some_and(key_after)
+            {
                 return true;
             }
         }
-        let last = before.last_mut().expect("one pair at least");
-        last.push('&');
-        last.push_str(segment);
-        before.push(segment.to_owned());
+        let joined = format!("{previous}&{segment}");
+        if least_joined_key.as_deref().is_none_or(|least| js_cmp(key_of(&joined), least).is_lt()) {
+            least_joined_key = Some(key_of(&joined).to_owned());
+        }
+        if least_joined.as_deref().is_none_or(|least| js_cmp(&joined, least).is_lt()) {
+            least_joined = Some(joined);
+        }
+        previous = segment.to_owned();
     }
     false
 }
@@ -947,7 +963,35 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// What `holds_a_pair` decides, written the plain way: every segment against every earlier piece.
+    fn holds_a_pair_by_every_piece(path: &str, value: &str) -> bool {
+        let mut segments = value.split('&');
+        let first = segments.next().unwrap_or_default();
+        let mut before = vec![format!("{path}={first}")];
+        for segment in segments {
+            if let Some((key, _)) = segment.split_once('=') {
+                let after = |earlier: &String| {
+                    let earlier_key = earlier.split_once('=').map_or(earlier.as_str(), |(k, _)| k);
+                    js_cmp(segment, earlier).is_gt() || js_cmp(key, earlier_key).is_gt()
+                };
+                if before.iter().any(after) {
+                    return true;
+                }
+            }
+            let last = before.last_mut().expect("one pair at least");
+            last.push('&');
+            last.push_str(segment);
+            before.push(segment.to_owned());
+        }
+        false
+    }
+
     proptest! {
+        #[test]
+        fn a_pair_in_a_value_is_found_as_by_every_piece(path in "[a-c=]{1,3}", value in "[a-c=&\u{e000}\u{10000}]{0,16}") {
+            prop_assert_eq!(holds_a_pair(&path, &value), holds_a_pair_by_every_piece(&path, &value));
+        }
+
         #[test]
         fn separators_are_found_eight_bytes_at_a_time_as_one_at_a_time(key in "[a-z.&=\\[\\]\u{80}-\u{10FFFF}]{0,40}") {
             let naive = key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']'));
