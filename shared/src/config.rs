@@ -26,6 +26,36 @@ pub enum SecretSource {
     SsmParameter(String),
 }
 
+/// Which root certificates the functions' TLS connections to AWS trust (`TLS_ROOTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRoots {
+    /// The five roots of Amazon Trust Services, built into the binary: every AWS endpoint the functions call
+    /// chains to one of them. Nothing is read from disk at init, and no other authority can vouch for an
+    /// endpoint.
+    #[default]
+    Amazon,
+    /// The platform's store, as the SDK loads it by default (a partition whose endpoints another authority
+    /// certifies, or an egress proxy with its own CA).
+    System,
+}
+
+impl TlsRoots {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "amazon" => Some(TlsRoots::Amazon),
+            "system" => Some(TlsRoots::System),
+            _ => None,
+        }
+    }
+
+    /// Read `TLS_ROOTS` through `get` (unset: [`TlsRoots::Amazon`]).
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        get("TLS_ROOTS").map_or(Ok(TlsRoots::Amazon), |v| {
+            Self::parse(&v).ok_or_else(|| invalid("TLS_ROOTS", &v, "expected amazon or system"))
+        })
+    }
+}
+
 /// What verification needs: limits, allow-lists, scheme options.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
@@ -79,6 +109,7 @@ pub struct Config {
     pub events_table: String,
     pub events_queue_url: String,
     pub retention: Retention,
+    pub tls_roots: TlsRoots,
 }
 
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -174,6 +205,7 @@ impl Config {
                 body: Duration::from_secs(ttl_days * 86_400),
                 marker: Duration::from_secs(idempotency_days * 86_400),
             },
+            tls_roots: TlsRoots::from_lookup(get)?,
         })
     }
 }
@@ -183,6 +215,7 @@ impl Config {
 pub struct SweeperConfig {
     pub events_table: String,
     pub queue_urls: Vec<(Provider, String)>,
+    pub tls_roots: TlsRoots,
 }
 
 impl SweeperConfig {
@@ -199,7 +232,11 @@ impl SweeperConfig {
                 get(name).map(|url| (provider, url)).ok_or(ConfigError::Missing(name))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?, queue_urls })
+        Ok(Self {
+            events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?,
+            queue_urls,
+            tls_roots: TlsRoots::from_lookup(get)?,
+        })
     }
 }
 
@@ -278,6 +315,16 @@ mod tests {
         assert_eq!(c.retention.marker, Duration::from_secs(3650 * 86_400));
         assert_eq!(c.verify.niobi_hash, CanonicalHash::Sha256);
         assert!(c.verify.allowed_source_ips.is_none());
+        assert_eq!(c.tls_roots, TlsRoots::Amazon);
+    }
+
+    #[test]
+    fn tls_roots_are_amazon_unless_system_is_asked_for() {
+        let with = |value| config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("TLS_ROOTS", value)]);
+        assert_eq!(with("system").unwrap().tls_roots, TlsRoots::System);
+        assert_eq!(with(" amazon ").unwrap().tls_roots, TlsRoots::Amazon);
+        let err = with("none").unwrap_err();
+        assert!(err.to_string().contains("TLS_ROOTS") && err.to_string().contains("amazon or system"), "{err}");
     }
 
     #[test]
@@ -342,6 +389,10 @@ mod tests {
         let c = SweeperConfig::from_lookup(|k| all.get(k).cloned()).unwrap();
         assert_eq!(c.queue_urls.len(), 5);
         assert_eq!(c.queue_urls[2], (Provider::M2Money, "http://q/M2MONEY_EVENTS_QUEUE_URL".to_owned()));
+        assert_eq!(c.tls_roots, TlsRoots::Amazon);
+        let system =
+            SweeperConfig::from_lookup(|k| if k == "TLS_ROOTS" { Some("system".into()) } else { all.get(k).cloned() });
+        assert_eq!(system.unwrap().tls_roots, TlsRoots::System);
         for provider in Provider::ALL {
             assert_eq!(
                 QUEUE_URL_NAMES[provider as usize],

@@ -9,7 +9,7 @@ use aws_credential_types::Credentials;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 use payhooks::aws::{https_client, SsmClient, SsmSecrets};
-use payhooks::config::SecretSource;
+use payhooks::config::{SecretSource, TlsRoots};
 use payhooks::ports::SecretLoader;
 use payhooks::testing::serve_once_each;
 
@@ -46,7 +46,7 @@ async fn the_secret_is_in_no_trace_event() {
             None,
             "t",
         )))
-        .http_client(https_client())
+        .http_client(https_client(TlsRoots::Amazon))
         .build();
     let loader = SsmSecrets::new(SsmClient::new(&sdk), SecretSource::SsmParameter("/payhooks/muda".into()), None);
     let secrets = loader.load().await.unwrap();

@@ -28,7 +28,7 @@ pub async fn sdk() -> aws_types::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run these tests with `make test`, which starts moto_server"
     );
-    payhooks::aws::sdk_config()
+    payhooks::aws::sdk_config(payhooks::config::TlsRoots::Amazon)
 }
 
 pub struct Stack {

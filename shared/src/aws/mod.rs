@@ -19,11 +19,11 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, SharedHttpClient};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use aws_types::SdkConfig;
 
-use crate::config::{Config, SweeperConfig};
+use crate::config::{Config, SweeperConfig, TlsRoots};
 
 /// How long init may spend loading secrets and opening connections before the first poll.
 pub const WARM_UP_BUDGET: Duration = Duration::from_secs(2);
@@ -43,7 +43,7 @@ impl Pipeline {
     }
 
     async fn wire(config: Config) -> Self {
-        let sdk = sdk_config();
+        let sdk = sdk_config(config.tls_roots);
         let secrets: Arc<dyn SecretLoader> =
             Arc::new(SsmSecrets::new(SsmClient::new(&sdk), config.secrets, config.signing_keys));
         Pipeline::new(
@@ -60,7 +60,7 @@ impl Pipeline {
 impl Sweeper {
     /// Build the clients once and wire the sweeper to the table and every provider's queue.
     pub async fn from_config(config: SweeperConfig) -> Self {
-        let sdk = sdk_config();
+        let sdk = sdk_config(config.tls_roots);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let publishers = config
             .queue_urls
@@ -72,21 +72,35 @@ impl Sweeper {
     }
 }
 
+/// The roots of Amazon Trust Services, which certifies every AWS endpoint the functions call (the file says
+/// where they come from and their fingerprints).
+pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("amazon-trust-services.pem");
+
 /// The one HTTPS client of every SDK client: hyper with rustls and ring (the SDK's default brings aws-lc-rs,
-/// a second crypto library and megabytes of binary).
-pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
+/// a second crypto library and megabytes of binary), trusting `roots`. With [`TlsRoots::Amazon`] no
+/// certificate store is read from disk: parsing the platform's (about 150 certificates) held the first
+/// connection back by 2-4 ms of every cold start (README, Performance).
+pub fn https_client(roots: TlsRoots) -> SharedHttpClient {
+    let trust = match roots {
+        TlsRoots::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS),
+        TlsRoots::System => TrustStore::default(),
+    };
+    let context = TlsContext::builder().with_trust_store(trust).build().expect("a trust store always builds");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https()
 }
 
 /// The SDK configuration of a function, from the environment Lambda gives it: `AWS_REGION`, the execution
 /// role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` or a
 /// service's own `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_SSM` (a local emulator). No credential chain is
-/// linked (`aws-config` and its STS client): a Lambda needs none.
-pub fn sdk_config() -> SdkConfig {
-    sdk_config_from(|name| std::env::var(name).ok())
+/// linked (`aws-config` and its STS client): a Lambda needs none. TLS trusts `roots` (`TLS_ROOTS`).
+pub fn sdk_config(roots: TlsRoots) -> SdkConfig {
+    sdk_config_from(roots, |name| std::env::var(name).ok())
 }
 
-fn sdk_config_from(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
+fn sdk_config_from(roots: TlsRoots, env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let endpoints = SERVICES.iter().filter_map(|service| {
         let name = format!("AWS_ENDPOINT_URL_{service}");
@@ -94,7 +108,7 @@ fn sdk_config_from(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     });
     let mut sdk = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(https_client())
+        .http_client(https_client(roots))
         .service_config(ServiceEndpoints(endpoints.collect()))
         .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(Region::new));
     if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
@@ -126,6 +140,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_built_in_roots_are_the_five_of_amazon_trust_services() {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let text = std::str::from_utf8(AMAZON_TRUST_SERVICES_ROOTS).unwrap();
+        let fingerprints: Vec<String> = text
+            .split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let body: String =
+                    block.split("-----END CERTIFICATE-----").next().unwrap().split_whitespace().collect();
+                let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+                hex::encode_upper(sha2::Sha256::digest(&der))
+            })
+            .collect();
+        // As published at https://www.amazontrust.com/repository/ (Amazon Root CA 1-4, Starfield Services G2).
+        assert_eq!(
+            fingerprints,
+            [
+                "8ECDE6884F3D87B1125BA31AC3FCB13D7016DE7F57CC904FE1CB97C6AE98196E",
+                "1BA5B2AA8C65401A82960118F80BEC4F62304D83CEC4713A19C39C011EA46DB4",
+                "18CE6CFE7BF14E60B2E347B8DFE868CB31D02EBB3ADA271569F50343B46DB3A4",
+                "E35D28419ED02025CFA69038CD623962458DA5C695FBDEA3C22B0BFB25897092",
+                "568D6905A2C88708A4B3025190EDCFEDB1974A606A13C6E5290FCB2AE63EDAB5",
+            ]
+        );
+    }
+
+    #[test]
     fn the_environment_makes_the_configuration() {
         let vars = [
             ("AWS_REGION", "eu-west-1"),
@@ -134,7 +176,9 @@ mod tests {
             ("AWS_SESSION_TOKEN", "t"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ];
-        let sdk = sdk_config_from(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()));
+        let sdk = sdk_config_from(TlsRoots::Amazon, |name| {
+            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        });
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5000"));
         assert!(sdk.credentials_provider().is_some() && sdk.http_client().is_some());
@@ -145,11 +189,14 @@ mod tests {
         assert_eq!(endpoint_of(&sdk, "DynamoDB"), None, "AWS_ENDPOINT_URL serves every service");
         let split =
             [("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:5001"), ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5002")];
-        let split = sdk_config_from(|name| split.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()));
+        let split = sdk_config_from(TlsRoots::Amazon, |name| {
+            split.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        });
         assert_eq!(endpoint_of(&split, "DynamoDB").as_deref(), Some("http://127.0.0.1:5001"));
         assert_eq!(endpoint_of(&split, "SQS").as_deref(), Some("http://127.0.0.1:5002"));
         assert_eq!(endpoint_of(&split, "SSM"), None);
-        let bare = sdk_config_from(|name| (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".to_owned()));
+        let bare =
+            sdk_config_from(TlsRoots::Amazon, |name| (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".to_owned()));
         assert_eq!(bare.region().map(|r| r.as_ref()), Some("us-east-1"));
         assert!(bare.credentials_provider().is_none() && bare.endpoint_url().is_none());
     }

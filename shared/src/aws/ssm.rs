@@ -27,7 +27,7 @@ use aws_types::service_config::ServiceConfigKey;
 use aws_types::SdkConfig;
 use lambda_http::http;
 
-use crate::config::SecretSource;
+use crate::config::{SecretSource, TlsRoots};
 use crate::error::{BoxError, SecretsError};
 use crate::ports::SecretLoader;
 use crate::providers::Secrets;
@@ -93,7 +93,7 @@ impl SsmClient {
     pub fn new(sdk: &SdkConfig) -> Self {
         let region = sdk.region().map(|r| r.as_ref().to_owned());
         let endpoint = endpoint(sdk, region.as_deref());
-        let http_client = sdk.http_client().unwrap_or_else(super::https_client);
+        let http_client = sdk.http_client().unwrap_or_else(|| super::https_client(TlsRoots::Amazon));
         let timeouts = sdk
             .timeout_config()
             .cloned()
@@ -340,7 +340,7 @@ mod tests {
             .region(Region::new("eu-west-1"))
             .endpoint_url(url)
             .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .http_client(crate::aws::https_client())
+            .http_client(crate::aws::https_client(TlsRoots::Amazon))
             .build();
         SsmClient::new(&sdk)
     }

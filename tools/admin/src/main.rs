@@ -99,7 +99,10 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 /// An operator's SDK configuration: the whole credential chain (profiles, SSO, environment), over the
 /// functions' one HTTPS client.
 async fn operator_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(payhooks::aws::https_client()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(payhooks::aws::https_client(payhooks::config::TlsRoots::System))
+        .load()
+        .await
 }
 
 async fn admin() -> Result<Admin, Error> {
