@@ -55,7 +55,7 @@ size: ## Release build of every function (the `release` profile) and each binary
 	  $${CARGO_TARGET_DIR:-target}/release $(FUNCTIONS)
 
 init-time: $(VENV)/.installed ## Process start to first Runtime API poll of the niobi function, against a fake Runtime API and moto
-	scripts/with-moto.sh .venv/bin/python scripts/measure_init.py $${CARGO_TARGET_DIR:-target}/release/niobi
+	scripts/with-moto.sh .venv/bin/python scripts/measure_init.py $${CARGO_TARGET_DIR:-target}/release/niobi 21
 
 bench-compare: ## The criterion bench and the Python twin (../shared/bench) in one run: Rust, Python, ratio per provider
 	python3 scripts/bench_compare.py
