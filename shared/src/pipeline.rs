@@ -144,22 +144,30 @@ impl Pipeline {
 
     /// During init, within `budget`: load the secrets and open the connections to DynamoDB and SQS, so the
     /// first callback pays no SSM call and no TLS handshake. Whatever does not finish in time (or fails) is
-    /// done lazily by the first callback, as without a warm-up. Returns whether everything was ready.
-    pub async fn warm_up(&self, budget: Duration) -> bool {
-        let work = async {
-            let secrets = self.loaded.get_or_try_init(|| self.secrets.load());
-            let (secrets, store, queue) = tokio::join!(secrets, self.store.warm(), self.publisher.warm());
-            (secrets.is_ok(), store.is_ok(), queue.is_ok())
-        };
-        match tokio::time::timeout(budget, work).await {
-            Ok((secrets, store, queue)) => {
-                tracing::info!(provider = %self.provider, secrets, store, queue, "warm-up");
-                secrets && store && queue
-            }
-            Err(_) => {
-                tracing::warn!(provider = %self.provider, budget_ms = budget.as_millis() as u64, "warm-up ran out of time; the first callback finishes it");
-                false
-            }
+    /// done lazily by the first callback, as without a warm-up. Each part that is not ready is logged with
+    /// why (a certificate the trust store refuses, a missing permission, an unreachable endpoint) and returned.
+    pub async fn warm_up(&self, budget: Duration) -> Result<(), Vec<(WarmUpPart, String)>> {
+        let (secrets, store, queue) = tokio::join!(
+            tokio::time::timeout(budget, self.loaded.get_or_try_init(|| self.secrets.load())),
+            tokio::time::timeout(budget, self.store.warm()),
+            tokio::time::timeout(budget, self.publisher.warm()),
+        );
+        let failures: Vec<(WarmUpPart, String)> = [
+            (WarmUpPart::Secrets, why_not_ready(secrets, budget)),
+            (WarmUpPart::Store, why_not_ready(store, budget)),
+            (WarmUpPart::Queue, why_not_ready(queue, budget)),
+        ]
+        .into_iter()
+        .filter_map(|(part, why)| why.map(|why| (part, why)))
+        .collect();
+        for (part, why) in &failures {
+            tracing::warn!(provider = %self.provider, part = part.as_str(), error = %why, "warm-up: not ready; the first callback does it");
+        }
+        if failures.is_empty() {
+            tracing::info!(provider = %self.provider, secrets = true, store = true, queue = true, "warm-up");
+            Ok(())
+        } else {
+            Err(failures)
         }
     }
 
@@ -336,6 +344,53 @@ impl Pipeline {
     }
 }
 
+/// A part of the init warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmUpPart {
+    /// The provider secrets (SSM `GetParameter`).
+    Secrets,
+    /// The DynamoDB connection.
+    Store,
+    /// The SQS connection.
+    Queue,
+}
+
+impl WarmUpPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarmUpPart::Secrets => "secrets",
+            WarmUpPart::Store => "store",
+            WarmUpPart::Queue => "queue",
+        }
+    }
+}
+
+/// Why a warm-up part is not ready: its error with every cause (the SDK's own says only "dispatch failure"),
+/// or that it ran out of time; `None` if it is ready.
+fn why_not_ready<T, E: std::error::Error>(
+    result: Result<Result<T, E>, tokio::time::error::Elapsed>,
+    budget: Duration,
+) -> Option<String> {
+    match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => {
+            let mut why = err.to_string();
+            let mut cause = err.source();
+            while let Some(source) = cause {
+                let text = source.to_string();
+                // An SDK service error repeats its source's text: say each thing once.
+                if !why.contains(&text) {
+                    why.push_str(": ");
+                    why.push_str(&text);
+                }
+                cause = source.source();
+            }
+            Some(why)
+        }
+        Err(_) => Some(format!("not done within {} ms", budget.as_millis())),
+    }
+}
+
 /// Sends a recorded event's message and marks it sent: the last step of a delivery, shared by the pipeline
 /// (new events, takeovers) and the [`crate::sweeper`].
 pub(crate) struct Courier<'a> {
@@ -454,5 +509,30 @@ mod tests {
         }
         let kept: Vec<String> = stored_headers(&headers).into_iter().map(|(k, _)| k).collect();
         assert_eq!(kept, ["content-type", "user-agent", "x-muda-timestamp"]);
+    }
+
+    /// An SSM call that never answers.
+    struct Hanging;
+
+    #[async_trait::async_trait]
+    impl SecretLoader for Hanging {
+        async fn load(&self) -> Result<Secrets, crate::error::SecretsError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_warm_up_part_that_hangs_is_given_up_at_the_budget_and_named() {
+        use crate::testing::{MemoryPublisher, MemoryStore};
+        let pipeline = |secrets: Arc<dyn SecretLoader>| {
+            let (store, publisher) = (Arc::new(MemoryStore::new()), Arc::new(MemoryPublisher::new()));
+            Pipeline::new(Provider::Lipia, VerifyConfig::default(), secrets, store, publisher, Retention::default())
+        };
+        let started = Instant::now();
+        let failures = pipeline(Arc::new(Hanging)).warm_up(Duration::from_millis(50)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(failures, [(WarmUpPart::Secrets, "not done within 50 ms".to_owned())]);
+        let ready = pipeline(Arc::new(crate::ports::StaticSecrets(crate::testing::secrets().into())));
+        assert_eq!(ready.warm_up(Duration::from_millis(50)).await, Ok(()));
     }
 }

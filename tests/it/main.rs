@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use payhooks::config::Config;
 use payhooks::error::IngestError;
-use payhooks::pipeline::Outcome;
+use payhooks::pipeline::{Outcome, WarmUpPart};
 use payhooks::testing::{fixture, typical, TestRequest, SECRET};
 use payhooks::Pipeline;
 use payhooks::Provider::{self, *};
@@ -324,16 +324,23 @@ async fn conditional_updates_hold_on_dynamodb() {
     assert!(!store.claim_signature("sig#choice#s", "h2", 2).await.unwrap(), "other content under a used signature");
 }
 
-/// Warm-up during init: secrets from SSM and both connections ready before the first callback; and when AWS
-/// is not there, the warm-up gives up within its budget and the first callback still works the lazy way.
+/// Warm-up during init: secrets from SSM and both connections ready before the first callback; and when a part
+/// fails (here a queue that does not exist), the warm-up names it and says why, within its budget.
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn warm_up_loads_secrets_and_opens_connections_within_its_budget() {
     let stack = Stack::new(true).await;
-    assert!(stack.pipeline(Choice).warm_up(std::time::Duration::from_secs(2)).await);
+    assert_eq!(stack.pipeline(Choice).warm_up(std::time::Duration::from_secs(2)).await, Ok(()));
 
     let unreachable = stack.pipeline_with(Choice, &stack.table, "http://127.0.0.1:9/000000000000/nowhere.fifo");
     let started = std::time::Instant::now();
-    assert!(!unreachable.warm_up(std::time::Duration::from_millis(300)).await);
+    let failures = unreachable.warm_up(std::time::Duration::from_millis(300)).await.unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "bounded: {:?}", started.elapsed());
+    // Only the queue failed (the client reaches moto, which has no such queue), and it says why, not just
+    // the SDK's "service error".
+    assert_eq!(failures.iter().map(|(part, _)| *part).collect::<Vec<_>>(), [WarmUpPart::Queue], "{failures:?}");
+    assert_eq!(
+        failures[0].1,
+        "event queue send failed: service error: QueueDoesNotExist: The specified queue does not exist."
+    );
 }

@@ -38,7 +38,8 @@ impl Pipeline {
     /// connections open) within [`WARM_UP_BUDGET`].
     pub async fn from_config(config: Config) -> Self {
         let pipeline = Self::wire(config).await;
-        pipeline.warm_up(WARM_UP_BUDGET).await;
+        // A part not ready is logged with why; the first callback then does it.
+        let _ = pipeline.warm_up(WARM_UP_BUDGET).await;
         pipeline
     }
 
