@@ -12,6 +12,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 131_072;
 pub const DEFAULT_MAX_EVENT_AGE_SECS: u64 = 604_800;
 pub const DEFAULT_EVENT_TTL_DAYS: u64 = 35;
 pub const DEFAULT_IDEMPOTENCY_TTL_DAYS: u64 = 3650;
+pub const DEFAULT_SECRETS_REFRESH_SECS: u64 = 300;
 /// The largest body accepted at all: a message carries the body as its payload, and SQS takes 256 KiB.
 pub const MAX_BODY_BYTES_LIMIT: usize = 196_608;
 /// How far in the future a send timestamp may be (clock skew).
@@ -109,6 +110,8 @@ pub struct Config {
     pub events_table: String,
     pub events_queue_url: String,
     pub retention: Retention,
+    /// How long loaded secrets are used before SSM is read again (`SECRETS_REFRESH_SECS`).
+    pub secrets_refresh: Duration,
     pub tls_roots: TlsRoots,
 }
 
@@ -154,6 +157,7 @@ impl Config {
         let max_event_age_secs = number("MAX_EVENT_AGE_SECS", DEFAULT_MAX_EVENT_AGE_SECS)?;
         let ttl_days = number("EVENT_TTL_DAYS", DEFAULT_EVENT_TTL_DAYS)?;
         let idempotency_days = number("IDEMPOTENCY_TTL_DAYS", DEFAULT_IDEMPOTENCY_TTL_DAYS)?;
+        let secrets_refresh_secs = number("SECRETS_REFRESH_SECS", DEFAULT_SECRETS_REFRESH_SECS)?;
         if idempotency_days < ttl_days {
             return Err(invalid(
                 "IDEMPOTENCY_TTL_DAYS",
@@ -205,6 +209,7 @@ impl Config {
                 body: Duration::from_secs(ttl_days * 86_400),
                 marker: Duration::from_secs(idempotency_days * 86_400),
             },
+            secrets_refresh: Duration::from_secs(secrets_refresh_secs),
             tls_roots: TlsRoots::from_lookup(get)?,
         })
     }
@@ -316,6 +321,10 @@ mod tests {
         assert_eq!(c.verify.niobi_hash, CanonicalHash::Sha256);
         assert!(c.verify.allowed_source_ips.is_none());
         assert_eq!(c.tls_roots, TlsRoots::Amazon);
+        assert_eq!(c.secrets_refresh, Duration::from_secs(300));
+        let c = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("SECRETS_REFRESH_SECS", "60")]).unwrap();
+        assert_eq!(c.secrets_refresh, Duration::from_secs(60));
+        assert!(config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("SECRETS_REFRESH_SECS", "0")]).is_err());
     }
 
     #[test]

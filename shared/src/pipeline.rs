@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use lambda_http::http::HeaderMap;
 
 use crate::config::{Retention, VerifyConfig};
-use crate::error::{IngestError, PublishError};
+use crate::error::{IngestError, PublishError, SecretsError};
 use crate::event::{self, CloudEvent};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::ports::{
@@ -112,9 +112,7 @@ impl OutcomeCounts {
 pub struct Pipeline {
     pub provider: Provider,
     verify: VerifyConfig,
-    secrets: Arc<dyn SecretLoader>,
-    /// The secrets, loaded at the first request of a cold start (a failed load is retried by the next one).
-    loaded: tokio::sync::OnceCell<Secrets>,
+    secrets: SecretCache,
     store: Arc<dyn IdempotencyStore>,
     publisher: Arc<dyn EventPublisher>,
     retention: Retention,
@@ -133,8 +131,7 @@ impl Pipeline {
         Self {
             provider,
             verify,
-            secrets,
-            loaded: tokio::sync::OnceCell::new(),
+            secrets: SecretCache::new(secrets, DEFAULT_SECRETS_REFRESH),
             store,
             publisher,
             retention,
@@ -148,7 +145,7 @@ impl Pipeline {
     /// why (a certificate the trust store refuses, a missing permission, an unreachable endpoint) and returned.
     pub async fn warm_up(&self, budget: Duration) -> Result<(), Vec<(WarmUpPart, String)>> {
         let (secrets, store, queue) = tokio::join!(
-            tokio::time::timeout(budget, self.loaded.get_or_try_init(|| self.secrets.load())),
+            tokio::time::timeout(budget, self.secrets.get()),
             tokio::time::timeout(budget, self.store.warm()),
             tokio::time::timeout(budget, self.publisher.warm()),
         );
@@ -171,6 +168,11 @@ impl Pipeline {
         }
     }
 
+    /// Read the secrets from their source again once they are older than `refresh` (`SECRETS_REFRESH_SECS`).
+    pub fn with_secrets_refresh(self, refresh: Duration) -> Self {
+        Self { secrets: SecretCache::new(self.secrets.loader, refresh), ..self }
+    }
+
     /// Send metrics to `sink` instead of standard output.
     pub fn with_metrics_sink(self, sink: Arc<dyn MetricsSink>) -> Self {
         Self { metrics: sink, ..self }
@@ -188,8 +190,8 @@ impl Pipeline {
         received: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Processed, IngestError> {
-        let secrets = self.loaded.get_or_try_init(|| self.secrets.load()).await?;
-        let callback = providers::authenticate_and_normalise(self.provider, &self.verify, secrets, req, received)?;
+        let secrets = self.secrets.get().await?;
+        let callback = providers::authenticate_and_normalise(self.provider, &self.verify, &secrets, req, received)?;
         let clock = Clock { received_ms: received.timestamp_millis(), started: Instant::now() };
         let event_ids: Vec<String> = callback.events.iter().map(|e| e.id.clone()).collect();
         let quarantined_ids: Vec<String> = callback.quarantined.iter().map(|q| q.id.clone()).collect();
@@ -341,6 +343,58 @@ impl Pipeline {
             tokio::time::sleep(POLL_INTERVAL).await;
             current = self.store.get(&record.id).await?.ok_or_else(|| IngestError::InProgress(record.id.clone()))?;
         }
+    }
+}
+
+/// How long loaded secrets are used before their source is read again, unless configured.
+const DEFAULT_SECRETS_REFRESH: Duration = Duration::from_secs(crate::config::DEFAULT_SECRETS_REFRESH_SECS);
+/// How long a refresh may take before the secrets already loaded are used for this callback.
+const SECRETS_REFRESH_BUDGET: Duration = Duration::from_secs(2);
+/// After a failed refresh, how long the secrets already loaded are used before the source is tried again.
+const SECRETS_REFRESH_RETRY: Duration = Duration::from_secs(30);
+
+/// The secrets a function verifies with. Loaded during init (or by the first callback, whose failure answers
+/// 503), then read again from their source once they are older than `refresh`, so that a secret added for a
+/// rotation, or removed because it leaked, reaches instances that stay warm for hours. A refresh that fails or
+/// takes too long keeps the secrets already loaded (a callback is never refused because SSM is slow) and is
+/// tried again [`SECRETS_REFRESH_RETRY`] later.
+struct SecretCache {
+    loader: Arc<dyn SecretLoader>,
+    refresh: Duration,
+    current: tokio::sync::Mutex<Option<LoadedSecrets>>,
+}
+
+struct LoadedSecrets {
+    secrets: Arc<Secrets>,
+    /// When the source is to be read again.
+    due: tokio::time::Instant,
+}
+
+impl SecretCache {
+    fn new(loader: Arc<dyn SecretLoader>, refresh: Duration) -> Self {
+        Self { loader, refresh, current: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn get(&self) -> Result<Arc<Secrets>, SecretsError> {
+        let mut current = self.current.lock().await;
+        let now = tokio::time::Instant::now();
+        let Some(loaded) = current.as_mut() else {
+            let secrets = Arc::new(self.loader.load().await?);
+            *current = Some(LoadedSecrets { secrets: secrets.clone(), due: now + self.refresh });
+            return Ok(secrets);
+        };
+        if now < loaded.due {
+            return Ok(loaded.secrets.clone());
+        }
+        match tokio::time::timeout(SECRETS_REFRESH_BUDGET, self.loader.load()).await {
+            Ok(Ok(fresh)) => *loaded = LoadedSecrets { secrets: Arc::new(fresh), due: now + self.refresh },
+            failed => {
+                let why = why_not_ready(failed, SECRETS_REFRESH_BUDGET).unwrap_or_default();
+                tracing::warn!(error = %why, "secrets could not be read again: the ones loaded before stay in use");
+                loaded.due = now + SECRETS_REFRESH_RETRY;
+            }
+        }
+        Ok(loaded.secrets.clone())
     }
 }
 
@@ -518,6 +572,105 @@ mod tests {
     impl SecretLoader for Hanging {
         async fn load(&self) -> Result<Secrets, crate::error::SecretsError> {
             std::future::pending().await
+        }
+    }
+
+    /// What the test's secret source does when read.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        Values(&'static str),
+        Fails,
+        Hangs,
+    }
+
+    /// A secret source that answers what the test tells it to, and counts its reads.
+    struct Rotating {
+        answer: std::sync::Mutex<Answer>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Rotating {
+        fn new(values: &'static str) -> Arc<Self> {
+            Arc::new(Self { answer: std::sync::Mutex::new(Answer::Values(values)), reads: Default::default() })
+        }
+        fn answer(&self, answer: Answer) {
+            *self.answer.lock().unwrap() = answer;
+        }
+        fn reads(&self) -> usize {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SecretLoader for Rotating {
+        async fn load(&self) -> Result<Secrets, SecretsError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = *self.answer.lock().unwrap();
+            match answer {
+                Answer::Values(values) => {
+                    Ok(crate::verify::SecretSet::parse(values, "WEBHOOK_SECRETS").unwrap().into())
+                }
+                Answer::Fails => {
+                    Err(SecretsError { source_name: "the test's SSM".into(), source: "ThrottlingException".into() })
+                }
+                Answer::Hangs => std::future::pending().await,
+            }
+        }
+    }
+
+    /// A Lipia callback with URL token `token` through `pipeline`: the HTTP status it is answered.
+    async fn lipia_status(pipeline: &Pipeline, token: &str) -> u16 {
+        use crate::testing::{fixture, TestRequest};
+        let now = chrono::Utc::now();
+        let req = TestRequest::signed(Provider::Lipia, &fixture(Provider::Lipia, "stk_success"), token, now);
+        match pipeline.process(&req.incoming(), now, Duration::from_secs(10)).await {
+            Ok(_) => 200,
+            Err(err) => err.status().as_u16(),
+        }
+    }
+
+    fn lipia_pipeline(secrets: Arc<dyn SecretLoader>) -> Pipeline {
+        use crate::testing::{MemoryPublisher, MemoryStore};
+        let (store, publisher) = (Arc::new(MemoryStore::new()), Arc::new(MemoryPublisher::new()));
+        Pipeline::new(Provider::Lipia, VerifyConfig::default(), secrets, store, publisher, Retention::default())
+            .with_secrets_refresh(Duration::from_secs(300))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotation_reaches_a_warm_instance_within_the_refresh_interval() {
+        let source = Rotating::new("old-token");
+        let pipeline = lipia_pipeline(source.clone());
+        assert_eq!(lipia_status(&pipeline, "old-token").await, 200);
+        // The operator replaces a leaked token: until the interval ends, the loaded secrets stand.
+        source.answer(Answer::Values("new-token"));
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert_eq!(lipia_status(&pipeline, "old-token").await, 200);
+        assert_eq!(source.reads(), 1);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(lipia_status(&pipeline, "old-token").await, 401, "a removed token stops working");
+        assert_eq!(lipia_status(&pipeline, "new-token").await, 200);
+        assert_eq!(source.reads(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_or_hanging_refresh_keeps_the_loaded_secrets_and_is_tried_again_later() {
+        for failure in [Answer::Fails, Answer::Hangs] {
+            let source = Rotating::new("token");
+            let pipeline = lipia_pipeline(source.clone());
+            assert_eq!(lipia_status(&pipeline, "token").await, 200);
+            source.answer(failure);
+            tokio::time::advance(Duration::from_secs(300)).await;
+            let started = tokio::time::Instant::now();
+            assert_eq!(lipia_status(&pipeline, "token").await, 200, "SSM failing never refuses a callback");
+            assert!(started.elapsed() <= SECRETS_REFRESH_BUDGET, "{:?}", started.elapsed());
+            assert_eq!(source.reads(), 2);
+            tokio::time::advance(SECRETS_REFRESH_RETRY - Duration::from_secs(3)).await;
+            assert_eq!(lipia_status(&pipeline, "token").await, 200);
+            assert_eq!(source.reads(), 2, "not read again before the retry interval");
+            source.answer(Answer::Values("token,next"));
+            tokio::time::advance(Duration::from_secs(3)).await;
+            assert_eq!(lipia_status(&pipeline, "next").await, 200);
+            assert_eq!(source.reads(), 3);
         }
     }
 

@@ -177,7 +177,7 @@ pub trait EventPublisher: Send + Sync {
     }
 }
 
-/// Where a function's secrets come from, read once per cold start.
+/// Where a function's secrets come from: read during init, then again every `SECRETS_REFRESH_SECS`.
 #[async_trait]
 pub trait SecretLoader: Send + Sync {
     async fn load(&self) -> Result<Secrets, SecretsError>;

@@ -242,7 +242,7 @@ async fn content_conflict_is_kept_and_not_enqueued() {
 
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
-async fn secrets_come_from_an_ssm_secure_string() {
+async fn secrets_come_from_an_ssm_secure_string_and_are_read_again() {
     let stack = Stack::new(false).await;
     let param = format!("/payhooks/{}", support::unique("choice"));
     stack
@@ -259,6 +259,7 @@ async fn secrets_come_from_an_ssm_secure_string() {
             ("WEBHOOK_SECRETS_PARAM", param),
             ("EVENTS_TABLE", stack.table.clone()),
             ("EVENTS_QUEUE_URL", stack.queue_url.clone()),
+            ("SECRETS_REFRESH_SECS", "1".to_owned()),
         ]);
         Config::from_lookup(Choice, move |k| vars.get(k).cloned()).unwrap()
     };
@@ -267,6 +268,16 @@ async fn secrets_come_from_an_ssm_secure_string() {
     let done = pipeline.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!((done.outcome, done.verified.secret_index), (Outcome::Accepted, 1));
     assert_eq!(text(&stack.record(&done.event_ids[0]).await, "secret_index"), "1");
+
+    // The previous secret is retired: once the refresh interval has passed, the warm pipeline refuses it.
+    stack.ssm.put_parameter().name(&param).value("ssm-next").overwrite(true).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let retired = TestRequest::signed(Choice, &fixture(Choice, "0002_transaction"), "ssm-previous", Utc::now());
+    let err = pipeline.process(&retired.incoming(), Utc::now(), LEASE).await.unwrap_err();
+    assert_eq!((err.status().as_u16(), err.code()), (401, "invalid_signature"));
+    let current = TestRequest::signed(Choice, &fixture(Choice, "0002_transaction"), "ssm-next", Utc::now());
+    let done = pipeline.process(&current.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!((done.outcome, done.verified.secret_index), (Outcome::Accepted, 0));
 
     let unreadable = Pipeline::from_config(env(format!("{param}-missing"))).await;
     let err = unreadable.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap_err();

@@ -55,6 +55,7 @@ impl Pipeline {
             Arc::new(SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), config.events_queue_url)),
             config.retention,
         )
+        .with_secrets_refresh(config.secrets_refresh)
     }
 }
 

@@ -173,7 +173,7 @@ pub struct Incoming<'a> {
     pub source_ip: Option<&'a str>,
 }
 
-/// The secrets a function verifies with, loaded once per cold start.
+/// The secrets a function verifies with, as loaded from their source (see `pipeline`: read again every `SECRETS_REFRESH_SECS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secrets {
     /// The provider's signing secrets or URL tokens: the first is current, the rest still accepted.
