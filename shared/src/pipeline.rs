@@ -419,8 +419,8 @@ impl WarmUpPart {
     }
 }
 
-/// Why a warm-up part is not ready: its error with every cause (the SDK's own says only "dispatch failure"),
-/// or that it ran out of time; `None` if it is ready.
+/// Why a step (a warm-up part, a secret refresh) is not done: its error with every cause (the SDK's own says
+/// only "dispatch failure"), or that it ran out of `budget`; `None` if it is done.
 fn why_not_ready<T, E: std::error::Error>(
     result: Result<Result<T, E>, tokio::time::error::Elapsed>,
     budget: Duration,
@@ -565,16 +565,6 @@ mod tests {
         assert_eq!(kept, ["content-type", "user-agent", "x-muda-timestamp"]);
     }
 
-    /// An SSM call that never answers.
-    struct Hanging;
-
-    #[async_trait::async_trait]
-    impl SecretLoader for Hanging {
-        async fn load(&self) -> Result<Secrets, crate::error::SecretsError> {
-            std::future::pending().await
-        }
-    }
-
     /// What the test's secret source does when read.
     #[derive(Clone, Copy)]
     enum Answer {
@@ -590,8 +580,8 @@ mod tests {
     }
 
     impl Rotating {
-        fn new(values: &'static str) -> Arc<Self> {
-            Arc::new(Self { answer: std::sync::Mutex::new(Answer::Values(values)), reads: Default::default() })
+        fn new(answer: Answer) -> Arc<Self> {
+            Arc::new(Self { answer: std::sync::Mutex::new(answer), reads: Default::default() })
         }
         fn answer(&self, answer: Answer) {
             *self.answer.lock().unwrap() = answer;
@@ -638,7 +628,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_rotation_reaches_a_warm_instance_within_the_refresh_interval() {
-        let source = Rotating::new("old-token");
+        let source = Rotating::new(Answer::Values("old-token"));
         let pipeline = lipia_pipeline(source.clone());
         assert_eq!(lipia_status(&pipeline, "old-token").await, 200);
         // The operator replaces a leaked token: until the interval ends, the loaded secrets stand.
@@ -655,7 +645,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failed_or_hanging_refresh_keeps_the_loaded_secrets_and_is_tried_again_later() {
         for failure in [Answer::Fails, Answer::Hangs] {
-            let source = Rotating::new("token");
+            let source = Rotating::new(Answer::Values("token"));
             let pipeline = lipia_pipeline(source.clone());
             assert_eq!(lipia_status(&pipeline, "token").await, 200);
             source.answer(failure);
@@ -676,16 +666,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_warm_up_part_that_hangs_is_given_up_at_the_budget_and_named() {
-        use crate::testing::{MemoryPublisher, MemoryStore};
-        let pipeline = |secrets: Arc<dyn SecretLoader>| {
-            let (store, publisher) = (Arc::new(MemoryStore::new()), Arc::new(MemoryPublisher::new()));
-            Pipeline::new(Provider::Lipia, VerifyConfig::default(), secrets, store, publisher, Retention::default())
-        };
         let started = Instant::now();
-        let failures = pipeline(Arc::new(Hanging)).warm_up(Duration::from_millis(50)).await.unwrap_err();
+        let hanging = lipia_pipeline(Rotating::new(Answer::Hangs));
+        let failures = hanging.warm_up(Duration::from_millis(50)).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!(failures, [(WarmUpPart::Secrets, "not done within 50 ms".to_owned())]);
-        let ready = pipeline(Arc::new(crate::ports::StaticSecrets(crate::testing::secrets().into())));
+        let ready = lipia_pipeline(Rotating::new(Answer::Values("token")));
         assert_eq!(ready.warm_up(Duration::from_millis(50)).await, Ok(()));
     }
 }
