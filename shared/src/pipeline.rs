@@ -169,6 +169,7 @@ impl Pipeline {
     }
 
     /// Read the secrets from their source again once they are older than `refresh` (`SECRETS_REFRESH_SECS`).
+    /// A wiring step: the pipeline starts with no secrets loaded.
     pub fn with_secrets_refresh(self, refresh: Duration) -> Self {
         Self { secrets: SecretCache::new(self.secrets.loader, refresh), ..self }
     }
