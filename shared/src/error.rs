@@ -5,6 +5,23 @@ use lambda_http::http::StatusCode;
 /// The cause of an AWS-side failure, kept typed behind the box for logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// An error with every cause, joined with `: `. The SDK's own text says only "dispatch failure" or "service
+/// error"; what went wrong (a refused certificate, a missing queue) is a few causes down. A cause whose text
+/// the chain already holds (an SDK service error repeats its source's) is said once.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(source) = cause {
+        let said = source.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = source.source();
+    }
+    text
+}
+
 /// The event store (DynamoDB) failed: transient, answered 503.
 #[derive(Debug, thiserror::Error)]
 #[error("event store {operation} failed")]
@@ -172,6 +189,18 @@ impl IngestError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_chain_names_every_cause_once() {
+        let tls = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let connect = StoreError { operation: "GetItem", source: Box::new(tls) };
+        assert_eq!(chain(&connect), "event store GetItem failed: invalid peer certificate: UnknownIssuer");
+        let repeated = StoreError { operation: "GetItem", source: "ThrottlingException".into() };
+        let outer = PublishError::Failed(Box::new(repeated));
+        assert_eq!(chain(&outer), "event queue send failed: event store GetItem failed: ThrottlingException");
+        let echo = PublishError::Failed("event queue send failed".into());
+        assert_eq!(chain(&echo), "event queue send failed", "a cause already said is not said again");
+    }
+
     use super::*;
 
     #[test]

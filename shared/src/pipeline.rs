@@ -420,28 +420,15 @@ impl WarmUpPart {
     }
 }
 
-/// Why a step (a warm-up part, a secret refresh) is not done: its error with every cause (the SDK's own says
-/// only "dispatch failure"), or that it ran out of `budget`; `None` if it is done.
+/// Why a step (a warm-up part, a secret refresh) is not done: its error with every cause
+/// ([`crate::error::chain`]), or that it ran out of `budget`; `None` if it is done.
 fn why_not_ready<T, E: std::error::Error>(
     result: Result<Result<T, E>, tokio::time::error::Elapsed>,
     budget: Duration,
 ) -> Option<String> {
     match result {
         Ok(Ok(_)) => None,
-        Ok(Err(err)) => {
-            let mut why = err.to_string();
-            let mut cause = err.source();
-            while let Some(source) = cause {
-                let text = source.to_string();
-                // An SDK service error repeats its source's text: say each thing once.
-                if !why.contains(&text) {
-                    why.push_str(": ");
-                    why.push_str(&text);
-                }
-                cause = source.source();
-            }
-            Some(why)
-        }
+        Ok(Err(err)) => Some(crate::error::chain(&err)),
         Err(_) => Some(format!("not done within {} ms", budget.as_millis())),
     }
 }

@@ -639,6 +639,15 @@ impl EventPublisher for MemoryPublisher {
     }
 }
 
+/// An AWS JSON-protocol HTTP/1.1 answer, `Connection: close`: what a test's stand-in for an AWS endpoint sends.
+pub fn amz_json_answer(status: u16, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// A loopback HTTP/1.1 server for a client's own tests: one connection per answer, in order, each request
 /// read until it holds `last_text` (text at the end of its body), then answered `(status, body)` with
 /// `Connection: close`. Returns the server's URL and, once every answer is given, the requests as read.
@@ -661,12 +670,7 @@ pub async fn serve_once_each(
                 request.extend_from_slice(&chunk[..n]);
             }
             requests.push(String::from_utf8_lossy(&request).into_owned());
-            let answer = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            socket.write_all(answer.as_bytes()).await.expect("a writable socket");
+            socket.write_all(amz_json_answer(status, body).as_bytes()).await.expect("a writable socket");
         }
         requests
     });

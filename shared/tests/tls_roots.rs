@@ -52,12 +52,7 @@ async fn https_endpoint() -> String {
                         _ => return,
                     }
                 }
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{ANSWER}",
-                    ANSWER.len()
-                );
-                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.write_all(payhooks::testing::amz_json_answer(200, ANSWER).as_bytes()).await;
                 let _ = tls.shutdown().await;
             });
         }
@@ -76,16 +71,8 @@ async fn load_through(url: &str, roots: TlsRoots) -> Result<String, String> {
     let loader = SsmSecrets::new(SsmClient::new(&sdk), SecretSource::SsmParameter("/payhooks/lipia".into()), None);
     match loader.load().await {
         Ok(secrets) => Ok(secrets.webhook.current().expose().to_owned()),
-        Err(err) => {
-            // The whole chain: the certificate's fault is a few causes down.
-            let mut why = err.to_string();
-            let mut cause = std::error::Error::source(&err);
-            while let Some(source) = cause {
-                why = format!("{why}: {source}");
-                cause = source.source();
-            }
-            Err(why)
-        }
+        // The whole chain: the certificate's fault is a few causes down.
+        Err(err) => Err(payhooks::error::chain(&err)),
     }
 }
 
