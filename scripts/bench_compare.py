@@ -1,6 +1,9 @@
 """`make bench-compare`: the criterion bench and the Python twin (../shared/bench/python_twin.py) on the same
 fixtures, in one run, side by side: provider, Rust median, Python median, ratio. The machines are shared and
 noisy, so the ratio from one run is the figure that counts.
+
+Beside them, the bench's floor (group `floor`: SHA-256 over what the check must hash, and one validate-only
+pass over the body) and what a 10x ratio leaves for everything else (the twin's median / 10 - the floor).
 """
 import glob
 import json
@@ -13,13 +16,16 @@ TWIN = os.path.join("..", "shared", "bench", "python_twin.py")
 
 
 def rust_medians():
-    subprocess.run(["cargo", "bench", "-p", "payhooks", "--bench", "ingest", "--", "authenticate"],
+    """Median µs per provider for the bench groups `authenticate+parse+normalise` and `floor`."""
+    subprocess.run(["cargo", "bench", "-p", "payhooks", "--bench", "ingest", "--", "^(authenticate|floor)"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     medians = {}
-    for path in glob.glob("target/criterion/authenticate+parse+normalise/*/new/estimates.json"):
-        provider = path.split(os.sep)[-3]
-        medians[provider] = json.load(open(path))["median"]["point_estimate"] / 1000
-    return medians
+    for group in ["authenticate+parse+normalise", "floor"]:
+        medians[group] = {}
+        for path in glob.glob(f"target/criterion/{group}/*/new/estimates.json"):
+            provider = path.split(os.sep)[-3]
+            medians[group][provider] = json.load(open(path))["median"]["point_estimate"] / 1000
+    return medians["authenticate+parse+normalise"], medians["floor"]
 
 
 def python_medians():
@@ -30,17 +36,17 @@ def python_medians():
 def main():
     if not os.path.exists(TWIN):
         raise SystemExit(f"{TWIN} is not here: bench-compare needs ../shared beside the project")
-    rust = rust_medians()
+    rust, floor = rust_medians()
     python = python_medians()
     cpu = platform.processor() or platform.machine()
     print(f"authenticate + parse + normalise, median per callback ({os.cpu_count()} cores, {cpu}, {platform.python_version()})")
-    print(f"{'provider':<10}{'rust µs':>10}{'python µs':>12}{'ratio':>8}")
+    print(f"{'provider':<10}{'rust µs':>10}{'python µs':>12}{'ratio':>8}{'floor µs':>10}{'10x leaves':>12}{'rust uses':>11}")
     for provider in ["niobi", "choice", "m2money", "lipia", "muda"]:
-        r, p = rust.get(provider), python.get(provider)
-        if r is None or p is None:
-            print(f"{provider:<10}{'-':>10}{'-':>12}{'-':>8}")
+        r, p, f = rust.get(provider), python.get(provider), floor.get(provider)
+        if r is None or p is None or f is None:
+            print(f"{provider:<10}{'-':>10}{'-':>12}{'-':>8}{'-':>10}{'-':>12}{'-':>11}")
             continue
-        print(f"{provider:<10}{r:>10.2f}{p:>12.2f}{p / r:>7.1f}x")
+        print(f"{provider:<10}{r:>10.2f}{p:>12.2f}{p / r:>7.1f}x{f:>10.2f}{p / 10 - f:>12.2f}{r - f:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-//! `make bench`: authenticate + parse + normalise one typical callback per provider (no I/O).
+//! `make bench`: authenticate + parse + normalise one typical callback per provider (no I/O), and the floor
+//! under it.
 //! Criterion prints the median time per callback (the middle value of `time: [low median high]`).
 
 use chrono::Utc;
@@ -8,6 +9,8 @@ use payhooks::providers::Secrets;
 use payhooks::testing::{fixture, typical, TestRequest, SECRET};
 use payhooks::verify::SecretSet;
 use payhooks::Provider;
+use serde::de::IgnoredAny;
+use sha2::{Digest, Sha256};
 
 fn ingest(c: &mut Criterion) {
     let config = VerifyConfig::default();
@@ -21,6 +24,28 @@ fn ingest(c: &mut Criterion) {
             b.iter(|| {
                 let callback = req.check_with(provider, &config, &secrets, now).unwrap();
                 std::hint::black_box(callback.events.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The floor under the group above, per provider: SHA-256 over what checking the same callback must hash
+/// (`TestRequest::hashed_inputs`) and one validate-only pass over its body (serde_json into `IgnoredAny`,
+/// which builds nothing). Any implementation of the same checks pays both (a faster scanner could shave the
+/// second); `make bench-compare` prints it beside each median.
+fn floor(c: &mut Criterion) {
+    let now = Utc::now();
+    let mut group = c.benchmark_group("floor");
+    for provider in Provider::ALL {
+        let req = TestRequest::signed(provider, &fixture(provider, typical(provider)), SECRET, now);
+        let inputs = req.hashed_inputs(provider);
+        let body = std::str::from_utf8(&req.body).unwrap();
+        group.bench_function(provider.name(), |b| {
+            b.iter(|| {
+                let digests: usize = inputs.iter().map(|input| usize::from(Sha256::digest(input)[0])).sum();
+                let _: IgnoredAny = serde_json::from_str(body).unwrap();
+                std::hint::black_box(digests)
             })
         });
     }
@@ -46,5 +71,5 @@ fn hostile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, hostile);
+criterion_group!(benches, ingest, floor, hostile);
 criterion_main!(benches);

@@ -24,7 +24,7 @@ use crate::ports::{
 use crate::provider::Provider;
 use crate::providers::{self, Callback, Incoming, Secrets, SignOptions, Signer};
 use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
-use crate::verify::canonical::SIGNATURE_FIELD;
+use crate::verify::canonical::{CanonicalPairs, SIGNATURE_FIELD};
 use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, CanonicalHash};
 use crate::verify::{Secret, SecretSet};
@@ -301,6 +301,29 @@ impl TestRequest {
         now: DateTime<Utc>,
     ) -> Result<Callback<'_>, Rejection> {
         providers::authenticate_and_normalise(provider, config, secrets, &self.incoming(), now)
+    }
+
+    /// What checking this request (signed for `provider` with [`SECRET`]) must put through SHA-256, one byte
+    /// string per pass: the content hash's lines, then by how the provider signs: the canonical string and the
+    /// signature (its replay key), the raw body's HMAC as its inner and outer pass, or the URL token. With
+    /// one validate-only pass over the body, the floor that `make bench-compare` prints beside each median.
+    pub fn hashed_inputs(&self, provider: Provider) -> Vec<Vec<u8>> {
+        let body = std::str::from_utf8(&self.body).expect("a UTF-8 body");
+        let doc = json::read_signed(body).expect("a readable body");
+        let mut inputs = vec![doc.content_hash_input(&providers::VOLATILE_FIELDS).into_bytes()];
+        match providers::spec(provider).signer {
+            Signer::CanonicalSeconds | Signer::CanonicalMillis => {
+                inputs.push(CanonicalPairs::of(&doc).string_to_sign(SECRET).into_bytes());
+                inputs.push(doc.member_text(SIGNATURE_FIELD).unwrap_or_default().as_bytes().to_vec());
+            }
+            Signer::BodyHmacHeader(_) => {
+                // HMAC-SHA256: the padded key block and the body, then the padded key block and that digest.
+                inputs.push([&[0x36; 64][..], body.as_bytes()].concat());
+                inputs.push([&[0x5c; 64][..], &[0; 32][..]].concat());
+            }
+            Signer::PathToken => inputs.push(SECRET.as_bytes().to_vec()),
+        }
+        inputs
     }
 
     /// This request as an API Gateway HTTP API (payload v2) event, as Lambda delivers it.

@@ -221,7 +221,7 @@ pub struct Quarantined {
 }
 
 /// Fields left out of the content hash: they legitimately differ between deliveries of one event.
-const VOLATILE_FIELDS: [&str; 3] = [SIGNATURE_FIELD, "salt", "timestamp"];
+pub(crate) const VOLATILE_FIELDS: [&str; 3] = [SIGNATURE_FIELD, "salt", "timestamp"];
 
 /// Check, read, authenticate and normalise one callback. Limits come first (method, size, source, then
 /// the reader's depth and shape checks), before any secret is used. Once authenticated, nothing in the
@@ -488,5 +488,24 @@ mod tests {
         assert_eq!(route(Provider::Lipia).pattern(Provider::Lipia), "/webhooks/lipia/{token}");
         assert_eq!(route(Provider::Niobi).path(Provider::Niobi, Some("t")), "/webhooks/niobi");
         assert_eq!(ack(Provider::Choice).parts().1, "ok");
+    }
+
+    /// The bench's floor hashes what the check hashes: its first input is the content hash's text, and for
+    /// Choice (a plain SHA-256 of the canonical string) its second is the string the signature is over.
+    #[test]
+    fn the_floor_hashes_what_the_check_hashes() {
+        use crate::testing::{fixture, typical, TestRequest, SECRET};
+        let now = Utc::now();
+        let secrets: Secrets = SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap().into();
+        for provider in Provider::ALL {
+            let req = TestRequest::signed(provider, &fixture(provider, typical(provider)), SECRET, now);
+            let inputs = req.hashed_inputs(provider);
+            let callback = req.check_with(provider, &VerifyConfig::default(), &secrets, now).unwrap();
+            assert_eq!(crate::verify::hex_digest(&inputs[0]), callback.content_hash, "{provider}");
+            if provider == Provider::Choice {
+                let doc = json::read(std::str::from_utf8(&req.body).unwrap()).unwrap();
+                assert_eq!(Some(crate::verify::hex_digest(&inputs[1]).as_str()), doc.member_text(SIGNATURE_FIELD));
+            }
+        }
     }
 }

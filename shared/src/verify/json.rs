@@ -222,6 +222,11 @@ impl<'a> Document<'a> {
     /// length-prefixed path, type and length-prefixed value, sorted. Two bodies have the same hash only if
     /// they hold the same values at the same paths, whatever their key order or whitespace.
     pub fn content_hash(&self, skip: &[&str]) -> String {
+        super::hex_digest(self.content_hash_input(skip).as_bytes())
+    }
+
+    /// The text [`Document::content_hash`] hashes: one line per leaf, sorted.
+    pub fn content_hash_input(&self, skip: &[&str]) -> String {
         let mut leaves: Vec<(u128, &str, &Pair<'a>)> = self
             .leaves_without(skip)
             .map(|p| {
@@ -242,7 +247,7 @@ impl<'a> Document<'a> {
             input.push_str(&pair.value);
             input.push('\n');
         }
-        super::hex_digest(input.as_bytes())
+        input
     }
 }
 
