@@ -783,15 +783,9 @@ impl<'a> Reader<'a> {
     /// Move past the plain run of a string (up to a quote, backslash or control character).
     fn plain_run(&mut self) {
         // Eight bytes at a time while none of them is a quote, a backslash or a control character.
-        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-        let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
         while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-            let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
-            let stop = zero_in(x ^ u64::from_ne_bytes([b'"'; 8]))
-                || zero_in(x ^ u64::from_ne_bytes([b'\\'; 8]))
-                || x.wrapping_sub(u64::from_ne_bytes([0x20; 8])) & !x & HIGHS != 0;
-            if stop {
+            let x = word(chunk);
+            if any_byte_is(x, b'"') || any_byte_is(x, b'\\') || any_byte_below(x, 0x20) {
                 break;
             }
             self.pos += 8;
@@ -891,16 +885,25 @@ impl<'a> Reader<'a> {
 /// Whether a key holds a character the canonical string uses as a separator: `&`, `=`, `.`, `[` or `]`.
 /// Eight bytes at a time, as every key of every body is checked.
 fn holds_separator(key: &str) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const SEPARATORS: [u8; 5] = [b'&', b'=', b'.', b'[', b']'];
-    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
     let mut chunks = key.as_bytes().chunks_exact(8);
-    let in_chunk = |chunk: &[u8]| {
-        let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
-        SEPARATORS.iter().any(|&c| zero_in(x ^ u64::from_ne_bytes([c; 8])))
-    };
+    let in_chunk = |chunk: &[u8]| SEPARATORS.iter().any(|&c| any_byte_is(word(chunk), c));
     chunks.any(in_chunk) || chunks.remainder().iter().any(|c| SEPARATORS.contains(c))
+}
+
+/// Eight bytes as one word, to search them at once.
+fn word(chunk: &[u8]) -> u64 {
+    u64::from_ne_bytes(chunk.try_into().expect("eight bytes"))
+}
+
+/// Whether any of the eight bytes of `word` is below `bound` (at most 0x80; exact, with no false positive).
+fn any_byte_below(word: u64, bound: u8) -> bool {
+    word.wrapping_sub(u64::from_ne_bytes([bound; 8])) & !word & u64::from_ne_bytes([0x80; 8]) != 0
+}
+
+/// Whether any of the eight bytes of `word` is `byte`.
+fn any_byte_is(word: u64, byte: u8) -> bool {
+    any_byte_below(word ^ u64::from_ne_bytes([byte; 8]), 1)
 }
 
 /// Refuse an object whose keys repeat.
@@ -992,6 +995,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_word_is_searched_as_its_bytes_one_by_one(bytes in any::<[u8; 8]>(), bound in 0u8..=0x80, byte: u8) {
+            let x = word(&bytes);
+            prop_assert_eq!(any_byte_below(x, bound), bytes.iter().any(|&b| b < bound));
+            prop_assert_eq!(any_byte_is(x, byte), bytes.contains(&byte));
+            // The bytes searched for most, placed among others.
+            let mut with = bytes;
+            with[usize::from(byte) % 8] = b'"';
+            prop_assert!(any_byte_is(word(&with), b'"'));
+        }
+
         #[test]
         fn a_pair_in_a_value_is_found_as_by_every_piece(path in "[a-c=]{1,3}", value in "[a-c=&\u{e000}\u{10000}]{0,16}") {
             prop_assert_eq!(holds_a_pair(&path, &value), holds_a_pair_by_every_piece(&path, &value));
