@@ -3,7 +3,7 @@
     local_aws.py create|show PROVIDER...   (the providers come from `payhooks-send --list`)
 
 Names follow infra/template.yaml for a stack called "payhooks": table payhooks-events, FIFO queue
-payhooks-<provider>.fifo with dead-letter queue payhooks-<provider>-dlq.fifo (maxReceiveCount 5).
+payhooks-<provider>.fifo (high throughput) with dead-letter queue payhooks-<provider>-dlq.fifo (maxReceiveCount 5).
 """
 import json
 import os
@@ -52,6 +52,8 @@ def create(providers):
             Attributes={
                 "FifoQueue": "true",
                 "ContentBasedDeduplication": "false",
+                "DeduplicationScope": "messageGroup",
+                "FifoThroughputLimit": "perMessageGroupId",
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
             },
         )["QueueUrl"]

@@ -100,6 +100,9 @@ fn every_function_crate_is_deployed_with_its_route_queue_and_environment() {
         let queue = &resources[queue_id];
         assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"), "{queue_id}");
         assert_eq!(queue["Properties"]["FifoQueue"].as_bool(), Some(true), "{queue_id}");
+        // A batch's events are sent concurrently: FIFO's 300 sends a second must not apply to the whole queue.
+        assert_eq!(queue["Properties"]["DeduplicationScope"].as_str(), Some("messageGroup"), "{queue_id}");
+        assert_eq!(queue["Properties"]["FifoThroughputLimit"].as_str(), Some("perMessageGroupId"), "{queue_id}");
         assert_eq!(queue["Properties"]["RedrivePolicy"]["maxReceiveCount"].as_i64(), Some(5), "{queue_id}");
         let most = queue["Properties"]["MaximumMessageSize"].as_i64();
         assert_eq!(

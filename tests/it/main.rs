@@ -291,25 +291,13 @@ async fn conditional_updates_hold_on_dynamodb() {
     let stack = Stack::new(false).await;
     let store = payhooks::aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
     let record = payhooks::ports::EventRecord {
-        id: "e1".into(),
-        provider: Lipia,
-        event_type: "lipia.stk.succeeded".into(),
-        state: RecordState::Received,
-        received_at_ms: 1,
-        lease_until_ms: 1_000,
-        body_ref: "body#lipia#b".into(),
         scheme: payhooks::verify::Scheme::ChoiceSha256,
-        secret_index: 0,
         dialect: Some(payhooks::verify::Dialect::Java),
-        content_hash: "h".into(),
-        group: "g".into(),
-        envelope: r#"{"id":"e1","data":{"provider":"lipia"}}"#.into(),
-        quarantine: None,
         transaction: Some(payhooks::ports::TransactionRef {
             key: "txn#choice#T1".into(),
             step: payhooks::state::Step::Notification { state: "frozen".into(), at_ms: 9 },
         }),
-        expires_at: 2,
+        ..support::marker("e1", 1_000)
     };
     assert_eq!(store.insert(&record).await.unwrap(), Insert::Created);
     assert_eq!(store.load("e1").await.unwrap(), Some(record.clone()), "a stored record reads back whole");

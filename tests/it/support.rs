@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName
 use chrono::Utc;
 use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
 use payhooks::config::{Retention, VerifyConfig};
-use payhooks::ports::StaticSecrets;
+use payhooks::ports::{EventRecord, RecordState, StaticSecrets};
 use payhooks::{testing, Pipeline, Provider};
 
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -75,7 +75,10 @@ impl Stack {
             create = create
                 .queue_name(format!("{}.fifo", unique("q")))
                 .attributes(QueueAttributeName::FifoQueue, "true")
-                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+                // As infra/template.yaml: high-throughput FIFO.
+                .attributes(QueueAttributeName::DeduplicationScope, "messageGroup")
+                .attributes(QueueAttributeName::FifoThroughputLimit, "perMessageGroupId");
         } else {
             create = create.queue_name(unique("q"));
         }
@@ -150,6 +153,28 @@ impl Stack {
             .expect("get")
             .item
             .unwrap_or_else(|| panic!("no record {id}"))
+    }
+}
+
+/// A Lipia event's marker, `RECEIVED` under a lease that ends at `lease_until_ms`.
+pub fn marker(id: &str, lease_until_ms: i64) -> EventRecord {
+    EventRecord {
+        id: id.to_owned(),
+        provider: Provider::Lipia,
+        event_type: "lipia.stk.succeeded".into(),
+        state: RecordState::Received,
+        received_at_ms: 1,
+        lease_until_ms,
+        body_ref: "body#lipia#b".into(),
+        scheme: payhooks::verify::Scheme::UrlToken,
+        secret_index: 0,
+        dialect: None,
+        content_hash: "h".into(),
+        group: "g".into(),
+        envelope: format!(r#"{{"id":"{id}","data":{{"provider":"lipia"}}}}"#),
+        quarantine: None,
+        transaction: None,
+        expires_at: 2,
     }
 }
 

@@ -1,13 +1,13 @@
 //! The sweeper and transaction state on DynamoDB and SQS (moto).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
+use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher};
 use payhooks::error::StoreError;
 use payhooks::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, RecordState, StoredState, TransactionRef,
@@ -17,7 +17,7 @@ use payhooks::sweeper::Sweeper;
 use payhooks::testing::{fixture, TestRequest, SECRET};
 use payhooks::Provider::{self, *};
 
-use crate::support::{text, Stack, LEASE};
+use crate::support::{marker, text, Stack, LEASE};
 
 fn sweeper(stack: &Stack, store: Arc<dyn IdempotencyStore>) -> Sweeper {
     let publisher: Arc<dyn EventPublisher> = Arc::new(SqsPublisher::new(stack.sqs.clone(), stack.queue_url.clone()));
@@ -189,7 +189,28 @@ impl IdempotencyStore for Counting {
 
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
-async fn a_sweep_with_nothing_to_do_costs_one_query() {
+async fn received_markers_spread_over_every_shard_of_the_index_and_a_sweep_takes_the_oldest() {
+    let stack = Stack::new(true).await;
+    let store = DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
+    // 40 markers whose leases ended a second apart, oldest first.
+    let ids: Vec<String> = (0..40).map(|i| format!("lipia:stk:ws_CO_{i:03}:success")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        store.insert(&marker(id, 1_000 + 1_000 * i as i64)).await.unwrap();
+    }
+    let shards: BTreeSet<String> = stack.event_records().await.iter().map(|r| text(r, "pending")).collect();
+    assert_eq!(shards, pending_shards().collect(), "the index's writes go to every shard, not to one partition");
+
+    assert_eq!(store.stalled(i64::MAX, 1000).await.unwrap(), ids, "every shard is read, oldest lease first");
+    assert_eq!(store.stalled(i64::MAX, 7).await.unwrap(), ids[..7], "the limit keeps the oldest of all shards");
+    assert_eq!(store.stalled(6_001, 1000).await.unwrap(), ids[..6], "only leases that have ended");
+    store.mark_sent(&ids[0], RecordState::Enqueued, 1).await.unwrap();
+    assert!(!stack.record(&ids[0]).await.contains_key("pending"), "a sent marker leaves the index");
+    assert_eq!(store.stalled(i64::MAX, 1000).await.unwrap(), ids[1..]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_sweep_with_nothing_to_do_only_reads_the_index() {
     let stack = Stack::new(true).await;
     // Sent events and a quarantined one are not the sweeper's business.
     for (provider, name) in [(Lipia, "stk_success"), (Muda, "transaction_event_success")] {

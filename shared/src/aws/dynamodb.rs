@@ -14,8 +14,9 @@ use crate::verify::{Dialect, Scheme};
 /// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds five kinds of
 /// item: event markers (`pk` = event id), conflict records (`{id}#conflict#{hash}`), raw bodies
 /// (`body#<provider>#<sha256>`), one-time signature records (`sig#<provider>#<sha256>`) and transaction
-/// states (`txn#<provider>#<reference>`). Event and quarantine markers still `RECEIVED` carry `pending`, the
-/// key of the sparse index [`PENDING_INDEX`] (with `lease_until` as its sort key) that the sweeper queries.
+/// states (`txn#<provider>#<reference>`). Event and quarantine markers still `RECEIVED` carry `pending` (their
+/// shard, [`pending_shard`]), the key of the sparse index [`PENDING_INDEX`] (with `lease_until` as its sort
+/// key) that the sweeper queries.
 #[derive(Debug, Clone)]
 pub struct DynamoDbIdempotencyStore {
     client: aws_sdk_dynamodb::Client,
@@ -26,8 +27,25 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The sparse index of event markers still `RECEIVED`: partition key `pending`, sort key `lease_until`.
 pub const PENDING_INDEX: &str = "pending-index";
-/// The one value of `pending` (a single partition: a sweep is one query).
-const PENDING: &str = "1";
+
+/// How many values `pending` takes. Every event writes the index twice (its marker enters it, then leaves it
+/// when marked sent), and DynamoDB gives one partition key value at most 1,000 write units a second: with
+/// one value, the whole table would be throttled at about 500 events a second (a Choice batch of a few
+/// hundred items, 16 at a time, comes close), and since `lease_until` only grows, splitting that partition
+/// by sort key would not help. So the key is sharded ("GSI write sharding" in DynamoDB's best practices) and
+/// a sweep queries every shard. Never lowered: markers written before sharding carry "1", one of the shards.
+pub const PENDING_SHARDS: u32 = 10;
+
+/// The `pending` value of the marker with this id: `"0"` to `"9"`, the same for the same id (FNV-1a).
+pub fn pending_shard(id: &str) -> String {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    (hash % PENDING_SHARDS).to_string()
+}
+
+/// Every value of `pending`: what a reader of the whole index queries.
+pub fn pending_shards() -> impl Iterator<Item = String> {
+    (0..PENDING_SHARDS).map(|shard| shard.to_string())
+}
 
 impl DynamoDbIdempotencyStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
@@ -104,7 +122,7 @@ fn to_item(r: &EventRecord) -> Item {
         ("expires_at".to_owned(), n(r.expires_at)),
     ]);
     if r.state == RecordState::Received {
-        item.insert("pending".to_owned(), s(PENDING));
+        item.insert("pending".to_owned(), s(&pending_shard(&r.id)));
     }
     if let Some(transaction) = &r.transaction {
         item.insert("txn_key".to_owned(), s(&transaction.key));
@@ -388,16 +406,49 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     }
 
     async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(PENDING_INDEX)
-            .key_condition_expression("pending = :pending AND lease_until < :now")
-            .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":now", n(now_ms))
-            .limit(limit.min(1000) as i32);
-        let out = metrics::store_call(query.send()).await.map_err(|e| store_error("Query", e))?;
-        Ok(out.items().iter().filter_map(|item| text(item, "pk").map(str::to_owned)).collect())
+        // Each shard's oldest leases (at most `limit` each, keys only), then the oldest `limit` of them all:
+        // what one query gave when the index had one partition.
+        let limit = limit.min(1000);
+        let queries = pending_shards().map(|shard| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("pending = :pending AND lease_until < :now")
+                .expression_attribute_values(":pending", s(&shard))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit(limit as i32);
+            async move { metrics::store_call(query.send()).await.map_err(|e| store_error("Query", e)) }
+        });
+        let pages = futures_util::future::try_join_all(queries).await?;
+        let mut found: Vec<(i64, &str)> = pages
+            .iter()
+            .flat_map(|page| page.items())
+            .filter_map(|item| Some((number(item, "lease_until"), text(item, "pk")?)))
+            .collect();
+        found.sort_unstable();
+        Ok(found.into_iter().take(limit).map(|(_, id)| id.to_owned()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_marker_has_one_shard_of_the_index_and_the_shards_share_the_markers() {
+        let mut per_shard: BTreeMap<String, usize> = pending_shards().map(|shard| (shard, 0)).collect();
+        for i in 0..2_000 {
+            let id = format!("choice:0008:BAAS000820251122{i:06}:{}", i % 7);
+            let shard = pending_shard(&id);
+            assert_eq!(shard, pending_shard(&id), "the same id, the same shard");
+            *per_shard.get_mut(&shard).unwrap_or_else(|| panic!("{shard} is not a shard")) += 1;
+        }
+        // 200 each if even: none may take half as much again.
+        assert!(per_shard.values().all(|&n| (100..=300).contains(&n)), "{per_shard:?}");
+        assert!(per_shard.contains_key("1"), "markers written before sharding carry \"1\": it must stay a shard");
     }
 }

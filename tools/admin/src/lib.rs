@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
-use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
+use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
 use payhooks::config::VerifyConfig;
 use payhooks::event;
 use payhooks::pipeline;
@@ -139,7 +139,7 @@ impl Admin {
     }
 
     /// `list --provider P --state S [--since T]`: records by state. `RECEIVED` comes from the sparse
-    /// `pending` index (a query); the other states cost a scan of the table.
+    /// `pending` index (a query per shard); the other states cost a scan of the table.
     pub async fn list(
         &self,
         provider: Provider,
@@ -149,30 +149,32 @@ impl Admin {
         let since_ms = since.map_or(0, |t| t.timestamp_millis());
         let mut out = Vec::new();
         if state == RecordState::Received {
-            let mut start = None;
-            loop {
-                let page = self
-                    .ddb
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(PENDING_INDEX)
-                    .key_condition_expression("pending = :p")
-                    .expression_attribute_values(":p", s("1"))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await?;
-                for key in page.items() {
-                    let Some(id) = key.get("pk").and_then(|v| v.as_s().ok()) else { continue };
-                    if !id.starts_with(&format!("{provider}:")) {
-                        continue;
+            for shard in pending_shards() {
+                let mut start = None;
+                loop {
+                    let page = self
+                        .ddb
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(PENDING_INDEX)
+                        .key_condition_expression("pending = :p")
+                        .expression_attribute_values(":p", s(&shard))
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await?;
+                    for key in page.items() {
+                        let Some(id) = key.get("pk").and_then(|v| v.as_s().ok()) else { continue };
+                        if !id.starts_with(&format!("{provider}:")) {
+                            continue;
+                        }
+                        if let Some(item) = self.item(id).await? {
+                            out.push(item);
+                        }
                     }
-                    if let Some(item) = self.item(id).await? {
-                        out.push(item);
+                    start = page.last_evaluated_key().cloned();
+                    if start.is_none() {
+                        break;
                     }
-                }
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
                 }
             }
         } else {
