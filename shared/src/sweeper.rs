@@ -5,8 +5,8 @@
 //! schedule, the sweeper asks the sparse `pending` index for records still `RECEIVED` whose lease has ended
 //! (one query per shard of the index, never a scan), and completes each with the same lease rules as a
 //! retry: take the lease over (so a provider retry or another sweep racing it cannot also send), rebuild the
-//! message from the stored record and body, send, mark. A quarantined item left `RECEIVED` is completed the same way (as
-//! `<provider>.quarantined`: a human must still see it); nothing is ever normalised again here.
+//! message from the stored record and body, send, mark. A quarantined item left `RECEIVED` is completed the
+//! same way (as `<provider>.quarantined`: a human must still see it); nothing is ever normalised again here.
 
 use std::collections::HashMap;
 use std::sync::Arc;

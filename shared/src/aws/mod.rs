@@ -10,7 +10,7 @@ mod ssm;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use dynamodb::{pending_shard, pending_shards, DynamoDbIdempotencyStore, PENDING_INDEX, PENDING_SHARDS};
+pub use dynamodb::{pending_shards, DynamoDbIdempotencyStore, PENDING_INDEX};
 pub use sqs::{SqsPublisher, MAX_MESSAGE_BYTES};
 pub use ssm::{SsmClient, SsmSecrets};
 

@@ -34,7 +34,8 @@ enum Command {
         /// The event id, e.g. niobi:payin:A7KQ2M9XW001:000000
         id: String,
     },
-    /// List records by state. RECEIVED reads the sparse pending index (a query per shard); the other states scan the table.
+    /// List records by state. RECEIVED reads the sparse pending index (a query per shard); the other states
+    /// scan the table.
     List {
         #[arg(long)]
         provider: Provider,
