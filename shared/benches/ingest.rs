@@ -1,12 +1,12 @@
 //! `make bench`: authenticate + parse + normalise one typical callback per provider (no I/O), and the floor
-//! under it.
+//! under it. Each callback is its typical fixture as the Python twin sends it (`testing::bench_request`).
 //! Criterion prints the median time per callback (the middle value of `time: [low median high]`).
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use payhooks::config::VerifyConfig;
 use payhooks::providers::Secrets;
-use payhooks::testing::{fixture, typical, TestRequest, SECRET};
+use payhooks::testing::{bench_request, fixture, TestRequest, SECRET};
 use payhooks::verify::SecretSet;
 use payhooks::Provider;
 use serde::de::IgnoredAny;
@@ -19,7 +19,7 @@ fn ingest(c: &mut Criterion) {
     let now = Utc::now();
     let mut group = c.benchmark_group("authenticate+parse+normalise");
     for provider in Provider::ALL {
-        let req = TestRequest::signed(provider, &fixture(provider, typical(provider)), SECRET, now);
+        let req = bench_request(provider, now);
         group.bench_function(provider.name(), |b| {
             b.iter(|| {
                 let callback = req.check_with(provider, &config, &secrets, now).unwrap();
@@ -38,7 +38,7 @@ fn floor(c: &mut Criterion) {
     let now = Utc::now();
     let mut group = c.benchmark_group("floor");
     for provider in Provider::ALL {
-        let req = TestRequest::signed(provider, &fixture(provider, typical(provider)), SECRET, now);
+        let req = bench_request(provider, now);
         let inputs = req.hashed_inputs(provider);
         let body = std::str::from_utf8(&req.body).unwrap();
         group.bench_function(provider.name(), |b| {

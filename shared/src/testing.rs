@@ -128,7 +128,7 @@ pub fn canonical_string(body: &str) -> Result<String, ReadError> {
 /// Whether a body reads (depth, duplicate keys, string escapes), and if so whether its canonical string is
 /// ambiguous.
 pub fn read_verdict(body: &str) -> Result<bool, ReadError> {
-    json::read(body).map(|doc| doc.ambiguity.is_some())
+    json::read_signed(body).map(|doc| doc.ambiguity.is_some())
 }
 
 /// What the reader makes of a body, for the fuzz targets: its top-level members' raw text, its leaves as
@@ -233,6 +233,31 @@ pub fn typical(provider: Provider) -> &'static str {
         Provider::Lipia => "stk_success",
         Provider::Muda => "transaction_event_success",
     }
+}
+
+/// `text` without the white space between JSON tokens: for the fixtures, the bytes Python's
+/// `json.dumps(obj, separators=(",", ":"), ensure_ascii=False)` writes (`make bench-compare` checks that), so
+/// the bench reads, hashes and signs the same bytes as the Python twin (`../shared/bench`).
+pub fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            (in_string, escaped) = (escaped || c != '"', !escaped && c == '\\');
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The bench's callback for `provider` at `now`: its typical fixture, compact as the Python twin sends it,
+/// signed with [`SECRET`].
+pub fn bench_request(provider: Provider, now: DateTime<Utc>) -> TestRequest {
+    TestRequest::signed(provider, &compact(&fixture(provider, typical(provider))), SECRET, now)
 }
 
 /// An owned request, so tests can tamper with any part before it is checked.
@@ -698,4 +723,22 @@ pub async fn serve_once_each(
         requests
     });
     (url, server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// White space goes between tokens only: inside a string (after an escaped quote too) it stays.
+    #[test]
+    fn compact_drops_only_the_space_between_tokens() {
+        let text = "{ \"a b\" : [ 1 ,\n\t2 ] ,\r\n \"c\" : \"x \\\" y\\\\\" , \"d\" : { } }";
+        assert_eq!(compact(text), r#"{"a b":[1,2],"c":"x \" y\\","d":{}}"#);
+        for provider in Provider::ALL {
+            let body = fixture(provider, typical(provider));
+            let (sent, compacted): (serde_json::Value, serde_json::Value) =
+                (serde_json::from_str(&body).unwrap(), serde_json::from_str(&compact(&body)).unwrap());
+            assert_eq!(sent, compacted, "{provider}");
+        }
+    }
 }

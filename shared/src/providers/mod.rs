@@ -494,11 +494,11 @@ mod tests {
     /// Choice (a plain SHA-256 of the canonical string) its second is the string the signature is over.
     #[test]
     fn the_floor_hashes_what_the_check_hashes() {
-        use crate::testing::{fixture, typical, TestRequest, SECRET};
+        use crate::testing::{bench_request, SECRET};
         let now = Utc::now();
         let secrets: Secrets = SecretSet::parse(SECRET, "WEBHOOK_SECRETS").unwrap().into();
         for provider in Provider::ALL {
-            let req = TestRequest::signed(provider, &fixture(provider, typical(provider)), SECRET, now);
+            let req = bench_request(provider, now);
             let inputs = req.hashed_inputs(provider);
             let callback = req.check_with(provider, &VerifyConfig::default(), &secrets, now).unwrap();
             assert_eq!(crate::verify::hex_digest(&inputs[0]), callback.content_hash, "{provider}");

@@ -179,7 +179,7 @@ impl CanonicalPairs {
         } else {
             let mut spans: Vec<(usize, usize)> = leaves.into_iter().map(|(_, span)| span).collect();
             let bytes = text.as_bytes();
-            if bytes.iter().all(|&b| b < 0xEE) {
+            if text.is_ascii() || bytes.iter().all(|&b| b < 0xEE) {
                 // Byte order is UTF-16 order when no character is at or above U+E000.
                 let mut keyed: Vec<(u128, (usize, usize))> =
                     spans.iter().map(|&(start, end)| (super::prefix_key(&bytes[start..end]), (start, end))).collect();
@@ -217,7 +217,14 @@ impl CanonicalPairs {
     /// The string to sign: these pairs plus `senderKey=<secret>` in its place, joined with `&`.
     pub fn string_to_sign(&self, secret: &str) -> String {
         let sender_key = format!("{SENDER_KEY}={secret}");
-        self.parts_to_sign(&sender_key).collect::<Vec<_>>().join("&")
+        let mut out = String::with_capacity(self.text.len() + sender_key.len() + self.spans.len());
+        for (i, part) in self.parts_to_sign(&sender_key).enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(part);
+        }
+        out
     }
 }
 

@@ -61,11 +61,13 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pair<'a> {
     /// `paths[path.0..path.1]` is the leaf's structural path: written so that no two different paths look
-    /// alike, each key length-prefixed (`.1:a.1:b`, `.1:a[0]`).
-    path: (usize, usize),
-    /// `paths[canonical.0..canonical.1]` is the canonical path (`a.b`, `a[0]`) when the body was read for
-    /// a signature over it ([`read_signed`]); otherwise it is written from the structural path when asked.
-    canonical: (usize, usize),
+    /// alike, each key length-prefixed (`.1:a.1:b`, `.1:a[0]`). Offsets are `u32` (a leaf is 48 bytes, not
+    /// 72): a buffer that would outgrow them is refused as too complex.
+    path: (u32, u32),
+    /// `paths[canonical_start..path.0]` is the canonical path (`a.b`, `a[0]`) when the body was read for a
+    /// signature over it ([`read_signed`]); otherwise it is empty, and written from the structural path
+    /// when asked.
+    canonical_start: u32,
     /// The value as the canonical string renders it: a string's content, a number's text as sent,
     /// `true`/`false`/`null`, `{}`/`[]` for empty containers.
     pub value: Cow<'a, str>,
@@ -105,15 +107,16 @@ pub struct Document<'a> {
     /// callback.
     paths: String,
     /// Why the canonical string (`path=value&...`) of this body could also be read as another body's, if
-    /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`.
+    /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`. Looked
+    /// for only when the body is read for a signature over that string ([`read_signed`]); `None` otherwise.
     pub ambiguity: Option<String>,
 }
 
 impl<'a> Document<'a> {
     /// Append a leaf's canonical path (`a.b[0]`) to `out`.
     pub fn write_path(&self, pair: &Pair<'_>, out: &mut String) {
-        if pair.canonical.0 < pair.canonical.1 {
-            out.push_str(&self.paths[pair.canonical.0..pair.canonical.1]);
+        if pair.canonical_start < pair.path.0 {
+            out.push_str(&self.paths[pair.canonical_start as usize..pair.path.0 as usize]);
         } else {
             write_canonical(self.structural(pair), out);
         }
@@ -126,7 +129,7 @@ impl<'a> Document<'a> {
 
     /// A leaf's length-prefixed path (`.1:a.1:b[0]`).
     fn structural(&self, pair: &Pair<'_>) -> &str {
-        &self.paths[pair.path.0..pair.path.1]
+        &self.paths[pair.path.0 as usize..pair.path.1 as usize]
     }
 
     /// The leaves of every top-level member except those named in `skip`, in document order.
@@ -227,27 +230,50 @@ impl<'a> Document<'a> {
 
     /// The text [`Document::content_hash`] hashes: one line per leaf, sorted.
     pub fn content_hash_input(&self, skip: &[&str]) -> String {
-        let mut leaves: Vec<(u128, &str, &Pair<'a>)> = self
-            .leaves_without(skip)
-            .map(|p| {
-                let structural = self.structural(p);
-                (super::prefix_key(structural.as_bytes()), structural, p)
+        // No leaf's structural path is a prefix of another's (a path never leads both to a leaf and through
+        // it), so ordering by path orders the whole `path=value` lines. Paths are ordered by their top-level
+        // step first (the members, few to sort), then within each member (its leaves are one run) by their
+        // first 16 bytes after that step as a number, whole paths compared only where those are equal: the
+        // rest rarely shares 16 bytes, where whole paths do (every leaf of `params` starts `.6:params.`).
+        let mut members: Vec<(&str, &[Pair<'a>])> = self
+            .members
+            .iter()
+            .filter(|m| !skip.contains(&m.key.as_ref()) && m.leaves.0 < m.leaves.1)
+            .map(|m| {
+                let first = self.structural(&self.pairs[m.leaves.0]);
+                (&first[..segment_len(first)], &self.pairs[m.leaves.0..m.leaves.1])
             })
             .collect();
-        // No leaf's structural path is a prefix of another's (a path never leads both to a leaf and through
-        // it), so ordering by path orders the whole `path=value` lines.
-        leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut input = String::with_capacity(self.paths.len() + self.text.len());
-        for (_, structural, pair) in leaves {
-            input.push_str(structural);
-            input.push('=');
-            input.push(pair.kind.tag());
-            push_decimal(&mut input, pair.value.len());
-            input.push(':');
-            input.push_str(&pair.value);
-            input.push('\n');
+        let mut order: Vec<(u128, usize)> = Vec::new();
+        for (step, leaves) in members {
+            if let [pair] = leaves {
+                self.push_line(&mut input, pair);
+                continue;
+            }
+            order.clear();
+            let rest = |p: &Pair<'_>| super::prefix_key(&self.structural(p).as_bytes()[step.len()..]);
+            order.extend(leaves.iter().enumerate().map(|(i, p)| (rest(p), i)));
+            order.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| self.structural(&leaves[a.1]).cmp(self.structural(&leaves[b.1])))
+            });
+            for &(_, i) in &order {
+                self.push_line(&mut input, &leaves[i]);
+            }
         }
         input
+    }
+
+    /// One line of the content hash's text: `<structural path>=<tag><length>:<value>` and a newline.
+    fn push_line(&self, input: &mut String, pair: &Pair<'_>) {
+        input.push_str(self.structural(pair));
+        input.push('=');
+        input.push(pair.kind.tag());
+        push_decimal(input, pair.value.len());
+        input.push(':');
+        input.push_str(&pair.value);
+        input.push('\n');
     }
 }
 
@@ -353,13 +379,17 @@ impl<'d, 'a> Node<'d, 'a> {
             if structural.len() == depth || structural.as_bytes()[depth] != b'.' {
                 continue; // an empty container's own leaf, or an array item
             }
-            let step = &structural[depth..depth + segment_len(&structural[depth..])];
-            let Segment::Key(key) = segment(step) else { continue };
-            if lengths & 1 << key.len().min(127) == 0 {
+            // `.<len>:<key>`: the length's digits are read once, and give the key without a second parse.
+            let bytes = &structural.as_bytes()[depth + 1..];
+            let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            let len = bytes[..digits].iter().fold(0usize, |n, &b| n * 10 + usize::from(b - b'0'));
+            if lengths & 1 << len.min(127) == 0 {
                 continue;
             }
+            let key_start = depth + 2 + digits;
+            let key = &structural[key_start..key_start + len];
             let Some(i) = names.iter().position(|name| *name == key) else { continue };
-            let child = self.child(at - 1, step);
+            let child = self.child(at - 1, &structural[depth..key_start + len]);
             at += child.leaves.len() - 1;
             found[i] = child.value();
         }
@@ -445,6 +475,12 @@ fn push_decimal(out: &mut String, n: usize) {
         out.push(char::from(b'0' + n as u8));
         return;
     }
+    if n < 100 {
+        // Most key and value lengths: two digits, without the loop.
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = n;
@@ -479,7 +515,8 @@ pub fn read(text: &str) -> Result<Document<'_>, ReadError> {
 }
 
 /// Read `text` as one JSON object whose canonical string will be signed or verified: each leaf's canonical
-/// path is kept as it is read, not written again from its structural path.
+/// path is kept as it is read, not written again from its structural path, and the string's ambiguity is
+/// looked for ([`Document::ambiguity`]).
 pub fn read_signed(text: &str) -> Result<Document<'_>, ReadError> {
     Reader { text, bytes: text.as_bytes(), pos: 0 }.document(true)
 }
@@ -516,8 +553,14 @@ impl<'a> Builder<'a> {
         }
         let path_start = paths.len();
         paths.push_str(&self.structural);
-        let pair =
-            Pair { path: (path_start, paths.len()), canonical: (canonical_start, path_start), value, kind, start };
+        let offset = |at: usize| u32::try_from(at).map_err(|_| ReadError::TooComplex);
+        let pair = Pair {
+            path: (offset(path_start)?, offset(paths.len())?),
+            canonical_start: offset(canonical_start)?,
+            value,
+            kind,
+            start,
+        };
         self.doc.pairs.push(pair);
         if self.doc.pairs.len() > MAX_LEAVES || self.flattened > self.flattened_limit {
             return Err(ReadError::TooComplex);
@@ -565,7 +608,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn document(mut self, canonical_paths: bool) -> Result<Document<'a>, ReadError> {
+    fn document(mut self, signed: bool) -> Result<Document<'a>, ReadError> {
         let text = self.text;
         // Typical callbacks have one leaf per 20-30 bytes; reserving once avoids regrowing.
         let leaves_guess = (text.len() / 24).min(MAX_LEAVES);
@@ -574,12 +617,13 @@ impl<'a> Reader<'a> {
                 text,
                 members: Vec::with_capacity(12),
                 pairs: Vec::with_capacity(leaves_guess),
-                paths: String::with_capacity(leaves_guess * 32),
+                // Each leaf's structural path, and its canonical path too when read for a signature.
+                paths: String::with_capacity(leaves_guess * if signed { 48 } else { 32 }),
                 ambiguity: None,
             },
             structural: String::with_capacity(96),
             path_len: 0,
-            path: canonical_paths.then(|| String::with_capacity(64)),
+            path: signed.then(|| String::with_capacity(64)),
             flattened: 0,
             flattened_limit: (MAX_FLATTENED_RATIO * text.len()).max(65_536),
             top: Cow::Borrowed(""),
@@ -661,7 +705,7 @@ impl<'a> Reader<'a> {
                     push_decimal(&mut b.structural, key.len());
                     b.structural.push(':');
                     b.structural.push_str(&key);
-                    if b.doc.ambiguity.is_none() && holds_separator(&key) {
+                    if signed && b.doc.ambiguity.is_none() && holds_separator(&key) {
                         b.doc.ambiguity = Some(format!("key `{}` holds a separator", shown(&key)));
                     }
                     let frame = stack.last_mut().expect("a frame is open");
@@ -702,7 +746,7 @@ impl<'a> Reader<'a> {
                 }
                 Some(b'"') => {
                     let value = self.string()?;
-                    if b.doc.ambiguity.is_none() && value.contains('&') {
+                    if signed && b.doc.ambiguity.is_none() && value.contains('&') {
                         let mut path = String::new();
                         write_canonical(&b.structural, &mut path);
                         if holds_a_pair(&path, &value) {
@@ -1027,6 +1071,71 @@ mod tests {
         }
     }
 
+    /// A JSON text whose objects keep their members in the order generated (not sorted), with keys of one
+    /// to eleven bytes and arrays of up to eleven items (so `.9:` meets `.10:`, and `[9]` meets `[10]`).
+    fn json_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("{}".to_owned()),
+            Just("[]".to_owned()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i32>().prop_map(|n| n.to_string()),
+            "[a-c\u{e9}]{0,12}".prop_map(|t| format!("\"{t}\"")),
+        ];
+        let value = leaf.prop_recursive(4, 64, 12, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 1..12).prop_map(|items| format!("[{}]", items.join(","))),
+                object(inner),
+            ]
+        });
+        object(value.boxed())
+    }
+
+    fn object(value: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+        proptest::collection::vec(("[a-c]{1,11}", value), 1..12).prop_map(|members| {
+            let mut seen = std::collections::HashSet::new();
+            let kept: Vec<String> = members
+                .into_iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}", kept.join(","))
+        })
+    }
+
+    proptest! {
+        /// The content hash's lines are the leaves' lines sorted as whole texts, however the sort gets there.
+        #[test]
+        fn content_hash_lines_are_sorted_as_whole_texts(body in json_text()) {
+            let doc = read(&body).unwrap();
+            let skip = ["b"];
+            let mut lines: Vec<String> = doc
+                .leaves_without(&skip)
+                .map(|p| format!("{}={}{}:{}\n", doc.structural(p), p.kind.tag(), p.value.len(), p.value))
+                .collect();
+            lines.sort();
+            prop_assert_eq!(doc.content_hash_input(&skip), lines.concat());
+        }
+    }
+
+    #[test]
+    fn a_leaf_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Pair<'_>>(), 48);
+    }
+
+    /// The content hash's encoding never changes: a record stored before an upgrade must match a retry of the
+    /// same callback after it (else a retried delivery becomes a conflict, a retried quarantine a second id).
+    #[test]
+    fn the_content_hash_is_pinned() {
+        let body = r#"{"b": {"y": [1, {"z": null}], "x": "v\u00e9", "long_key_10": 2}, "a": true, "salt": "s", "c": {}, "d": []}"#;
+        let doc = read(body).unwrap();
+        assert_eq!(
+            doc.content_hash_input(&["salt"]),
+            ".1:a=b4:true\n.1:b.11:long_key_10=n1:2\n.1:b.1:x=s3:v\u{e9}\n.1:b.1:y[0]=n1:1\n.1:b.1:y[1].1:z=z4:null\n.1:c=o2:{}\n.1:d=a2:[]\n"
+        );
+        assert_eq!(doc.content_hash(&["salt"]), "fe78d00514cb7ba253f24cce4fac548b7df5589d882cc6f974841ced3c6ea234");
+    }
+
     fn leaves(body: &str) -> Vec<String> {
         let doc = read(body).unwrap();
         doc.pairs.iter().map(|p| doc.joined(p)).collect()
@@ -1124,11 +1233,11 @@ mod tests {
     #[test]
     fn ambiguity_names_a_long_key_in_short() {
         let body = format!(r#"{{"a.{}":1}}"#, "b".repeat(10_000));
-        let why = read(&body).unwrap().ambiguity.unwrap();
+        let why = read_signed(&body).unwrap().ambiguity.unwrap();
         assert!(why.starts_with("key `a.bbb") && why.ends_with("…` holds a separator"), "{why:.60}");
         assert_eq!(why.chars().count(), SHOWN_CHARS + "key `…` holds a separator".chars().count());
         let body = format!(r#"{{"{}":{{"x":"r&zz=1"}}}}"#, "p".repeat(200));
-        let why = read(&body).unwrap().ambiguity.unwrap();
+        let why = read_signed(&body).unwrap().ambiguity.unwrap();
         assert!(why.starts_with("value of `ppp") && why.chars().count() < 200, "the value's path is cut too: {why}");
     }
 
@@ -1141,12 +1250,13 @@ mod tests {
             r#"{"p": {"x[0]": 1}}"#,
             r#"{"p": ["a&b&c=d"]}"#,
         ] {
-            assert!(read(body).unwrap().ambiguity.is_some(), "{body}");
+            assert!(read_signed(body).unwrap().ambiguity.is_some(), "{body}");
+            assert_eq!(read(body).unwrap().ambiguity, None, "only a body read for a signature is looked at: {body}");
         }
         for body in
             [r#"{"name": "Tom & Jerry"}"#, r#"{"q": "a=b"}"#, r#"{"a": {"b": 1}}"#, r#"{"p": {"remark": "a/b & c=d"}}"#]
         {
-            assert_eq!(read(body).unwrap().ambiguity, None, "{body}");
+            assert_eq!(read_signed(body).unwrap().ambiguity, None, "{body}");
         }
     }
 
