@@ -79,6 +79,8 @@ pub fn is_plain(text: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Field<'d> {
     pub text: Option<&'d str>,
+    /// Whether the body has the field at all (a `null` included).
+    pub sent: bool,
     /// The object it is in, as a path prefix (`params`, `params.resultArray[2]`, or empty at the top level).
     prefix: &'d str,
     name: &'static str,
@@ -89,20 +91,22 @@ impl<'d> Field<'d> {
     /// text makes the whole model unusable (`UnknownShape`, named `shape`).
     pub fn read(value: Value<'d, '_>, shape: &str, prefix: &'d str, name: &'static str) -> Result<Self, Unusable> {
         match value {
-            Value::Absent | Value::Null => Ok(Self { text: None, prefix, name }),
-            Value::Text(text) => Ok(Self { text: Some(text), prefix, name }),
+            Value::Absent => Ok(Self { text: None, sent: false, prefix, name }),
+            Value::Null => Ok(Self { text: None, sent: true, prefix, name }),
+            Value::Text(text) => Ok(Self { text: Some(text), sent: true, prefix, name }),
             Value::Object(_) | Value::Array(_) => Err(Unusable::new(Reason::UnknownShape, shape)),
         }
     }
 
     /// A field known by its path alone (a top-level member).
     pub fn top(doc: &'d Document<'_>, name: &'static str) -> Self {
-        Self { text: doc.member_text(name), prefix: "", name }
+        let value = doc.field(name);
+        Self { text: value.text(), sent: value.is_present(), prefix: "", name }
     }
 
     /// This field, with `other`'s text where it has none (a field the provider spells two ways).
     pub fn or(self, other: Field<'d>) -> Self {
-        Self { text: self.text.or(other.text), ..self }
+        Self { text: self.text.or(other.text), sent: self.sent || other.sent, ..self }
     }
 
     /// The field's path in the body (`params.txId`).
@@ -195,11 +199,11 @@ mod tests {
 
     #[test]
     fn amounts_are_exact_decimal_text() {
-        let t = |s: &'static str| Field { text: Some(s), prefix: "data", name: "amount" };
+        let t = |s: &'static str| Field { text: Some(s), sent: true, prefix: "data", name: "amount" };
         assert_eq!(t("100.50").amount(), Ok(Some("100.50".into())));
         assert_eq!(t("-3").amount(), Ok(Some("-3".into())));
         assert_eq!(t("").amount(), Ok(None));
-        assert_eq!(Field { text: None, prefix: "", name: "a" }.amount(), Ok(None));
+        assert_eq!(Field { text: None, sent: false, prefix: "", name: "a" }.amount(), Ok(None));
         for (sent, exact) in [
             ("1.5E+3", "1500"),
             ("2.50e-1", "0.250"),
@@ -219,12 +223,12 @@ mod tests {
     #[test]
     fn id_parts_are_plain() {
         fn t(s: &str) -> Field<'_> {
-            Field { text: Some(s), prefix: "", name: "requestId" }
+            Field { text: Some(s), sent: true, prefix: "", name: "requestId" }
         }
         assert_eq!(t(" R1 ").id_part(), Ok("R1".into()));
         assert_eq!(t("").id_part().unwrap_err().reason, Reason::MissingField);
         assert_eq!(
-            Field { text: None, prefix: "", name: "requestId" }.id_part().unwrap_err().reason,
+            Field { text: None, sent: false, prefix: "", name: "requestId" }.id_part().unwrap_err().reason,
             Reason::MissingField
         );
         for bad in ["R1&salt=abc", "a=b", "x\u{0}", "x\u{FFFF}", "null", "{}", "A:b", &"x".repeat(129)] {

@@ -39,11 +39,10 @@ fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
 
 /// `status_code` is another spelling of `statusCode`: either may be sent, not both.
 fn read_params<'d>(params: Value<'d, '_>) -> Result<Params<'d>, Unusable> {
-    let both = params.object().is_some_and(|o| o.fields(["statusCode", "status_code"]).iter().all(Value::is_present));
-    if both {
+    let p = Params::read(params, "params", "params")?;
+    if p.status_code.sent && p.status_code_alias.sent {
         return Err(Unusable::new(Reason::UnknownShape, "params"));
     }
-    let p = Params::read(params, "params", "params")?;
     Ok(Params { status_code: p.status_code.or(p.status_code_alias), ..p })
 }
 
@@ -99,5 +98,23 @@ mod tests {
         assert_eq!(status("000123", Some("failed")), Status::Failed);
         // An unknown code never becomes a success, whatever the word says.
         assert_eq!(status("000999", Some("success")), Status::Unknown);
+    }
+
+    #[test]
+    fn either_spelling_of_the_status_code_but_not_both() {
+        let normalised = |params: &str| {
+            let body = format!(r#"{{"params": {{"depositId": "D1", {params}}}}}"#);
+            normalise(&crate::verify::json::read(&body).unwrap()).remove(0).map(|e| e.id)
+        };
+        assert_eq!(normalised(r#""statusCode": "000000""#), Ok("niobi:payin:D1:000000".to_owned()));
+        assert_eq!(normalised(r#""status_code": "000006""#), Ok("niobi:payin:D1:000006".to_owned()));
+        // Both sent, even with one of them null: which one the sender meant is not ours to guess.
+        for both in [
+            r#""statusCode": "000000", "status_code": "000006""#,
+            r#""statusCode": "000000", "status_code": null"#,
+            r#""statusCode": null, "status_code": "000000""#,
+        ] {
+            assert_eq!(normalised(both), Err(Unusable::new(Reason::UnknownShape, "params")), "{both}");
+        }
     }
 }
