@@ -54,7 +54,7 @@ size: ## Release build of every function (the `release` profile) and each binary
 	@python3 -c 'import os, sys; [print(f"  {f:<10} {os.path.getsize(os.path.join(sys.argv[1], f)) / 1e6:6.2f} MB") for f in sys.argv[2:]]' \
 	  $${CARGO_TARGET_DIR:-target}/release $(FUNCTIONS)
 
-init-time: $(VENV)/.installed ## Process start to first Runtime API poll of the niobi function, against a fake Runtime API and moto
+init-time: $(VENV)/.installed ## Process start to first Runtime API poll of the niobi function (and its own CPU until then), against a fake Runtime API and moto
 	scripts/with-moto.sh .venv/bin/python scripts/measure_init.py $${CARGO_TARGET_DIR:-target}/release/niobi 21
 
 bench-compare: ## The criterion bench and the Python twin (../shared/bench) in one run: Rust, Python, ratio, floor per provider
