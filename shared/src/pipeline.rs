@@ -1,8 +1,11 @@
 //! One callback from request to acknowledgement: authenticate and normalise, then record and enqueue
 //! every event (and every quarantined item) exactly once.
 //!
-//! Per callback: Choice and Niobi signatures are recorded once (a second body carrying a used signature is
-//! a duplicate of the first delivery, never new events); the raw body is stored once.
+//! Per callback: first reads only (the signature's first use, every record's state), so that a duplicate,
+//! however it is encoded, writes nothing. A callback with a record still to send stores its raw body (once per
+//! content, never rewritten), then, for Choice and Niobi, claims its signature, pointing at that body: a later
+//! body carrying the signature with other content is a duplicate of the first delivery, never new events, and
+//! is acknowledged only once that first delivery is complete (completing it from the stored body if need be).
 //!
 //! Per event (the events of a batch concurrently, at most [`BATCH_CONCURRENCY`] at once): a conditional
 //! insert of a small marker. New: send, then mark `ENQUEUED` (`QUARANTINED` for
@@ -26,7 +29,7 @@ use crate::event::{self, CloudEvent};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader,
-    TransactionRef,
+    SignatureClaim, StoredState, TransactionRef,
 };
 use crate::provider::Provider;
 use crate::providers::{self, Callback, Incoming, Reason, Secrets};
@@ -194,45 +197,69 @@ impl Pipeline {
         let secrets = self.secrets.get().await?;
         let callback = providers::authenticate_and_normalise(self.provider, &self.verify, &secrets, req, received)?;
         let clock = Clock { received_ms: received.timestamp_millis(), started: Instant::now() };
-        let event_ids: Vec<String> = callback.events.iter().map(|e| e.id.clone()).collect();
-        let quarantined_ids: Vec<String> = callback.quarantined.iter().map(|q| q.id.clone()).collect();
-        let processed = |outcome, counts| Processed {
+        let processed = |callback: &Callback<'_>, outcome, counts| Processed {
             outcome,
-            event_ids: event_ids.clone(),
-            quarantined_ids: quarantined_ids.clone(),
+            event_ids: callback.events.iter().map(|e| e.id.clone()).collect(),
+            quarantined_ids: callback.quarantined.iter().map(|q| q.id.clone()).collect(),
             verified: callback.verified,
             counts,
             sent_at_ms: callback.sent_at_ms,
         };
 
-        if let Some(signature) = &callback.signature_key {
-            let key = format!("sig#{}#{signature}", self.provider);
-            let expires_at = received.timestamp() + self.retention.body.as_secs() as i64;
-            if !self.store.claim_signature(&key, &callback.content_hash, expires_at).await? {
-                tracing::warn!(provider = %self.provider, "signature already used with other content: a duplicate of its first delivery, nothing recorded");
-                let duplicates = vec![Outcome::Duplicate; event_ids.len() + quarantined_ids.len()];
-                return Ok(processed(Outcome::Duplicate, OutcomeCounts::of(&duplicates)));
+        // A body carrying a signature used before with other content stands for that first delivery.
+        let signature = callback.signature_key.as_ref().map(|sig| format!("sig#{}#{sig}", self.provider));
+        let mut first_use = None;
+        if let Some(key) = &signature {
+            first_use = self.store.signature(key).await?;
+            if let Some(first) = first_use.as_ref().filter(|first| first.content_hash != callback.content_hash) {
+                let counts = self.complete_first_use(first, &clock, lease).await?;
+                return Ok(processed(&callback, Outcome::Duplicate, counts));
             }
         }
+
         let body = BodyRecord {
-            key: format!("body#{}#{}", self.provider, crate::verify::hex_digest(callback.body.as_bytes())),
+            key: format!("body#{}#{}", self.provider, callback.content_hash),
             provider: self.provider,
-            raw_body: callback.body.to_string(),
+            raw_body: req.body.to_vec(),
             headers: stored_headers(req.headers),
             received_at_ms: clock.received_ms,
             expires_at: received.timestamp() + self.retention.body.as_secs() as i64,
         };
-        self.store.put_body(&body).await?;
-
-        // The events of a batch go through concurrently (bounded). Every delivery runs to its end, so none is
-        // cut off holding a lease; one failure answers 503 and the retry completes the rest, with no duplicate.
-        let courier = Courier { store: &*self.store, publisher: &*self.publisher };
         let records = self.records(&callback, &body.key, received, &clock, lease);
-        let deliveries: Vec<_> =
-            records.iter().map(|record| self.deliver(&courier, record, &callback.payload, &clock, lease)).collect();
-        let results: Vec<Result<Outcome, IngestError>> =
-            futures_util::stream::iter(deliveries).buffer_unordered(BATCH_CONCURRENCY).collect().await;
-        let outcomes = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        // What is recorded already (reads): a delivery whose every record is sent writes nothing at all.
+        let known = self.store.states(&records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).await?;
+        // New, still completing, or other content under a known id (kept as a conflict, with its body).
+        let to_record = known.iter().any(|k| {
+            k.as_ref().is_none_or(|stored| !stored.state.is_sent() || stored.content_hash != callback.content_hash)
+        });
+        if to_record {
+            // The body is durable before anything points to it (the signature claim, the markers), so that
+            // whatever fails after this, a retry or the sweeper can complete the delivery from it.
+            self.store.put_body(&body).await?;
+            if let (Some(key), None) = (&signature, &first_use) {
+                let claim = SignatureClaim {
+                    key: key.clone(),
+                    content_hash: callback.content_hash.clone(),
+                    body_ref: body.key.clone(),
+                    scheme: Some(callback.verified.scheme),
+                    secret_index: callback.verified.secret_index,
+                    dialect: callback.verified.dialect,
+                    received_at_ms: clock.received_ms,
+                    // A timestamp that could not be judged leaves replay protection to this record: it lasts
+                    // as long as the markers.
+                    expires_at: received.timestamp()
+                        + if callback.sent_at_ms.is_some() { self.retention.body } else { self.retention.marker }
+                            .as_secs() as i64,
+                };
+                if let Some(first) = self.store.claim_signature(&claim).await? {
+                    if first.content_hash != callback.content_hash {
+                        let counts = self.complete_first_use(&first, &clock, lease).await?;
+                        return Ok(processed(&callback, Outcome::Duplicate, counts));
+                    }
+                }
+            }
+        }
+        let outcomes = self.deliver_all(&records, known, &callback.payload, &clock, lease).await?;
         for q in &callback.quarantined {
             tracing::warn!(provider = %self.provider, quarantine_id = %q.id, reason = q.reason.as_str(), field = %q.field, "authenticated callback could not be normalised: quarantined");
         }
@@ -240,7 +267,57 @@ impl Pipeline {
             .into_iter()
             .find(|o| outcomes.contains(o))
             .unwrap_or(Outcome::Duplicate);
-        Ok(processed(outcome, OutcomeCounts::of(&outcomes)))
+        Ok(processed(&callback, outcome, OutcomeCounts::of(&outcomes)))
+    }
+
+    /// Deliver every record (those of a batch concurrently, bounded), each from its known state. Every
+    /// delivery runs to its end, so none is cut off holding a lease; one failure answers 503 and the retry
+    /// completes the rest, with no duplicate.
+    async fn deliver_all(
+        &self,
+        records: &[EventRecord],
+        known: Vec<Option<StoredState>>,
+        payload: &str,
+        clock: &Clock,
+        lease: Duration,
+    ) -> Result<Vec<Outcome>, IngestError> {
+        let courier = Courier { store: &*self.store, publisher: &*self.publisher };
+        let deliveries: Vec<_> = records
+            .iter()
+            .zip(known)
+            .map(|(record, known)| self.deliver(&courier, record, known, payload, clock, lease))
+            .collect();
+        let results: Vec<Result<Outcome, IngestError>> =
+            futures_util::stream::iter(deliveries).buffer_unordered(BATCH_CONCURRENCY).collect().await;
+        results.into_iter().collect()
+    }
+
+    /// A body carrying a signature first used with other content is a duplicate of that first delivery: it is
+    /// acknowledged only once every event the first delivery stands for is sent, so the first delivery is
+    /// completed here from its stored body if it is not (its own delivery failed or crashed part way).
+    async fn complete_first_use(
+        &self,
+        first: &SignatureClaim,
+        clock: &Clock,
+        lease: Duration,
+    ) -> Result<OutcomeCounts, IngestError> {
+        tracing::warn!(provider = %self.provider, "signature already used with other content: a duplicate of its first delivery");
+        // A claim written before claims named their body: its delivery wrote its markers before the claim.
+        let (Some(scheme), false) = (first.scheme, first.body_ref.is_empty()) else {
+            return Ok(OutcomeCounts::default());
+        };
+        let Some(raw) = self.store.get_body(&first.body_ref).await? else {
+            return Err(IngestError::InProgress(first.key.clone()));
+        };
+        let verified = Verified { scheme, secret_index: first.secret_index, dialect: first.dialect };
+        let callback = providers::stored_callback(self.provider, &raw, verified)
+            .map_err(|why| IngestError::InProgress(format!("{}: stored body unreadable: {why}", first.key)))?;
+        let received = DateTime::from_timestamp_millis(first.received_at_ms).unwrap_or_default();
+        let records = self.records(&callback, &first.body_ref, received, clock, lease);
+        let known = self.store.states(&records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).await?;
+        let outcomes = self.deliver_all(&records, known, &callback.payload, clock, lease).await?;
+        let duplicates = vec![Outcome::Duplicate; outcomes.len()];
+        Ok(OutcomeCounts::of(&duplicates))
     }
 
     /// The records of a callback's events, then of its quarantined items.
@@ -294,13 +371,17 @@ impl Pipeline {
         &self,
         courier: &Courier<'_>,
         record: &EventRecord,
+        known: Option<StoredState>,
         payload: &str,
         clock: &Clock,
         lease: Duration,
     ) -> Result<Outcome, IngestError> {
-        let mut current = match self.store.insert(record).await? {
-            Insert::Created => return courier.send_and_mark(record, payload, clock.now_ms()).await,
-            Insert::Exists(existing) => existing,
+        let mut current = match known {
+            Some(existing) => existing,
+            None => match self.store.insert(record).await? {
+                Insert::Created => return courier.send_and_mark(record, payload, clock.now_ms()).await,
+                Insert::Exists(existing) => existing,
+            },
         };
         let mut outcome = Outcome::Duplicate;
         let mut stored = None;
@@ -313,9 +394,11 @@ impl Pipeline {
                 expires_at: record.expires_at.min(clock.received_ms / 1000 + self.retention.body.as_secs() as i64),
                 ..record.clone()
             };
-            self.store.insert(&conflict).await?;
-            self.store.note_conflict(&record.id, &conflict.id).await?;
-            tracing::warn!(event_id = %record.id, conflict_record = %conflict.id, "same event id, different content: kept, not enqueued");
+            // Kept once: the same conflicting content again writes nothing more.
+            if self.store.insert(&conflict).await? == Insert::Created {
+                self.store.note_conflict(&record.id, &conflict.id).await?;
+                tracing::warn!(event_id = %record.id, conflict_record = %conflict.id, "same event id, different content: kept, not enqueued");
+            }
             if current.state.is_sent() {
                 return Ok(Outcome::Conflict);
             }

@@ -47,15 +47,35 @@ impl RecordState {
     }
 }
 
-/// The raw body of one callback, stored once (`body#<provider>#<sha256 of the bytes>`); its events point to
-/// it. It expires after `EVENT_TTL_DAYS`.
+/// The raw body of one callback, stored once per content (`body#<provider>#<content hash>`, so that another
+/// encoding of the same content is the same item) and never rewritten; its events point to it. It expires
+/// after `EVENT_TTL_DAYS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyRecord {
     pub key: String,
     pub provider: Provider,
-    pub raw_body: String,
+    /// The bytes as received: stored as text when they are UTF-8, else as binary (never expanded).
+    pub raw_body: Vec<u8>,
     /// Request headers on the allowlist only.
     pub headers: Vec<(String, String)>,
+    pub received_at_ms: i64,
+    /// TTL attribute, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The first use of a Choice or Niobi signature (`sig#<provider>#<sha256 of the signature>`): what a later body
+/// carrying the same signature is a duplicate of. Written only once the first delivery's body is stored, so
+/// that the first delivery can always be completed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureClaim {
+    pub key: String,
+    pub content_hash: String,
+    /// The first delivery's [`BodyRecord`] (empty on claims written before claims named their body).
+    pub body_ref: String,
+    /// How the first delivery was verified (scheme, secret index, dialect), to read its body again.
+    pub scheme: Option<Scheme>,
+    pub secret_index: usize,
+    pub dialect: Option<Dialect>,
     pub received_at_ms: i64,
     /// TTL attribute, Unix seconds.
     pub expires_at: i64,
@@ -116,17 +136,28 @@ pub enum Insert {
 /// Records events once: the idempotency half of a delivery.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Store a callback's raw body (idempotent: the key is the hash of the bytes).
+    /// Store a callback's raw body unless its key is stored already: a stored body is never rewritten.
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError>;
-    /// A stored raw body, if it has not expired.
+    /// A stored raw body (its bytes as text, U+FFFD for what is not UTF-8), if it has not expired.
     async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Record the first use of a signature (`key`) with `content_hash`. True when this is the first use or
-    /// the same content again; false when the signature was first used with other content.
-    async fn claim_signature(&self, key: &str, content_hash: &str, expires_at: i64) -> Result<bool, StoreError>;
+    /// The first use of a signature, if it is recorded (a read).
+    async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError>;
+    /// Record `claim` as the first use of its signature unless one is recorded; `None` when this is the first
+    /// use, else the first use (written by another delivery in the meantime).
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError>;
     /// Write `record` unless a record with its id exists; if one does, return its state.
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError>;
     /// The current state of a record.
     async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError>;
+    /// The current state of each record in `ids`, in order: reads only, so that a duplicate delivery writes
+    /// nothing.
+    async fn states(&self, ids: &[&str]) -> Result<Vec<Option<StoredState>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
     /// The whole record (to rebuild its message).
     async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
     /// Take over a `RECEIVED` record whose lease is still `expired_lease_ms`; false if someone else did first.

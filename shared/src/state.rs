@@ -1,12 +1,13 @@
 //! Where a transaction stands over time: statuses are ranked so the recorded state only moves forward,
 //! whatever order the network delivers events in.
 //!
-//! `pending` < `timeout` < `failed` = `succeeded` < `reversed`. `failed` and `succeeded` are final: a later
-//! event of the other kind is a *contradiction* (a money question for a human) and leaves the state as it is.
-//! `reversed` may only follow a success (or stand for one not yet seen): after `failed` it is a
-//! contradiction. An event ranking below the recorded state is a *regression* (a `timeout` after
-//! `succeeded`): still enqueued, flagged. Non-payment notifications (Choice onboarding, account status...)
-//! keep the latest by the notification's own time, else by arrival.
+//! `pending` < `timeout` < `failed` = `succeeded` < `reversed`. `failed` and `succeeded` are final outcomes,
+//! and `reversed` stands for the success it reverses: an event whose outcome is the other one than the
+//! recorded state's (money moved against money not moved) is a *contradiction* (a money question for a
+//! human), whichever arrives first, and leaves the state as it is. An event ranking below the recorded state
+//! is a *regression* (a `timeout` after `succeeded`): still enqueued, flagged. Non-payment notifications
+//! (Choice onboarding, OTPs, account status...) keep their own state apart, the latest by the notification's
+//! own time, else by arrival: they never move, or hide, a payment status.
 //!
 //! The store applies these rules with one conditional write per event ([`crate::ports::IdempotencyStore::advance`]);
 //! this module says what the write may do and what the event's flags are.
@@ -69,7 +70,28 @@ impl PaymentStatus {
     pub fn replaces(self, current: PaymentStatus) -> bool {
         self.rank() > current.rank() && !(self == PaymentStatus::Reversed && current == PaymentStatus::Failed)
     }
+
+    /// The final outcome this status stands for: money moved (`succeeded`, and `reversed`, which stands for
+    /// the success it reverses) or not (`failed`); `None` while the payment is not final.
+    pub fn outcome(self) -> Option<MoneyMoved> {
+        match self {
+            PaymentStatus::Succeeded | PaymentStatus::Reversed => Some(MoneyMoved(true)),
+            PaymentStatus::Failed => Some(MoneyMoved(false)),
+            PaymentStatus::Pending | PaymentStatus::Timeout => None,
+        }
+    }
+
+    /// Whether two statuses are final outcomes of opposite kinds, in either order.
+    pub fn contradicts(self, other: PaymentStatus) -> bool {
+        matches!((self.outcome(), other.outcome()), (Some(a), Some(b)) if a != b)
+    }
 }
+
+/// A payment's final outcome: whether money moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoneyMoved(pub bool);
+
+impl PaymentStatus {}
 
 /// What one event says about its transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +121,8 @@ pub struct TransactionView {
     pub status: Option<String>,
     /// The event ranks below the state already recorded.
     pub regression: bool,
-    /// The event contradicts a final outcome (`failed` after `succeeded`, the reverse, `reversed` after
-    /// `failed`).
+    /// The event and the recorded state are final outcomes of opposite kinds ([`PaymentStatus::contradicts`]):
+    /// `failed` and `succeeded` or `reversed`, in either order.
     pub contradiction: bool,
 }
 
@@ -113,16 +135,10 @@ pub fn payment_view(current: Option<PaymentStatus>, incoming: PaymentStatus) -> 
     if incoming.replaces(current) {
         return TransactionView { status: Some(incoming.as_str().to_owned()), regression: false, contradiction: false };
     }
-    let contradiction = matches!(
-        (current, incoming),
-        (PaymentStatus::Succeeded, PaymentStatus::Failed)
-            | (PaymentStatus::Failed, PaymentStatus::Succeeded)
-            | (PaymentStatus::Failed, PaymentStatus::Reversed)
-    );
     TransactionView {
         status: Some(current.as_str().to_owned()),
         regression: incoming.rank() < current.rank(),
-        contradiction,
+        contradiction: incoming.contradicts(current),
     }
 }
 
@@ -173,5 +189,22 @@ mod tests {
         assert_eq!(after(&[Reversed, Succeeded]), (Reversed, vec![(false, false), (true, false)]));
         assert_eq!(after(&[Failed, Reversed]), (Failed, vec![(false, false), (false, true)]));
         assert_eq!(after(&[Succeeded, Succeeded]), (Succeeded, vec![(false, false), (false, false)]));
+    }
+
+    /// The same two final outcomes are flagged whichever arrives first, a reversal standing for the success
+    /// it reverses.
+    #[test]
+    fn a_contradiction_is_flagged_in_either_order() {
+        assert_eq!(after(&[Reversed, Failed]), (Reversed, vec![(false, false), (true, true)]));
+        assert_eq!(after(&[Succeeded, Reversed, Failed]).1[2], (true, true));
+        for (a, b) in [(Succeeded, Failed), (Reversed, Failed)] {
+            let flagged = |order: [PaymentStatus; 2]| after(&order).1[1].1;
+            assert!(flagged([a, b]) && flagged([b, a]), "{a:?} and {b:?}");
+        }
+        for a in PaymentStatus::ALL {
+            for b in PaymentStatus::ALL {
+                assert_eq!(after(&[a, b]).1[1].1, after(&[b, a]).1[1].1, "{a:?} then {b:?}, and the reverse");
+            }
+        }
     }
 }

@@ -18,8 +18,8 @@ use crate::error::{PublishError, Rejection, StoreError};
 use crate::metrics::MemorySink;
 use crate::pipeline::Pipeline;
 use crate::ports::{
-    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, StaticSecrets,
-    StoredState, TransactionRef,
+    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SignatureClaim,
+    StaticSecrets, StoredState, TransactionRef,
 };
 use crate::provider::Provider;
 use crate::providers::{self, Callback, Incoming, Secrets, SignOptions, Signer};
@@ -293,6 +293,12 @@ impl TestRequest {
         Self::signed(provider, &fixture(provider, name), SECRET, now)
     }
 
+    /// The same request with header `name` set to `value`.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.insert(name, HeaderValue::from_str(value).expect("a valid header value"));
+        self
+    }
+
     pub fn body_text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
     }
@@ -443,7 +449,7 @@ impl TestPipeline {
 pub struct MemoryStore {
     records: Mutex<HashMap<String, EventRecord>>,
     bodies: Mutex<HashMap<String, BodyRecord>>,
-    signatures: Mutex<HashMap<String, String>>,
+    signatures: Mutex<HashMap<String, SignatureClaim>>,
     transactions: Mutex<HashMap<String, Transaction>>,
     /// How many times `stalled` was asked (what one sweep costs).
     pub stalled_queries: std::sync::atomic::AtomicUsize,
@@ -451,12 +457,22 @@ pub struct MemoryStore {
 }
 
 /// A transaction's recorded state, as the DynamoDB item holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
-    pub status: String,
+    /// The payment status, ranked.
+    pub status: Option<String>,
+    /// The latest non-payment notification's state, and its time.
+    pub notice: Option<String>,
     pub at_ms: Option<i64>,
     /// The events that set the state, in order.
     pub event_ids: Vec<String>,
+}
+
+impl Transaction {
+    /// Where the transaction stands: its payment status, else the latest notification's state.
+    pub fn standing(&self) -> Option<String> {
+        self.status.clone().or_else(|| self.notice.clone())
+    }
 }
 
 impl MemoryStore {
@@ -476,7 +492,7 @@ impl MemoryStore {
     /// The raw body an event record points to.
     pub fn body_of(&self, id: &str) -> Option<String> {
         let body_ref = self.record(id)?.body_ref;
-        self.bodies.lock().unwrap().get(&body_ref).map(|b| b.raw_body.clone())
+        self.bodies.lock().unwrap().get(&body_ref).map(|b| String::from_utf8_lossy(&b.raw_body).into_owned())
     }
 
     /// A transaction's recorded state (`txn#<provider>#<reference>`).
@@ -515,20 +531,30 @@ fn stored(record: &EventRecord) -> StoredState {
 impl IdempotencyStore for MemoryStore {
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
         self.check_available("PutItem")?;
-        self.bodies.lock().unwrap().insert(body.key.clone(), body.clone());
+        self.bodies.lock().unwrap().entry(body.key.clone()).or_insert_with(|| body.clone());
         Ok(())
     }
 
     async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.check_available("GetItem")?;
-        Ok(self.bodies.lock().unwrap().get(key).map(|b| b.raw_body.clone()))
+        Ok(self.bodies.lock().unwrap().get(key).map(|b| String::from_utf8_lossy(&b.raw_body).into_owned()))
     }
 
-    async fn claim_signature(&self, key: &str, content_hash: &str, _expires_at: i64) -> Result<bool, StoreError> {
+    async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
+        self.check_available("GetItem")?;
+        Ok(self.signatures.lock().unwrap().get(key).cloned())
+    }
+
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
         self.check_available("PutItem")?;
         let mut signatures = self.signatures.lock().unwrap();
-        let first = signatures.entry(key.to_owned()).or_insert_with(|| content_hash.to_owned());
-        Ok(first == content_hash)
+        match signatures.get(&claim.key) {
+            Some(first) => Ok(Some(first.clone())),
+            None => {
+                signatures.insert(claim.key.clone(), claim.clone());
+                Ok(None)
+            }
+        }
     }
 
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
@@ -595,36 +621,25 @@ impl IdempotencyStore for MemoryStore {
     ) -> Result<TransactionView, StoreError> {
         self.check_available("UpdateItem")?;
         let mut transactions = self.transactions.lock().unwrap();
-        let current = transactions.get(&transaction.key).cloned();
-        let set = |status: &str, at_ms: Option<i64>, txns: &mut HashMap<String, Transaction>| {
-            let entry = txns.entry(transaction.key.clone()).or_insert_with(|| Transaction {
-                status: String::new(),
-                at_ms: None,
-                event_ids: Vec::new(),
-            });
-            entry.status = status.to_owned();
-            entry.at_ms = at_ms;
-            entry.event_ids.push(event_id.to_owned());
-        };
+        let entry = transactions.entry(transaction.key.clone()).or_default();
         Ok(match &transaction.step {
             Step::Payment(incoming) => {
-                let recorded = current.as_ref().and_then(|t| PaymentStatus::parse(&t.status));
+                let recorded = entry.status.as_deref().and_then(PaymentStatus::parse);
                 if recorded.is_none_or(|r| incoming.replaces(r)) {
-                    set(incoming.as_str(), None, &mut transactions);
+                    entry.status = Some(incoming.as_str().to_owned());
+                    entry.event_ids.push(event_id.to_owned());
                 }
                 payment_view(recorded, *incoming)
             }
             Step::Notification { state, at_ms } => {
-                let newer = current.as_ref().is_none_or(|t| t.at_ms.is_none_or(|at| at <= *at_ms));
-                if newer {
-                    set(state, Some(*at_ms), &mut transactions);
+                if entry.at_ms.is_none_or(|at| at <= *at_ms) {
+                    entry.notice = Some(state.clone());
+                    entry.at_ms = Some(*at_ms);
+                    entry.event_ids.push(event_id.to_owned());
                 }
-                let status = if newer { Some(state.clone()) } else { current.map(|t| t.status) };
-                TransactionView { status, regression: false, contradiction: false }
+                TransactionView { status: entry.standing(), regression: false, contradiction: false }
             }
-            Step::Unknown => {
-                TransactionView { status: current.map(|t| t.status), regression: false, contradiction: false }
-            }
+            Step::Unknown => TransactionView { status: entry.standing(), regression: false, contradiction: false },
         })
     }
 
@@ -640,6 +655,100 @@ impl IdempotencyStore for MemoryStore {
         ids.sort();
         ids.truncate(limit);
         Ok(ids)
+    }
+}
+
+/// An [`IdempotencyStore`] that fails the calls it is told to (by port method name: `"insert"`,
+/// `"mark_sent"`...) and passes every other call to `inner`: a fault at one chosen point of a delivery.
+pub struct FaultyStore<S> {
+    pub inner: S,
+    failing: Mutex<Vec<&'static str>>,
+}
+
+impl<S: IdempotencyStore> FaultyStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, failing: Mutex::new(Vec::new()) }
+    }
+
+    /// Fail every call to `call` from now on (until [`FaultyStore::heal`]).
+    pub fn fail(&self, call: &'static str) {
+        self.failing.lock().unwrap().push(call);
+    }
+
+    pub fn heal(&self) {
+        self.failing.lock().unwrap().clear();
+    }
+
+    fn check(&self, call: &'static str) -> Result<(), StoreError> {
+        if self.failing.lock().unwrap().contains(&call) {
+            return Err(StoreError { operation: call, source: "injected fault".into() });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: IdempotencyStore> IdempotencyStore for FaultyStore<S> {
+    async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
+        self.check("put_body")?;
+        self.inner.put_body(body).await
+    }
+    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.check("get_body")?;
+        self.inner.get_body(key).await
+    }
+    async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
+        self.check("signature")?;
+        self.inner.signature(key).await
+    }
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
+        self.check("claim_signature")?;
+        self.inner.claim_signature(claim).await
+    }
+    async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
+        self.check("insert")?;
+        self.inner.insert(record).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
+        self.check("get")?;
+        self.inner.get(id).await
+    }
+    async fn states(&self, ids: &[&str]) -> Result<Vec<Option<StoredState>>, StoreError> {
+        self.check("states")?;
+        self.inner.states(ids).await
+    }
+    async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.check("load")?;
+        self.inner.load(id).await
+    }
+    async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
+        self.check("take_over")?;
+        self.inner.take_over(id, expired_lease_ms, new_lease_ms).await
+    }
+    async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError> {
+        self.check("mark_sent")?;
+        self.inner.mark_sent(id, state, at_ms).await
+    }
+    async fn release(&self, id: &str) -> Result<(), StoreError> {
+        self.check("release")?;
+        self.inner.release(id).await
+    }
+    async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
+        self.check("note_conflict")?;
+        self.inner.note_conflict(id, conflict_id).await
+    }
+    async fn advance(
+        &self,
+        transaction: &TransactionRef,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<TransactionView, StoreError> {
+        self.check("advance")?;
+        self.inner.advance(transaction, event_id, now_ms).await
+    }
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.check("stalled")?;
+        self.inner.stalled(now_ms, limit).await
     }
 }
 

@@ -43,7 +43,7 @@ const EXPECTED: &[(Provider, &str, &[Expected])] = &[
     (Choice, "0007_utility_payment", &[("choice:0007:BAAS000720251122000001", "choice.utility_payment.succeeded", Some("100.00"))]),
     (Choice, "0008_bulk_transfer", &[
         ("choice:0008:BAAS000820251122000001:0", "choice.bulk_transfer.succeeded", Some("1200.00")),
-        ("choice:0008:BAAS000820251122000001:1", "choice.bulk_transfer.timeout", Some("3400.00")),
+        ("choice:0008:BAAS000820251122000001:1", "choice.bulk_transfer.failed", Some("3400.00")),
     ]),
     (Choice, "0012_multi_account_opening", &[("choice:0012:BAAS001220251122000001", "choice.account_opening.succeeded", None)]),
     (Choice, "0013_foreign_exchange", &[("choice:0013:BAAS001320251122000001", "choice.fx.unknown", Some("100.00"))]),

@@ -342,3 +342,35 @@ fn the_forger_reproduces_the_genuine_body() {
     let cb = again.check(Choice, &VerifyConfig::default(), now).unwrap();
     assert_eq!(cb.events.len(), 1);
 }
+
+/// `compact` and `java` leave `null` and `{}` out of the signed string, so such a member or array item added
+/// to a genuine body verifies in them: it is read as absent, and can neither add an event nor change one.
+#[test]
+fn what_a_dialect_left_unsigned_is_read_as_absent() {
+    let now = Utc::now();
+    let config = VerifyConfig::default();
+    let empty = || Value::Object(Map::new());
+    type Reshape = fn(&mut Value, Value);
+    let cases: [(&str, Reshape); 4] = [
+        ("0008_bulk_transfer", |v, e| v["params"]["resultArray"].as_array_mut().unwrap().push(e)),
+        ("0008_bulk_transfer", |v, _| v["params"]["resultArray"].as_array_mut().unwrap().push(Value::Null)),
+        ("0008_bulk_transfer", |v, e| v["params"]["resultArray"][0]["merchantTxId"] = e),
+        ("0002_transaction", |v, e| v["params"]["merchantTxId"] = e),
+    ];
+    for (name, reshape) in cases {
+        let genuine = genuine(Choice, &fixture(Choice, name), now);
+        let genuine_cb = genuine.check(Choice, &config, now).unwrap();
+        let mut v: Value = serde_json::from_str(&genuine.body_text()).unwrap();
+        reshape(&mut v, empty());
+        let reshaped = TestRequest { body: v.to_string().into_bytes(), ..genuine.clone() };
+        let cb = reshaped.check(Choice, &config, now).expect("verifies in a dialect that leaves it out");
+        assert_ne!(cb.verified.dialect, Some(payhooks::verify::Dialect::Postman), "{name}");
+        assert_eq!(
+            cb.events.iter().map(facts).collect::<Vec<_>>(),
+            genuine_cb.events.iter().map(facts).collect::<Vec<_>>(),
+            "{name}: {v}"
+        );
+        assert!(cb.quarantined.is_empty(), "{name}: {:?}", cb.quarantined);
+        assert_eq!(cb.content_hash, genuine_cb.content_hash, "{name}: the same content, so a duplicate of the genuine");
+    }
+}

@@ -72,7 +72,7 @@ async fn every_order_of_a_niobi_deposit_ends_succeeded_with_the_right_flags() {
             assert_eq!((*regression, *contradiction), (is_regression, false), "{names:?} message {i}");
         }
         let state = t.store.transaction("txn#niobi#A7KQ2M9XW001").unwrap();
-        assert_eq!(state.status, "succeeded", "{names:?}");
+        assert_eq!(state.status.as_deref(), Some("succeeded"), "{names:?}");
         assert!(state.event_ids.contains(&"niobi:payin:A7KQ2M9XW001:000000".to_owned()));
     }
 }
@@ -89,7 +89,7 @@ async fn m2money_success_and_reversal_in_either_order() {
 async fn contradictions_are_flagged_and_the_first_outcome_stands() {
     let (t, flags) = send_in_order(M2Money, &[m2money("succeeded"), m2money("failed")]).await;
     assert_eq!(flags[1], ("failed".into(), "succeeded".into(), false, true));
-    assert_eq!(t.store.transaction("txn#m2money#ORD2025112200017").unwrap().status, "succeeded");
+    assert_eq!(t.store.transaction("txn#m2money#ORD2025112200017").unwrap().status.as_deref(), Some("succeeded"));
     let (_, flags) = send_in_order(M2Money, &[m2money("failed"), m2money("reversed")]).await;
     assert_eq!(flags[1], ("reversed".into(), "failed".into(), false, true), "a reversal never follows a failure");
 }
@@ -113,7 +113,7 @@ async fn twenty_concurrent_events_of_one_transaction_end_in_the_highest_rank() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(t.store.transaction("txn#niobi#A7KQ2M9XW001").unwrap().status, "succeeded");
+    assert_eq!(t.store.transaction("txn#niobi#A7KQ2M9XW001").unwrap().status.as_deref(), Some("succeeded"));
 }
 
 #[tokio::test]
@@ -137,4 +137,43 @@ async fn notifications_keep_the_latest_by_their_own_time() {
     assert_eq!(data.len(), 2);
     assert_eq!(data[1]["status"], "dormant");
     assert_eq!(data[1]["transaction_status"], "frozen", "the newer notification's state stands");
+}
+
+/// A Choice 0002 for transaction `TX-9000005` with `txStatus` `status`, as request `request`.
+fn choice_transaction(status: &str, request: &str) -> String {
+    fixture(Choice, "0002_transaction")
+        .replace("\"txStatus\": 8", &format!("\"txStatus\": {status}"))
+        .replace("TX-9000001", "TX-9000005")
+        .replace("BAAS000220251122000001", request)
+}
+
+/// Choice documents 0020 `businessId` as "Onboarding or Transaction ID": its OTP notification shares the
+/// transaction's state item, and must neither erase the failure nor hide the success that contradicts it.
+#[tokio::test]
+async fn an_otp_notification_never_erases_a_payment_state() {
+    let otp = fixture(Choice, "0020_otp_verification");
+    let bodies = [choice_transaction("4", "R-FAILED"), otp.clone(), choice_transaction("8", "R-SUCCEEDED"), otp];
+    let (t, flags) = send_in_order(Choice, &bodies[..3]).await;
+    assert_eq!(flags[1], ("received".into(), "failed".into(), false, false), "the OTP says where the payment stands");
+    assert_eq!(flags[2], ("succeeded".into(), "failed".into(), false, true), "the success contradicts the failure");
+    let state = t.store.transaction("txn#choice#TX-9000005").unwrap();
+    assert_eq!((state.status.as_deref(), state.notice.as_deref()), (Some("failed"), Some("received")));
+}
+
+/// Choice's `txStatus -1` is terminal: no money moved, so a later success is a contradiction.
+#[tokio::test]
+async fn a_choice_timeout_is_final_and_a_later_success_contradicts_it() {
+    let (_, flags) = send_in_order(Choice, &[choice_transaction("-1", "R-1"), choice_transaction("8", "R-2")]).await;
+    assert_eq!(flags[0].0, "failed");
+    assert!(flags[1].3, "{flags:?}");
+}
+
+#[tokio::test]
+async fn a_contradiction_is_flagged_whichever_outcome_arrives_first() {
+    let (_, flags) = send_in_order(M2Money, &[m2money("reversed"), m2money("failed")]).await;
+    assert_eq!(flags[1], ("failed".into(), "reversed".into(), true, true), "a failure after a reversal");
+    let (_, flags) = send_in_order(M2Money, &[m2money("succeeded"), m2money("reversed"), m2money("failed")]).await;
+    assert_eq!(flags[2], ("failed".into(), "reversed".into(), true, true));
+    let (_, flags) = send_in_order(M2Money, &[m2money("failed"), m2money("succeeded")]).await;
+    assert_eq!(flags[1], ("succeeded".into(), "failed".into(), false, true));
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod adversarial;
+mod money;
 mod support;
 mod sweeper;
 
@@ -318,9 +319,21 @@ async fn conditional_updates_hold_on_dynamodb() {
     assert_eq!(store.get("e1").await.unwrap().unwrap().lease_until_ms, 5_000, "release leaves ENQUEUED records alone");
     assert_eq!(store.get("nope").await.unwrap(), None);
 
-    assert!(store.claim_signature("sig#choice#s", "h1", 2).await.unwrap(), "first use");
-    assert!(store.claim_signature("sig#choice#s", "h1", 2).await.unwrap(), "same content again");
-    assert!(!store.claim_signature("sig#choice#s", "h2", 2).await.unwrap(), "other content under a used signature");
+    let claim = payhooks::ports::SignatureClaim {
+        key: "sig#choice#s".into(),
+        content_hash: "h1".into(),
+        body_ref: "body#choice#h1".into(),
+        scheme: Some(payhooks::verify::Scheme::ChoiceSha256),
+        secret_index: 1,
+        dialect: Some(payhooks::verify::Dialect::Compact),
+        received_at_ms: 5,
+        expires_at: 2,
+    };
+    assert_eq!(store.signature("sig#choice#s").await.unwrap(), None);
+    assert_eq!(store.claim_signature(&claim).await.unwrap(), None, "first use");
+    assert_eq!(store.signature("sig#choice#s").await.unwrap().as_ref(), Some(&claim), "a claim reads back whole");
+    let other = payhooks::ports::SignatureClaim { content_hash: "h2".into(), ..claim.clone() };
+    assert_eq!(store.claim_signature(&other).await.unwrap(), Some(claim), "a later claim gets the first one");
 }
 
 /// Warm-up during init: secrets from SSM and both connections ready before the first callback; and when a part

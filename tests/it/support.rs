@@ -90,6 +90,23 @@ impl Stack {
         self.pipeline_with(provider, &self.table, &self.queue_url)
     }
 
+    /// The table's store through the real adapter.
+    pub fn store(&self) -> DynamoDbIdempotencyStore {
+        DynamoDbIdempotencyStore::new(self.ddb.clone(), self.table.clone())
+    }
+
+    /// A pipeline on this queue with `store` (a wrapper of [`Stack::store`]).
+    pub fn pipeline_on(&self, provider: Provider, store: Arc<dyn payhooks::ports::IdempotencyStore>) -> Pipeline {
+        Pipeline::new(
+            provider,
+            VerifyConfig::default(),
+            Arc::new(StaticSecrets(testing::secrets().into())),
+            store,
+            Arc::new(SqsPublisher::new(self.sqs.clone(), self.queue_url.clone())),
+            Retention::default(),
+        )
+    }
+
     pub fn pipeline_with(&self, provider: Provider, table: &str, queue_url: &str) -> Pipeline {
         Pipeline::new(
             provider,

@@ -10,7 +10,8 @@ use chrono::Utc;
 use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher};
 use payhooks::error::StoreError;
 use payhooks::ports::{
-    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, RecordState, StoredState, TransactionRef,
+    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, RecordState, SignatureClaim, StoredState,
+    TransactionRef,
 };
 use payhooks::state::TransactionView;
 use payhooks::sweeper::Sweeper;
@@ -144,9 +145,13 @@ impl IdempotencyStore for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get_body(key).await
     }
-    async fn claim_signature(&self, key: &str, hash: &str, expires_at: i64) -> Result<bool, StoreError> {
+    async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.claim_signature(key, hash, expires_at).await
+        self.inner.signature(key).await
+    }
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.claim_signature(claim).await
     }
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -277,8 +282,9 @@ async fn aws_calls_are_timed_and_sweeps_counted_in_emf() {
     let resp = payhooks::handler::handle(&pipeline, req.apigw(false)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let doc: serde_json::Value = serde_json::from_str(&sink.0.lock().unwrap()[0]).unwrap();
-    // Signature record, body, marker, transaction state, mark sent: five DynamoDB calls; one SQS send.
-    assert_eq!(doc["StoreLatency"].as_array().unwrap().len(), 5, "{doc}");
+    // Two reads (the signature's first use, the records' states), then the body, the signature claim, the
+    // marker, the transaction state and the mark: seven DynamoDB calls; one SQS send.
+    assert_eq!(doc["StoreLatency"].as_array().unwrap().len(), 7, "{doc}");
     assert_eq!(doc["QueueLatency"].as_array().unwrap().len(), 1, "{doc}");
 
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());

@@ -2,11 +2,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::error::StoreError;
 use crate::metrics;
-use crate::ports::{BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, StoredState, TransactionRef};
+use crate::ports::{
+    BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, SignatureClaim, StoredState, TransactionRef,
+};
 use crate::provider::Provider;
 use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
 use crate::verify::{Dialect, Scheme};
@@ -155,11 +158,31 @@ fn number(item: &Item, key: &str) -> i64 {
     item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// Where a transaction item says the transaction stands: its payment status once one is ranked, else the
+/// latest notification's state (`status` on items written before notifications kept their own).
+fn standing(item: &Item) -> Option<String> {
+    let payment = item.contains_key("rank").then(|| text(item, "status")).flatten();
+    payment.or_else(|| text(item, "notice")).or_else(|| text(item, "status")).map(str::to_owned)
+}
+
 fn state_of(item: &Item) -> Option<StoredState> {
     Some(StoredState {
         state: RecordState::parse(text(item, "state")?)?,
         lease_until_ms: number(item, "lease_until"),
         content_hash: text(item, "content_hash").unwrap_or_default().to_owned(),
+    })
+}
+
+fn claim_of(item: &Item) -> Option<SignatureClaim> {
+    Some(SignatureClaim {
+        key: text(item, "pk")?.to_owned(),
+        content_hash: text(item, "content_hash")?.to_owned(),
+        body_ref: text(item, "body_ref").unwrap_or_default().to_owned(),
+        scheme: text(item, "scheme").and_then(Scheme::parse),
+        secret_index: number(item, "secret_index") as usize,
+        dialect: text(item, "dialect").and_then(Dialect::parse),
+        received_at_ms: number(item, "received_at"),
+        expires_at: number(item, "expires_at"),
     })
 }
 
@@ -197,39 +220,129 @@ fn from_item(item: &Item) -> Option<EventRecord> {
 impl IdempotencyStore for DynamoDbIdempotencyStore {
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
         let headers: HashMap<String, AttributeValue> = body.headers.iter().map(|(k, v)| (k.clone(), s(v))).collect();
+        // Text as text (readable in the console); other bytes as binary, never expanded by a lossy decoding.
+        let raw = match std::str::from_utf8(&body.raw_body) {
+            Ok(text) => ("raw_body", s(text)),
+            Err(_) => ("raw_bytes", AttributeValue::B(Blob::new(body.raw_body.clone()))),
+        };
         let item = HashMap::from([
             ("pk".to_owned(), s(&body.key)),
             ("provider".to_owned(), s(body.provider.name())),
-            ("raw_body".to_owned(), s(&body.raw_body)),
+            (raw.0.to_owned(), raw.1),
             ("headers".to_owned(), AttributeValue::M(headers)),
             ("received_at".to_owned(), n(body.received_at_ms)),
             ("expires_at".to_owned(), n(body.expires_at)),
         ]);
-        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
-        metrics::store_call(put.send()).await.map_err(|e| store_error("PutItem", e))?;
-        Ok(())
-    }
-
-    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.get_item(key).await?.and_then(|item| text(&item, "raw_body").map(str::to_owned)))
-    }
-
-    async fn claim_signature(&self, key: &str, content_hash: &str, expires_at: i64) -> Result<bool, StoreError> {
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(key))
-            .item("content_hash", s(content_hash))
-            .item("expires_at", n(expires_at))
-            .condition_expression("attribute_not_exists(pk) OR content_hash = :hash")
-            .expression_attribute_values(":hash", s(content_hash));
-        let result = metrics::store_call(put.send()).await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)");
+        match metrics::store_call(put.send()).await {
+            Ok(_) => Ok(()),
+            // Stored already (the same content, another delivery): kept as first written.
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(store_error("PutItem", e)),
         }
+    }
+
+    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let Some(item) = self.get_item(key).await? else { return Ok(None) };
+        Ok(match (text(&item, "raw_body"), item.get("raw_bytes").and_then(|v| v.as_b().ok())) {
+            (Some(body), _) => Some(body.to_owned()),
+            (None, Some(bytes)) => Some(String::from_utf8_lossy(bytes.as_ref()).into_owned()),
+            (None, None) => None,
+        })
+    }
+
+    async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
+        Ok(self.get_item(key).await?.as_ref().and_then(claim_of))
+    }
+
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(&claim.key)),
+            ("content_hash".to_owned(), s(&claim.content_hash)),
+            ("body_ref".to_owned(), s(&claim.body_ref)),
+            ("secret_index".to_owned(), n(claim.secret_index as i64)),
+            ("received_at".to_owned(), n(claim.received_at_ms)),
+            ("expires_at".to_owned(), n(claim.expires_at)),
+        ]);
+        if let Some(scheme) = claim.scheme {
+            item.insert("scheme".to_owned(), s(scheme.as_str()));
+        }
+        if let Some(dialect) = claim.dialect {
+            item.insert("dialect".to_owned(), s(dialect.as_str()));
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match metrics::store_call(put.send()).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                let first = match e.into_service_error() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(ccf) => {
+                        ccf.item().and_then(claim_of)
+                    }
+                    _ => None,
+                };
+                match first {
+                    Some(first) => Ok(Some(first)),
+                    // Older emulators do not return the old item: read it.
+                    None => self.signature(&claim.key).await?.map(Some).ok_or_else(|| StoreError {
+                        operation: "PutItem",
+                        source: "signature claimed but the claim could not be read".into(),
+                    }),
+                }
+            }
+            Err(e) => Err(store_error("PutItem", e)),
+        }
+    }
+
+    async fn states(&self, ids: &[&str]) -> Result<Vec<Option<StoredState>>, StoreError> {
+        // BatchGetItem takes 100 distinct keys a call; keys it leaves unprocessed (throttling) are asked again.
+        let mut found: HashMap<String, StoredState> = HashMap::with_capacity(ids.len());
+        let mut distinct: Vec<&str> = ids.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for chunk in distinct.chunks(100) {
+            let keys: Vec<Item> = chunk.iter().map(|id| HashMap::from([("pk".to_owned(), s(id))])).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .projection_expression("pk, #state, lease_until, content_hash")
+                    .expression_attribute_names("#state", "state")
+                    .build()
+                    .map_err(|e| StoreError { operation: "BatchGetItem", source: Box::new(e) })?,
+            );
+            for attempt in 0.. {
+                let Some(keys) = request.take() else { break };
+                if attempt == 8 {
+                    return Err(StoreError {
+                        operation: "BatchGetItem",
+                        source: "keys left unprocessed 8 times".into(),
+                    });
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                let get = self.client.batch_get_item().request_items(&self.table, keys);
+                let out = metrics::store_call(get.send()).await.map_err(|e| store_error("BatchGetItem", e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    if let (Some(id), Some(state)) = (text(&item, "pk"), state_of(&item)) {
+                        found.insert(id.to_owned(), state);
+                    }
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+            }
+        }
+        Ok(ids.iter().map(|id| found.get(*id).cloned()).collect())
     }
 
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
@@ -326,7 +439,9 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         event_id: &str,
         now_ms: i64,
     ) -> Result<TransactionView, StoreError> {
-        let (condition, mut values, rank) = match &transaction.step {
+        // A payment status raises `rank` and sets `status`; a notification sets its own `notice` and `at`,
+        // never `status`, so a notification can neither move nor hide a payment's state.
+        let (set, condition, mut values, names) = match &transaction.step {
             Step::Payment(incoming) => {
                 // Forward only: a higher rank, and a reversal never over a failure (see `state`).
                 let mut condition =
@@ -336,19 +451,23 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                     condition = format!("({condition}) AND (attribute_not_exists(#status) OR #status <> :failed)");
                     values.push((":failed", s(PaymentStatus::Failed.as_str())));
                 }
-                (condition, values, true)
+                ("#status = :status, #rank = :rank", condition, values, vec![("#status", "status"), ("#rank", "rank")])
             }
             Step::Notification { state, at_ms } => (
+                "notice = :notice, #at = :at",
                 "attribute_not_exists(pk) OR attribute_not_exists(#at) OR #at <= :at".to_owned(),
-                vec![(":status", s(state)), (":at", n(*at_ms))],
-                false,
+                vec![(":notice", s(state)), (":at", n(*at_ms))],
+                vec![("#at", "at")],
             ),
             Step::Unknown => {
-                let status = self.get_item(&transaction.key).await?.and_then(|i| text(&i, "status").map(str::to_owned));
-                return Ok(TransactionView { status, regression: false, contradiction: false });
+                let item = self.get_item(&transaction.key).await?;
+                return Ok(TransactionView {
+                    status: item.as_ref().and_then(standing),
+                    regression: false,
+                    contradiction: false,
+                });
             }
         };
-        let set = if rank { "#rank = :rank" } else { "#at = :at" };
         values.push((":ids", AttributeValue::L(vec![s(event_id)])));
         values.push((":empty", AttributeValue::L(vec![])));
         values.push((":now", n(now_ms)));
@@ -358,45 +477,43 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .table_name(&self.table)
             .key("pk", s(&transaction.key))
             .update_expression(format!(
-                "SET #status = :status, {set}, updated_at = :now, event_ids = list_append(if_not_exists(event_ids, :empty), :ids)"
+                "SET {set}, updated_at = :now, event_ids = list_append(if_not_exists(event_ids, :empty), :ids)"
             ))
             .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
+            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        update = if rank {
-            update.expression_attribute_names("#rank", "rank")
-        } else {
-            update.expression_attribute_names("#at", "at")
-        };
+        for (name, attribute) in names {
+            update = update.expression_attribute_names(name, attribute);
+        }
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
-        let recorded = match metrics::store_call(update.send()).await {
-            Ok(_) => None,
+        // The item after the write, or as it stood when the condition failed (`Err`).
+        let item = match metrics::store_call(update.send()).await {
+            Ok(out) => Ok(out.attributes),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 let old = match e.into_service_error() {
                     aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(ccf) => {
-                        ccf.item().and_then(|i| text(i, "status").map(str::to_owned))
+                        ccf.item().cloned()
                     }
                     _ => None,
                 };
                 // Older emulators do not return the old item: read it.
                 match old {
-                    Some(status) => Some(status),
-                    None => self.get_item(&transaction.key).await?.and_then(|i| text(&i, "status").map(str::to_owned)),
+                    Some(old) => Err(Some(old)),
+                    None => Err(self.get_item(&transaction.key).await?),
                 }
             }
             Err(e) => return Err(store_error("UpdateItem", e)),
         };
-        Ok(match (&transaction.step, recorded) {
-            (Step::Payment(incoming), None) => payment_view(None, *incoming),
-            (Step::Payment(incoming), Some(status)) => payment_view(PaymentStatus::parse(&status), *incoming),
-            (Step::Notification { state, .. }, recorded) => TransactionView {
-                status: Some(recorded.unwrap_or_else(|| state.clone())),
-                regression: false,
-                contradiction: false,
-            },
-            (Step::Unknown, recorded) => TransactionView { status: recorded, regression: false, contradiction: false },
+        Ok(match (&transaction.step, item) {
+            (Step::Payment(incoming), Ok(_)) => payment_view(None, *incoming),
+            (Step::Payment(incoming), Err(old)) => {
+                payment_view(old.as_ref().and_then(|i| text(i, "status")).and_then(PaymentStatus::parse), *incoming)
+            }
+            (_, Ok(item) | Err(item)) => {
+                TransactionView { status: item.as_ref().and_then(standing), regression: false, contradiction: false }
+            }
         })
     }
 

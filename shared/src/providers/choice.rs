@@ -12,7 +12,7 @@ use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
-use crate::verify::json::{Document, Value};
+use crate::verify::json::{Document, Segment, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
@@ -83,12 +83,15 @@ fn batch_events(ntype: &str, request_id: &str, params: Value<'_, '_>) -> Vec<Res
         Value::Array(items) => items,
         _ => return unusable(Unusable::new(Reason::UnknownShape, "params")),
     };
-    let item_event = |(i, item): (usize, Value<'_, '_>)| {
+    // Each item by its index as sent: an item a dialect did not sign (a `null` or `{}`) is absent, and the
+    // others keep their ids.
+    let item_event = |(step, item): (Segment<'_>, Value<'_, '_>)| {
+        let Segment::Index(i) = step else { return Err(Unusable::new(Reason::UnknownShape, "params.resultArray")) };
         let at = format!("params.resultArray[{i}]");
         let item = Params::read(item, &at, &at)?;
         Ok(event(ntype, request_id, &item, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))
     };
-    let events: Vec<_> = items.items().enumerate().map(item_event).collect();
+    let events: Vec<_> = items.children().map(item_event).collect();
     if events.is_empty() {
         return unusable(Unusable::new(Reason::EmptyBatch, "params.resultArray"));
     }
@@ -187,13 +190,11 @@ fn reference(ntype: &str, p: &Params<'_>) -> Result<Option<String>, Unusable> {
 }
 
 /// Transaction status (0002, 0004, 0008): 1 pending (awaiting OTP), 2 processing, 4 failed, 8 success,
-/// -1 timeout (terminal, distinct from failed).
-const TRANSACTION: StatusTable = StatusTable(&[
-    (Status::Pending, &["1", "2"]),
-    (Status::Failed, &["4"]),
-    (Status::Succeeded, &["8"]),
-    (Status::Timeout, &["-1"]),
-]);
+/// -1 timeout. Choice's -1 is terminal (the transaction will not complete: no money moved), unlike a payhooks
+/// `timeout`, which means "not final yet, wait" (Niobi's 000006). So -1 is the final outcome `failed`, with
+/// `provider_status` "-1" telling it apart from 4, and a later success for it is a contradiction.
+const TRANSACTION: StatusTable =
+    StatusTable(&[(Status::Pending, &["1", "2"]), (Status::Failed, &["4", "-1"]), (Status::Succeeded, &["8"])]);
 
 /// Onboarding status (0001, 0005, 0006), as documented.
 const ONBOARDING: StatusTable = StatusTable(&[
@@ -244,7 +245,7 @@ mod tests {
     fn transaction_status_table() {
         assert_eq!(TRANSACTION.get(Some("8")), Status::Succeeded);
         assert_eq!(TRANSACTION.get(Some("4")), Status::Failed);
-        assert_eq!(TRANSACTION.get(Some("-1")), Status::Timeout);
+        assert_eq!(TRANSACTION.get(Some("-1")), Status::Failed, "terminal: no money moved");
         assert_eq!(TRANSACTION.get(Some("1")), Status::Pending);
         assert_eq!(TRANSACTION.get(Some("3")), Status::Unknown);
         assert_eq!(TRANSACTION.get(None), Status::Unknown);

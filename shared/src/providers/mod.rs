@@ -248,7 +248,9 @@ pub fn authenticate_and_normalise<'a>(
         Authenticate::Body(_) => json::read_signed,
         Authenticate::Request(_) => json::read,
     };
-    let attempt = match std::str::from_utf8(req.body) {
+    // A byte order mark before the JSON is not part of it (some senders' HTTP clients write one).
+    let bytes = req.body.strip_prefix(UTF8_BOM).unwrap_or(req.body);
+    let attempt = match std::str::from_utf8(bytes) {
         Ok(body) => read(body).map(|doc| (body, doc)).map_err(|e| match e {
             ReadError::TooDeep => Rejection::TooDeep,
             ReadError::TooComplex => Rejection::TooComplex,
@@ -267,6 +269,35 @@ pub fn authenticate_and_normalise<'a>(
         Authenticate::Request(authenticate) => authenticate(&ctx)?,
         Authenticate::Body(authenticate) => authenticate(&ctx, &doc)?,
     };
+    take_apart(provider, body, doc, verified, read)
+}
+
+/// A stored body of a callback authenticated before (`verified`, as its first delivery was), taken apart
+/// again as it was then: to complete a first delivery that a later body with its signature stands for.
+pub fn stored_callback(provider: Provider, body: &str, verified: Verified) -> Result<Callback<'_>, Rejection> {
+    let read = match spec(provider).authenticate {
+        Authenticate::Body(_) => json::read_signed,
+        Authenticate::Request(_) => json::read,
+    };
+    let text = body.strip_prefix('\u{FEFF}').unwrap_or(body);
+    let doc = read(text).map_err(|e| Rejection::InvalidJson(e.to_string()))?;
+    take_apart(provider, body, doc, verified, read)
+}
+
+/// The UTF-8 byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// An authenticated callback, read as `doc`, taken apart: content hash, signature key, events and
+/// quarantined items.
+fn take_apart<'a>(
+    provider: Provider,
+    body: &'a str,
+    doc: Document<'a>,
+    verified: Verified,
+    read: for<'t> fn(&'t str) -> Result<Document<'t>, ReadError>,
+) -> Result<Callback<'a>, Rejection> {
+    let spec = spec(provider);
+    let doc = signed_only(doc, verified.dialect);
     let content_hash = doc.content_hash(&VOLATILE_FIELDS);
     let signature_key = verified
         .scheme
@@ -278,7 +309,9 @@ pub fn authenticate_and_normalise<'a>(
     // that another spelling of a signed number (`1e3` for `1000`) can never make another id or amount.
     let signed_text = verified.dialect.filter(|d| d.renders_numbers()).map(|d| canonical::with_numbers_as(&doc, d));
     let signed_doc = match &signed_text {
-        Some(Some(text)) => Some(read(text).map_err(|e| Rejection::InvalidJson(e.to_string()))?),
+        Some(Some(text)) => {
+            Some(signed_only(read(text).map_err(|e| Rejection::InvalidJson(e.to_string()))?, verified.dialect))
+        }
         _ => None,
     };
     let normalised = (spec.normalise)(signed_doc.as_ref().unwrap_or(&doc));
@@ -298,7 +331,6 @@ pub fn authenticate_and_normalise<'a>(
             }
         }
     }
-    let sent_at_ms = doc.member_text("timestamp").and_then(|t| t.trim().parse::<i64>().ok()).filter(|t| *t > 0);
     Ok(Callback {
         verified,
         body: Cow::Borrowed(body),
@@ -307,8 +339,31 @@ pub fn authenticate_and_normalise<'a>(
         signature_key,
         events,
         quarantined,
-        sent_at_ms: sent_at_ms.map(|t| if t > 100_000_000_000 { t } else { t.saturating_mul(1000) }),
+        sent_at_ms: doc.member_text("timestamp").and_then(sent_ms),
     })
+}
+
+/// A send timestamp's time in milliseconds, where it is a positive number: seconds or milliseconds by its
+/// magnitude (a value above 10^11 is milliseconds: in seconds it would be the year 5138), a fraction by its
+/// whole part. `None` for anything else (empty, zero, text), which cannot be judged.
+pub(crate) fn sent_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let value: i64 = whole.parse().ok().filter(|v| *v > 0)?;
+    Some(if value > 100_000_000_000 { value } else { value.saturating_mul(1000) })
+}
+
+/// The document as the dialect that verified it signed it: what that dialect left out of the signed string (a
+/// `null` or `{}` member or array item under `compact` and `java`) is not read, as if absent.
+fn signed_only(doc: Document<'_>, dialect: Option<Dialect>) -> Document<'_> {
+    match dialect {
+        Some(dialect) => doc.without_nested_leaves(|pair| !dialect.signs(pair.kind)),
+        None => doc,
+    }
 }
 
 /// A body the reader refused (`refused`): refused still, unless the request is authentic without it; then the
@@ -348,7 +403,7 @@ fn unreadable<'a>(
 /// `unreadable_body` (`unreadable`), the body's text as one JSON string; otherwise the provider's JSON
 /// without `signature` (and the text again, should the body no longer read).
 pub fn payload_of(body: &str, unreadable: bool) -> String {
-    match json::read(body) {
+    match json::read(body.strip_prefix('\u{FEFF}').unwrap_or(body)) {
         Ok(doc) if !unreadable => doc.object_without(&[SIGNATURE_FIELD]).into_owned(),
         _ => payload_text(body),
     }
@@ -432,20 +487,23 @@ impl<'a> Context<'_, 'a> {
                 found
             })
             .ok_or(Rejection::InvalidSignature)?;
-        let timestamp = doc.member_text("timestamp").ok_or(Rejection::InvalidTimestamp)?;
-        self.check_timestamp(timestamp)?;
+        // A signed timestamp that is a number is judged; one that is empty or not a number (Choice's own 0020
+        // template sends `""`) cannot be, and the callback's replay protection rests on its one-time signature
+        // record (kept as long as the event markers then) and the markers.
+        if let Some(sent) = doc.member_text("timestamp").and_then(sent_ms) {
+            self.check_sent_ms(sent)?;
+        }
         Ok(Verified { scheme, secret_index, dialect: Some(dialect) })
     }
 
-    /// Refuse a send timestamp older than `MAX_EVENT_AGE_SECS` or more than 300 s ahead. Niobi sends
-    /// seconds and Choice milliseconds, but both have been seen with the other unit, so the unit is taken
-    /// from the magnitude (a value above 10^11 is milliseconds: in seconds it would be the year 5138).
+    /// Refuse a send timestamp (MUDA's header) that is not a positive number of seconds or milliseconds, older
+    /// than `MAX_EVENT_AGE_SECS` or more than 300 s ahead.
     pub fn check_timestamp(&self, text: &str) -> Result<(), Rejection> {
-        let value: i64 = text.trim().parse().map_err(|_| Rejection::InvalidTimestamp)?;
-        if value <= 0 {
-            return Err(Rejection::InvalidTimestamp);
-        }
-        let sent_ms = if value > 100_000_000_000 { value } else { value.saturating_mul(1000) };
+        self.check_sent_ms(sent_ms(text).ok_or(Rejection::InvalidTimestamp)?)
+    }
+
+    /// Refuse a send time older than `MAX_EVENT_AGE_SECS` or more than 300 s ahead.
+    fn check_sent_ms(&self, sent_ms: i64) -> Result<(), Rejection> {
         let now_ms = self.now.timestamp_millis();
         if now_ms.saturating_sub(sent_ms) > self.config.max_event_age.as_millis() as i64 {
             return Err(Rejection::StaleTimestamp);

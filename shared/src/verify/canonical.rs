@@ -75,6 +75,13 @@ impl Dialect {
         matches!(self, Dialect::Compact | Dialect::Java)
     }
 
+    /// Whether this dialect writes a leaf of this kind into the signed string: `Compact` and `Java` leave out
+    /// `null` and `{}`, so a signature in them vouches for nothing about those members (they are read as
+    /// absent).
+    pub fn signs(self, kind: Kind) -> bool {
+        !(matches!(kind, Kind::Null | Kind::EmptyObject) && self.omits_nulls_and_empty_objects())
+    }
+
     fn sorts_keys(self) -> bool {
         self == Dialect::Java
     }
@@ -157,7 +164,7 @@ impl CanonicalPairs {
             doc.write_path(pair, &mut text);
             text.push('=');
             match pair.kind {
-                Kind::Null | Kind::EmptyObject if dialect.omits_nulls_and_empty_objects() => {
+                kind if !dialect.signs(kind) => {
                     text.truncate(start);
                     continue;
                 }

@@ -221,6 +221,37 @@ impl<'a> Document<'a> {
         format!("{{{}}}", parts.join(","))
     }
 
+    /// The document without the nested leaves `unsigned` picks (a `null` or `{}` member or array item that a
+    /// dialect leaves out of the signed string): whatever reads it next (the content hash, normalisation) sees
+    /// them as absent, and an array keeps its other items' indices. A top-level member's own value stays: it
+    /// is read by name only, so it cannot add an item or change a field (a required section sent as `{}`
+    /// stays an empty section).
+    pub fn without_nested_leaves(mut self, unsigned: impl Fn(&Pair<'a>) -> bool) -> Self {
+        let nested_unsigned = |pair: &Pair<'a>| {
+            let structural = self.structural(pair);
+            unsigned(pair) && segment_len(structural) < structural.len()
+        };
+        if !self.pairs.iter().any(nested_unsigned) {
+            return self;
+        }
+        let kept: Vec<Pair<'a>> = {
+            let mut kept = Vec::with_capacity(self.pairs.len());
+            let mut leaves = Vec::with_capacity(self.members.len());
+            for member in &self.members {
+                let start = kept.len();
+                let run = &self.pairs[member.leaves.0..member.leaves.1];
+                kept.extend(run.iter().filter(|p| !nested_unsigned(p)).cloned());
+                leaves.push((start, kept.len()));
+            }
+            for (member, leaves) in self.members.iter_mut().zip(leaves) {
+                member.leaves = leaves;
+            }
+            kept
+        };
+        self.pairs = kept;
+        self
+    }
+
     /// SHA-256 (hex) of the body's content without the top-level keys in `skip`: every leaf as its
     /// length-prefixed path, type and length-prefixed value, sorted. Two bodies have the same hash only if
     /// they hold the same values at the same paths, whatever their key order or whitespace.

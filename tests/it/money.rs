@@ -1,0 +1,150 @@
+//! Money correctness through the real adapters on moto: payment state that notifications cannot erase,
+//! replays that write nothing, no acknowledgement without the record.
+
+use chrono::Utc;
+use payhooks::pipeline::Outcome;
+use payhooks::ports::{IdempotencyStore, RecordState};
+use payhooks::testing::{fixture, TestRequest, SECRET};
+use payhooks::Provider::*;
+use serde_json::Value;
+
+use crate::support::{text, Stack, LEASE};
+
+/// Each message's `data` in the order the queue gives them (one group: the order sent).
+async fn data_of(stack: &Stack) -> Vec<Value> {
+    stack
+        .messages()
+        .await
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["data"].clone())
+        .collect()
+}
+
+fn choice_transaction(status: &str, request: &str) -> String {
+    fixture(Choice, "0002_transaction")
+        .replace("\"txStatus\": 8", &format!("\"txStatus\": {status}"))
+        .replace("TX-9000001", "TX-9000005")
+        .replace("BAAS000220251122000001", request)
+}
+
+/// 0002 failed, then an OTP notification (0020) for the same transaction, then 0002 succeeded: the OTP keeps
+/// its own state, the failure stands and the success is flagged.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn an_otp_notification_never_erases_a_payment_state_on_dynamodb() {
+    let stack = Stack::new(true).await;
+    let pipeline = stack.pipeline(Choice);
+    let now = Utc::now();
+    for body in
+        [choice_transaction("4", "R-F"), fixture(Choice, "0020_otp_verification"), choice_transaction("8", "R-S")]
+    {
+        let req = TestRequest::signed(Choice, &body, SECRET, now);
+        pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+    }
+    let data = data_of(&stack).await;
+    let flags: Vec<_> = data
+        .iter()
+        .map(|d| (d["status"].as_str().unwrap(), d["transaction_status"].as_str().unwrap(), d["contradiction"] == true))
+        .collect();
+    assert_eq!(flags, [("failed", "failed", false), ("received", "failed", false), ("succeeded", "failed", true)]);
+    let state = stack.record("txn#choice#TX-9000005").await;
+    assert_eq!((text(&state, "status"), text(&state, "notice")), ("failed".into(), "received".into()));
+}
+
+/// A reversal, then a failure: flagged as the failure-then-reversal order is.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_failure_after_a_reversal_is_a_contradiction_on_dynamodb() {
+    let stack = Stack::new(true).await;
+    let pipeline = stack.pipeline(M2Money);
+    let now = Utc::now();
+    for name in ["payout_reversed", "payout_failed"] {
+        let req = TestRequest::signed_fixture(M2Money, name, now);
+        pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+    }
+    let data = data_of(&stack).await;
+    assert_eq!(data[1]["transaction_status"], "reversed");
+    assert_eq!((data[1]["regression"].as_bool(), data[1]["contradiction"].as_bool()), (Some(true), Some(true)));
+}
+
+/// The genuine Choice 0002 re-encoded: whitespace, `\u` escapes, key order, each `i` a different size.
+fn re_encoded(genuine: &str, i: usize) -> String {
+    match i % 3 {
+        0 => genuine.replacen('{', &format!("{{{}", " ".repeat(1 + i * 997)), 1),
+        1 => genuine.replace("\"sender\"", "\"s\\u0065nder\"").replacen('{', &format!("{{{}", "\n".repeat(i)), 1),
+        _ => serde_json::from_str::<Value>(genuine).unwrap().to_string().replacen(
+            '{',
+            &format!("{{{}", "\t".repeat(i)),
+            1,
+        ),
+    }
+}
+
+/// However a body already seen is encoded and however often it is replayed, it is a duplicate that writes
+/// nothing: the table does not grow and the stored body of the genuine delivery (its headers, its time) is
+/// never rewritten.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn re_encoded_replays_write_nothing() {
+    let stack = Stack::new(true).await;
+    let pipeline = stack.pipeline(Choice);
+    let genuine = TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now())
+        .with_header("user-agent", "choice-genuine/1.0");
+    let status = |req: &TestRequest| {
+        let req = req.apigw(false);
+        let pipeline = &pipeline;
+        async move { payhooks::handler::handle(pipeline, req).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&genuine).await, 200);
+    let before = stack.records().await;
+    let body_before = before.iter().find(|r| text(r, "pk").starts_with("body#")).unwrap().clone();
+    for i in 0..11 {
+        let replay = TestRequest { body: re_encoded(&genuine.body_text(), i).into_bytes(), ..genuine.clone() }
+            .with_header("user-agent", "replayer/6.6")
+            .with_header("x-forwarded-for", "203.0.113.66");
+        let checked = replay.check(Choice, &Default::default(), Utc::now()).map(|_| ());
+        assert_eq!(status(&replay).await, 200, "replay {i} is a duplicate: {checked:?}");
+    }
+    let after = stack.records().await;
+    assert_eq!(after.len(), before.len(), "the table did not grow");
+    let body_after = after.iter().find(|r| text(r, "pk") == text(&body_before, "pk")).unwrap();
+    assert_eq!(body_after, &body_before, "the genuine delivery's stored body is not rewritten");
+    let by_key = |items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>| {
+        items.into_iter().map(|item| (text(&item, "pk"), item)).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(by_key(after), by_key(before), "no item was rewritten");
+    assert_eq!(stack.messages().await.len(), 1);
+}
+
+/// A fault at any step of the first delivery (503), then a body carrying the same signature with other content
+/// (a top-level `null` that the `compact` dialect leaves out): acknowledged only once the first delivery's
+/// event is on the queue, completed from its stored body; and once, whatever the sweeper does after.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn no_acknowledgement_without_the_record_of_the_first_delivery() {
+    for step in ["put_body", "claim_signature", "insert", "advance", "mark_sent"] {
+        let stack = Stack::new(true).await;
+        let store = std::sync::Arc::new(payhooks::testing::FaultyStore::new(stack.store()));
+        let pipeline = stack.pipeline_on(Choice, store.clone());
+        let now = Utc::now();
+        let genuine = TestRequest::signed_fixture(Choice, "0002_transaction", now);
+        store.fail(step);
+        let err = pipeline.process(&genuine.incoming(), now, LEASE).await.unwrap_err();
+        assert_eq!(err.status().as_u16(), 503, "{step}");
+        store.heal();
+        let mut other: Value = serde_json::from_str(&genuine.body_text()).unwrap();
+        other["remark"] = Value::Null;
+        let other = TestRequest { body: other.to_string().into_bytes(), ..genuine.clone() };
+        let done = pipeline.process(&other.incoming(), now, LEASE).await.unwrap();
+        // Where the first delivery failed before its claim, the other body is the first use of the signature:
+        // its event (the same one: `remark` is not read) is new.
+        let first_use =
+            if step == "put_body" || step == "claim_signature" { Outcome::Accepted } else { Outcome::Duplicate };
+        assert_eq!(done.outcome, first_use, "{step}");
+        let marker = stack.store().get("choice:0002:BAAS000220251122000001").await.unwrap();
+        assert_eq!(marker.map(|m| m.state), Some(RecordState::Enqueued), "{step}");
+        let messages = stack.messages().await;
+        assert_eq!(messages.len(), 1, "{step}: the first delivery's event is on the queue, once");
+        assert!(messages[0].body().unwrap().contains("choice.transaction.succeeded"), "{step}");
+    }
+}
