@@ -190,10 +190,14 @@ impl CallbackMetrics {
                 ("IngestDuration", "Milliseconds", Some(json!(self.ingest_ms))),
             ],
         );
-        // Across providers too, for the template's alarms on any quarantine or contradiction.
+        // Across providers too, for the template's alarms on any quarantine, contradiction or conflict.
         emf.directive(
             &[],
-            vec![("Quarantined", "Count", count(self.quarantined)), ("Contradiction", "Count", count(r.contradiction))],
+            vec![
+                ("Quarantined", "Count", count(self.quarantined)),
+                ("Contradiction", "Count", count(r.contradiction)),
+                ("Conflict", "Count", count(self.conflict)),
+            ],
         );
         if let Some(reason) = self.rejected {
             emf.directive(&[p(), ("Reason", reason.to_owned())], vec![("Rejected", "Count", Some(json!(1)))]);
@@ -208,10 +212,17 @@ impl CallbackMetrics {
     }
 }
 
-/// The EMF line for one sweep: `Swept`, with no dimension.
+/// The EMF line for one sweep: `Swept`, `SweepFound` and `SweepFailed`, with no dimension.
 pub fn sweep_emf(report: &SweepReport, timestamp_ms: i64) -> Option<String> {
     let mut emf = Emf::new();
-    emf.directive(&[], vec![("Swept", "Count", Some(json!(report.swept)))]);
+    emf.directive(
+        &[],
+        vec![
+            ("Swept", "Count", Some(json!(report.swept))),
+            ("SweepFound", "Count", Some(json!(report.found))),
+            ("SweepFailed", "Count", Some(json!(report.failed))),
+        ],
+    );
     emf.render(timestamp_ms)
 }
 

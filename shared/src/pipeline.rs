@@ -411,7 +411,8 @@ impl Pipeline {
                 return Ok(outcome);
             }
             let now = clock.now_ms();
-            if current.lease_until_ms <= now
+            // A lease that ended, or a sweeper's back-off (no delivery at work): this delivery takes over.
+            if (current.lease_until_ms <= now || current.backed_off)
                 && self.store.take_over(&record.id, current.lease_until_ms, now + lease.as_millis() as i64).await?
             {
                 tracing::info!(event_id = %record.id, "took over an unfinished delivery");

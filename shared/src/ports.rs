@@ -125,6 +125,11 @@ pub struct StoredState {
     pub state: RecordState,
     pub lease_until_ms: i64,
     pub content_hash: String,
+    /// How many sweeps failed to complete the record.
+    pub sweep_failures: u32,
+    /// The lease is a sweeper's back-off after a failure, not a delivery at work: a provider's retry may take
+    /// the record over at once.
+    pub backed_off: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -166,6 +171,10 @@ pub trait IdempotencyStore: Send + Sync {
     async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError>;
     /// End this delivery's lease early (after a failure) so that the next retry can proceed at once.
     async fn release(&self, id: &str) -> Result<(), StoreError>;
+    /// After a sweep failed to complete a `RECEIVED` record whose lease it held until `held_until_ms` (or
+    /// released): keep the sweeper off it until `until_ms` and count the failure, so that other records are
+    /// swept meanwhile. False if another delivery holds it now.
+    async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError>;
     /// Note on record `id` that a delivery with other content was kept as `conflict_id`.
     async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError>;
     /// Apply an event to its transaction's state with one conditional write (forward only, see

@@ -7,6 +7,11 @@
 //! retry: take the lease over (so a provider retry or another sweep racing it cannot also send), rebuild the
 //! message from the stored record and body, send, mark. A quarantined item left `RECEIVED` is completed the
 //! same way (as `<provider>.quarantined`: a human must still see it); nothing is ever normalised again here.
+//!
+//! A record the sweep cannot complete (its queue is broken, its body expired) backs off: its lease is set
+//! ahead, longer after each failure ([`backoff`]), so the next queries find other records, and a run goes
+//! on querying while pages come back full ([`SWEEP_ROUNDS`]): records stuck on one queue never starve the
+//! others. Failures are counted (`SweepFailed`) and alarmed on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,20 +26,33 @@ use crate::pipeline::{self, Courier};
 use crate::ports::{EventPublisher, IdempotencyStore, RecordState};
 use crate::provider::Provider;
 
-/// The most records one run completes (the next run takes the rest).
+/// The most records one query of the index returns.
 pub const SWEEP_LIMIT: usize = 100;
+/// The most queries one run makes: while pages come back full, the run goes on (records that failed have
+/// backed off, so each query finds others), so that records stuck on one broken queue cannot fill every
+/// sweep while healthy records of other providers wait.
+pub const SWEEP_ROUNDS: usize = 5;
+/// A record a sweep failed to complete is left alone this long after its first failure, doubling with each
+/// failure up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(60);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// What one run did: written as one JSON log line.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
-    /// Records the index returned.
+    /// Records the index returned (the `SweepFound` count).
     pub found: usize,
     /// Records this run sent and marked (the `Swept` count).
     pub swept: usize,
     /// Records another delivery had completed or taken over first.
     pub skipped: usize,
-    /// Records that failed (left for the next run) or whose body has expired.
+    /// Records that failed (backed off for the next runs) or whose body has expired (the `SweepFailed` count).
     pub failed: usize,
+}
+
+/// How long the sweeper leaves a record alone after its `failures`-th failure (counting from 0).
+pub fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(1 << failures.min(16)).min(MAX_BACKOFF)
 }
 
 /// Completes stalled deliveries for every provider.
@@ -63,30 +81,63 @@ impl Sweeper {
     /// One run at `now`.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<SweepReport, IngestError> {
         let now_ms = now.timestamp_millis();
-        let ids = self.store.stalled(now_ms, SWEEP_LIMIT).await?;
-        let mut report = SweepReport { found: ids.len(), ..SweepReport::default() };
-        for id in ids {
-            match self.complete(&id, now_ms).await {
-                Ok(true) => report.swept += 1,
-                Ok(false) => report.skipped += 1,
+        let mut report = SweepReport::default();
+        for round in 0..SWEEP_ROUNDS {
+            let ids = match self.store.stalled(now_ms, SWEEP_LIMIT).await {
+                Ok(ids) => ids,
+                Err(err) if round == 0 => return Err(err.into()),
                 Err(err) => {
-                    report.failed += 1;
-                    tracing::warn!(event_id = %id, error = %err, "sweep could not complete a delivery; the next run retries");
+                    tracing::warn!(error = %crate::error::chain(&err), "sweep: a further query failed; the next run goes on");
+                    break;
                 }
+            };
+            report.found += ids.len();
+            let full = ids.len() == SWEEP_LIMIT;
+            for id in ids {
+                match self.complete(&id, now_ms).await {
+                    Ok(true) => report.swept += 1,
+                    Ok(false) => report.skipped += 1,
+                    Err(err) => {
+                        report.failed += 1;
+                        tracing::error!(event_id = %id, error = %crate::error::chain(&err), "sweep could not complete a delivery; it backs off and a later run retries");
+                    }
+                }
+            }
+            if !full {
+                break;
             }
         }
         Ok(report)
     }
 
-    /// Complete one stalled delivery; `false` if another delivery got there first.
+    /// Complete one stalled delivery; `false` if another delivery got there first. A failure after the
+    /// takeover backs the record off (its lease set ahead, longer after each failure).
     async fn complete(&self, id: &str, now_ms: i64) -> Result<bool, IngestError> {
         let Some(state) = self.store.get(id).await? else { return Ok(false) };
         if state.state != RecordState::Received || state.lease_until_ms >= now_ms {
             return Ok(false);
         }
-        if !self.store.take_over(id, state.lease_until_ms, now_ms + self.lease.as_millis() as i64).await? {
+        let held = now_ms + self.lease.as_millis() as i64;
+        if !self.store.take_over(id, state.lease_until_ms, held).await? {
             return Ok(false);
         }
+        let result = self.send(id, now_ms).await;
+        if let Err(err) = &result {
+            let until = now_ms + backoff(state.sweep_failures).as_millis() as i64;
+            match self.store.back_off(id, held, until).await {
+                Ok(_) => {
+                    tracing::warn!(event_id = %id, failures = state.sweep_failures + 1, error = %err, backoff_until_ms = until, "sweep failed: backed off")
+                }
+                Err(back_off_err) => {
+                    tracing::warn!(event_id = %id, error = %back_off_err, "could not back off after a failed sweep")
+                }
+            }
+        }
+        result.map(|()| true)
+    }
+
+    /// Rebuild a taken-over record's message from the store, send it and mark it.
+    async fn send(&self, id: &str, now_ms: i64) -> Result<(), IngestError> {
         let store = &*self.store;
         let Some((record, payload)) = pipeline::stored(store, id).await? else {
             let source = format!("{id}: its record or body is gone").into();
@@ -98,7 +149,7 @@ impl Sweeper {
             .ok_or_else(|| PublishError::Failed(format!("no queue configured for {}", record.provider).into()))?;
         Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms).await?;
         tracing::info!(event_id = %id, provider = %record.provider, "swept: a delivery no provider retried is now enqueued");
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -117,4 +168,16 @@ pub async fn handle(sweeper: &Sweeper) -> Result<SweepReport, BoxError> {
         "sweep"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_an_hour() {
+        let minutes: Vec<u64> = (0..8).map(|n| backoff(n).as_secs() / 60).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
 }

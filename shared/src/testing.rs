@@ -27,7 +27,7 @@ use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
 use crate::verify::canonical::{CanonicalPairs, SIGNATURE_FIELD};
 use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, CanonicalHash};
-use crate::verify::{Secret, SecretSet};
+use crate::verify::{Dialect, Secret, SecretSet};
 
 pub use crate::providers::fields::{decimal, is_plain};
 pub use crate::verify::signing::hmac_sha256;
@@ -118,6 +118,12 @@ pub fn sign_with(
     now: DateTime<Utc>,
 ) -> SignedRequest {
     providers::sign(provider, body, &Secret::new(secret), options, now).expect("fixture bodies are JSON objects")
+}
+
+/// Choice or Niobi: `body` signed as it is (its `timestamp` untouched, however odd), Postman dialect, SHA-256.
+pub fn sign_as_sent(body: &str, secret: &str) -> SignedRequest {
+    let signed = signing::sign_canonical_body(body, &Secret::new(secret), CanonicalHash::Sha256, Dialect::Postman);
+    SignedRequest::new(signed.expect("a JSON object"))
 }
 
 /// A body's canonical string without `senderKey`: its `path=value` pairs in signing order, joined with `&`.
@@ -451,6 +457,8 @@ pub struct MemoryStore {
     bodies: Mutex<HashMap<String, BodyRecord>>,
     signatures: Mutex<HashMap<String, SignatureClaim>>,
     transactions: Mutex<HashMap<String, Transaction>>,
+    /// Per record: failed sweeps, and whether its lease is a back-off.
+    sweeps: Mutex<HashMap<String, (u32, bool)>>,
     /// How many times `stalled` was asked (what one sweep costs).
     pub stalled_queries: std::sync::atomic::AtomicUsize,
     unavailable: AtomicBool,
@@ -519,11 +527,14 @@ impl MemoryStore {
     }
 }
 
-fn stored(record: &EventRecord) -> StoredState {
+fn stored(record: &EventRecord, sweeps: &HashMap<String, (u32, bool)>) -> StoredState {
+    let (sweep_failures, backed_off) = sweeps.get(&record.id).copied().unwrap_or_default();
     StoredState {
         state: record.state,
         lease_until_ms: record.lease_until_ms,
         content_hash: record.content_hash.clone(),
+        sweep_failures,
+        backed_off,
     }
 }
 
@@ -561,7 +572,7 @@ impl IdempotencyStore for MemoryStore {
         self.check_available("PutItem")?;
         let mut records = self.records.lock().unwrap();
         if let Some(existing) = records.get(&record.id) {
-            return Ok(Insert::Exists(stored(existing)));
+            return Ok(Insert::Exists(stored(existing, &self.sweeps.lock().unwrap())));
         }
         records.insert(record.id.clone(), record.clone());
         Ok(Insert::Created)
@@ -569,7 +580,8 @@ impl IdempotencyStore for MemoryStore {
 
     async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
         self.check_available("GetItem")?;
-        Ok(self.records.lock().unwrap().get(id).map(stored))
+        let records = self.records.lock().unwrap();
+        Ok(records.get(id).map(|r| stored(r, &self.sweeps.lock().unwrap())))
     }
 
     async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -583,6 +595,9 @@ impl IdempotencyStore for MemoryStore {
         match records.get_mut(id) {
             Some(r) if r.state == RecordState::Received && r.lease_until_ms == expired_lease_ms => {
                 r.lease_until_ms = new_lease_ms;
+                if let Some(sweep) = self.sweeps.lock().unwrap().get_mut(id) {
+                    sweep.1 = false;
+                }
                 Ok(true)
             }
             _ => Ok(false),
@@ -607,6 +622,21 @@ impl IdempotencyStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.check_available("UpdateItem")?;
+        let mut records = self.records.lock().unwrap();
+        match records.get_mut(id) {
+            Some(r) if r.state == RecordState::Received && r.lease_until_ms <= held_until_ms => {
+                r.lease_until_ms = until_ms;
+                let mut sweeps = self.sweeps.lock().unwrap();
+                let sweep = sweeps.entry(id.to_owned()).or_default();
+                *sweep = (sweep.0 + 1, true);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn note_conflict(&self, _id: &str, _conflict_id: &str) -> Result<(), StoreError> {
@@ -732,6 +762,10 @@ impl<S: IdempotencyStore> IdempotencyStore for FaultyStore<S> {
     async fn release(&self, id: &str) -> Result<(), StoreError> {
         self.check("release")?;
         self.inner.release(id).await
+    }
+    async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.check("back_off")?;
+        self.inner.back_off(id, held_until_ms, until_ms).await
     }
     async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
         self.check("note_conflict")?;

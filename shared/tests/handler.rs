@@ -112,3 +112,53 @@ async fn queue_outage_is_503_json() {
     let Body::Text(body) = resp.body() else { panic!() };
     assert_eq!(serde_json::from_str::<serde_json::Value>(body).unwrap()["error"], "queue_unavailable");
 }
+
+/// Genuine but odd is never refused: a UTF-8 byte order mark before a correctly signed body is read as if
+/// absent, for every provider.
+#[tokio::test]
+async fn a_byte_order_mark_before_a_genuine_body_is_read_as_absent() {
+    for provider in payhooks::Provider::ALL {
+        let req = TestRequest::signed_fixture(provider, payhooks::testing::typical(provider), Utc::now());
+        // M2Money signs the bytes: its sender would have signed the mark too.
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), &req.body].concat();
+        let req = if provider == M2Money {
+            let body = String::from_utf8(with_bom).unwrap();
+            TestRequest::from_signed(
+                provider,
+                &payhooks::testing::sign(provider, &body, payhooks::testing::SECRET, Utc::now()),
+            )
+        } else {
+            TestRequest { body: with_bom, ..req }
+        };
+        let t = TestPipeline::new(provider);
+        assert_eq!(t.call(&req, false).await.0, 200, "{provider:?}");
+        assert!(!t.emitted().is_empty());
+        let events = t.publisher.messages();
+        assert_eq!(events.len(), 1, "{provider:?}");
+        assert!(!events[0].event_type.ends_with(".quarantined"), "{provider:?}: {}", events[0].event_type);
+    }
+}
+
+/// A signed timestamp that is empty (Choice's own 0020 template) cannot be judged: the callback is accepted,
+/// its replay protection resting on the one-time signature and the markers; a fractional one is judged by its
+/// whole part.
+#[tokio::test]
+async fn an_empty_or_fractional_signed_timestamp_is_not_refused() {
+    use payhooks::testing::{fixture, sign_as_sent, SECRET};
+    let now = Utc::now();
+    let otp =
+        fixture(Choice, "0020_otp_verification").replace("\"timestamp\": \"1763800000000\"", "\"timestamp\": \"\"");
+    assert!(otp.contains("\"timestamp\": \"\""));
+    let req = TestRequest::from_signed(Choice, &sign_as_sent(&otp, SECRET));
+    let t = TestPipeline::new(Choice);
+    assert_eq!(t.call(&req, false).await.0, 200, "an empty timestamp");
+    assert_eq!(t.call(&req, false).await.0, 200, "a replay is a duplicate");
+    assert_eq!(t.publisher.messages().len(), 1);
+
+    let mut niobi: serde_json::Value = serde_json::from_str(&fixture(Niobi, "payin_ussd_push")).unwrap();
+    for (sent, want) in [(now.timestamp() as f64 + 0.25, 200), ((now.timestamp() - 8 * 86_400) as f64 + 0.5, 401)] {
+        niobi["timestamp"] = serde_json::json!(sent);
+        let req = TestRequest::from_signed(Niobi, &sign_as_sent(&niobi.to_string(), SECRET));
+        assert_eq!(TestPipeline::new(Niobi).call(&req, false).await.0, want, "timestamp {sent}");
+    }
+}

@@ -143,6 +143,7 @@ fn least_privilege_no_wildcard_resources() {
                                 "dynamodb:PutItem",
                                 "dynamodb:UpdateItem",
                                 "dynamodb:GetItem",
+                                "dynamodb:BatchGetItem",
                                 "dynamodb:Query",
                                 "sqs:SendMessage",
                                 "sqs:GetQueueAttributes",
@@ -271,12 +272,18 @@ fn operations_alarms_and_dashboard() {
         })
         .map(|r| (r["Properties"]["MetricName"].as_str().unwrap(), r["Properties"]["Dimensions"][0]["Value"].as_str()))
         .collect();
-    for metric in ["Quarantined", "Contradiction", "Swept"] {
+    for metric in ["Quarantined", "Contradiction", "Conflict", "Swept", "SweepFailed"] {
         assert!(alarms.contains(&(metric, None)), "no alarm on {metric}: {alarms:?}");
     }
     for provider in Provider::ALL {
         assert!(alarms.contains(&("AuthFailed", Some(provider.name()))), "no AuthFailed alarm for {provider}");
     }
+    let sweeper_errors = resources.values().any(|r| {
+        r["Properties"]["Namespace"].as_str() == Some("AWS/Lambda")
+            && r["Properties"]["MetricName"].as_str() == Some("Errors")
+            && r["Properties"]["Dimensions"][0]["Value"].as_str() == Some("SweeperFunction")
+    });
+    assert!(sweeper_errors, "no alarm on the sweeper's Errors");
     let dashboard = resources.values().find(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard")).unwrap();
     let body = dashboard["Properties"]["DashboardBody"][0].as_str().expect("a !Sub body");
     let parsed: serde_json::Value = serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1")).unwrap();
@@ -285,5 +292,50 @@ fn operations_alarms_and_dashboard() {
         ["Accepted", "Rejected", "SecretIndex", "ClockSkew", "Regression", "StoreLatency", "IngestDuration", "Swept"]
     {
         assert!(text.contains(metric), "the dashboard lacks {metric}");
+    }
+}
+
+/// Each provider's function may touch only its own items: its DynamoDB statement is conditioned on
+/// `dynamodb:LeadingKeys` with exactly the key prefixes that provider's records use (so Lipia, authenticated by
+/// a URL token, cannot write a Niobi marker).
+#[test]
+fn each_function_reads_and_writes_only_its_own_items() {
+    let t = template();
+    for (id, resource) in t["Resources"].as_hash().unwrap() {
+        let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
+        let Ok(provider) = binary.parse::<Provider>() else { continue };
+        let statements = resource["Properties"]["Policies"][0]["Statement"].as_vec().unwrap();
+        let dynamodb: Vec<&Yaml> =
+            statements.iter().filter(|s| format!("{:?}", s["Action"]).contains("dynamodb:")).collect();
+        assert_eq!(dynamodb.len(), 1, "{id:?}: one DynamoDB statement");
+        let keys: Vec<&str> = dynamodb[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{id:?}: no LeadingKeys condition"))
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        let p = provider.name();
+        let own = [format!("{p}:*"), format!("body#{p}#*"), format!("sig#{p}#*"), format!("txn#{p}#*"), "warm#".into()];
+        assert_eq!(keys, own, "{id:?}");
+    }
+}
+
+/// Every function logs to a log group of the template's, kept `LogRetentionDays` (tags such as `!Ref` are read as
+/// their value).
+#[test]
+fn every_function_has_a_log_group_with_retention() {
+    let t = template();
+    let resources = t["Resources"].as_hash().unwrap();
+    for binary in function_binaries() {
+        let (id, function) = resources
+            .iter()
+            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary.as_str()))
+            .unwrap_or_else(|| panic!("no function builds {binary}"));
+        let group = function["Properties"]["LoggingConfig"]["LogGroup"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id:?} logs to no log group of the template's"));
+        let group = &t["Resources"][group];
+        assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{binary}");
+        assert_eq!(group["Properties"]["RetentionInDays"].as_str(), Some("LogRetentionDays"), "{binary}");
     }
 }

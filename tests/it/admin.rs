@@ -135,14 +135,20 @@ async fn redrive_moves_the_dead_letter_queue_back() {
             .queue_url(&dlq)
             .message_body(format!("{{\"id\":\"e{i}\"}}"))
             .message_group_id("g")
-            .message_deduplication_id(format!("e{i}"))
+            // At SQS's limit of 128 characters: what the redrive sends must stay within it.
+            .message_deduplication_id(format!("{}{i}", "e".repeat(127)))
             .send()
             .await
             .unwrap();
     }
     let done = admin(&stack).redrive(Choice).await.unwrap();
     assert_eq!((done.moved, done.method), (3, "receive/send/delete"));
-    assert_eq!(stack.messages().await.len(), 3);
+    let moved = stack.messages().await;
+    assert_eq!(moved.len(), 3);
+    for m in &moved {
+        let dedup = &m.attributes().unwrap()[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId];
+        assert!(dedup.len() <= 128, "{dedup}");
+    }
     let left = stack.sqs.receive_message().queue_url(&dlq).wait_time_seconds(0).send().await.unwrap();
     assert!(left.messages.unwrap_or_default().is_empty(), "the DLQ is empty");
 }

@@ -72,6 +72,17 @@ async fn new_callbacks_are_recorded_and_enqueued_with_the_envelope() {
         let body_kept_for = text(&body, "expires_at").parse::<i64>().unwrap() - Utc::now().timestamp();
         assert!(body_kept_for < 36 * 86_400, "{id}: the body expires after EVENT_TTL_DAYS");
     }
+    // Every item is under a key prefix its provider's function may write (the template's LeadingKeys).
+    for record in stack.records().await {
+        let pk = text(&record, "pk");
+        let own = |p: Provider| {
+            let p = p.name();
+            [format!("{p}:"), format!("body#{p}#"), format!("sig#{p}#"), format!("txn#{p}#")]
+                .iter()
+                .any(|prefix| pk.starts_with(prefix.as_str()))
+        };
+        assert!(Provider::ALL.into_iter().any(own), "{pk} is under no provider's prefix");
+    }
     let messages = stack.messages().await;
     assert_eq!(messages.len(), 5);
     for m in &messages {

@@ -125,7 +125,7 @@ async fn no_acknowledgement_without_the_record_of_the_first_delivery() {
     for step in ["put_body", "claim_signature", "insert", "advance", "mark_sent"] {
         let stack = Stack::new(true).await;
         let store = std::sync::Arc::new(payhooks::testing::FaultyStore::new(stack.store()));
-        let pipeline = stack.pipeline_on(Choice, store.clone());
+        let pipeline = stack.pipeline_on(Choice, store.clone(), Default::default());
         let now = Utc::now();
         let genuine = TestRequest::signed_fixture(Choice, "0002_transaction", now);
         store.fail(step);
@@ -147,4 +147,29 @@ async fn no_acknowledgement_without_the_record_of_the_first_delivery() {
         assert_eq!(messages.len(), 1, "{step}: the first delivery's event is on the queue, once");
         assert!(messages[0].body().unwrap().contains("choice.transaction.succeeded"), "{step}");
     }
+}
+
+/// An authentic body that is not UTF-8, as large as `MAX_BODY_BYTES` may be set (196,608 bytes), is stored
+/// as its bytes (a binary attribute, within DynamoDB's 400 KB item) and acknowledged as a quarantine: never a
+/// 503 that every retry meets again.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn the_largest_body_that_is_not_utf8_is_stored_as_its_bytes() {
+    let stack = Stack::new(true).await;
+    let verify =
+        payhooks::config::VerifyConfig { max_body_bytes: payhooks::config::MAX_BODY_BYTES_LIMIT, ..Default::default() };
+    let pipeline = stack.pipeline_on(Lipia, std::sync::Arc::new(stack.store()), verify);
+    let mut bytes = b"{\"Body\":\"".to_vec();
+    bytes.resize(payhooks::config::MAX_BODY_BYTES_LIMIT - 2, 0xFF);
+    bytes.extend_from_slice(b"\"}");
+    let req = TestRequest { body: bytes.clone(), ..TestRequest::signed_fixture(Lipia, "stk_success", Utc::now()) };
+    for attempt in ["first", "retry"] {
+        let resp = payhooks::handler::handle(&pipeline, req.apigw(true)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{attempt}");
+    }
+    let bodies: Vec<_> = stack.records().await.into_iter().filter(|r| text(r, "pk").starts_with("body#")).collect();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["raw_bytes"].as_b().unwrap().as_ref(), bytes.as_slice(), "the bytes as received");
+    let event: Value = serde_json::from_str(stack.messages().await[0].body().unwrap()).unwrap();
+    assert_eq!(event["data"]["reason"], "unreadable_body");
 }

@@ -95,11 +95,16 @@ impl Stack {
         DynamoDbIdempotencyStore::new(self.ddb.clone(), self.table.clone())
     }
 
-    /// A pipeline on this queue with `store` (a wrapper of [`Stack::store`]).
-    pub fn pipeline_on(&self, provider: Provider, store: Arc<dyn payhooks::ports::IdempotencyStore>) -> Pipeline {
+    /// A pipeline on this queue with `store` (a wrapper of [`Stack::store`]) and `verify`.
+    pub fn pipeline_on(
+        &self,
+        provider: Provider,
+        store: Arc<dyn payhooks::ports::IdempotencyStore>,
+        verify: VerifyConfig,
+    ) -> Pipeline {
         Pipeline::new(
             provider,
-            VerifyConfig::default(),
+            verify,
             Arc::new(StaticSecrets(testing::secrets().into())),
             store,
             Arc::new(SqsPublisher::new(self.sqs.clone(), self.queue_url.clone())),

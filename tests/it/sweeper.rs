@@ -177,6 +177,10 @@ impl IdempotencyStore for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.release(id).await
     }
+    async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.back_off(id, held_until_ms, until_ms).await
+    }
     async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.note_conflict(id, conflict_id).await
@@ -256,11 +260,12 @@ async fn twenty_concurrent_events_of_one_transaction_end_in_the_highest_rank_on_
             })
         })
         .collect();
+    let mut results = Vec::new();
     for task in tasks {
-        let _ = task.await.unwrap();
+        results.push(task.await.unwrap().map_err(|e| e.to_string()));
     }
     let state = stack.record("txn#niobi#A7KQ2M9XW001").await;
-    assert_eq!(text(&state, "status"), "succeeded");
+    assert_eq!(text(&state, "status"), "succeeded", "{results:?}");
     let mut by_status: HashMap<String, usize> = HashMap::new();
     for m in stack.messages().await {
         let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
@@ -321,4 +326,88 @@ async fn a_batch_of_200_items_is_acknowledged_with_one_message_each() {
         all.extend(batch);
     }
     assert_eq!(all.len(), 200);
+}
+
+/// 101 records stuck on a broken queue (Lipia's; more than a page of the index) and one Niobi record on a healthy
+/// one, stalled at the same time and sorting after them: one sweep completes the Niobi record, backs the broken
+/// ones off and counts them in `SweepFound` and `SweepFailed`.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_broken_queue_backs_off_and_never_starves_the_other_providers() {
+    let stack = Stack::new(true).await;
+    let store = stack.store();
+    store
+        .put_body(&BodyRecord {
+            key: "body#lipia#b".into(),
+            provider: Lipia,
+            raw_body: fixture(Lipia, "stk_success").into_bytes(),
+            headers: Vec::new(),
+            received_at_ms: 1,
+            expires_at: Utc::now().timestamp() + 3600,
+        })
+        .await
+        .unwrap();
+    let req = TestRequest::signed_fixture(Niobi, "payin_ussd_push", Utc::now());
+    let healthy = fail_a_delivery(&stack, Niobi, &req).await;
+    let stuck: Vec<String> = (0..101).map(|i| format!("lipia:stk:ws_CO_{i:03}:success")).collect();
+    for id in &stuck {
+        store.insert(&marker(id, 0)).await.unwrap();
+    }
+    assert!(stuck.iter().all(|id| id < &healthy), "the stuck records come first in the index");
+
+    let good: Arc<dyn EventPublisher> = Arc::new(SqsPublisher::new(stack.sqs.clone(), stack.queue_url.clone()));
+    let broken: Arc<dyn EventPublisher> =
+        Arc::new(SqsPublisher::new(stack.sqs.clone(), format!("{}-missing", stack.queue_url)));
+    let publishers =
+        Provider::ALL.into_iter().map(|p| (p, if p == Lipia { broken.clone() } else { good.clone() })).collect();
+    let sink = Arc::new(payhooks::metrics::MemorySink::default());
+    let sweeper =
+        Sweeper::new(Arc::new(stack.store()), publishers, Duration::from_secs(10)).with_metrics_sink(sink.clone());
+    let started = Utc::now();
+    let report = payhooks::sweeper::handle(&sweeper).await.unwrap();
+    assert_eq!((report.found, report.swept, report.failed), (102, 1, 101));
+    let doc: serde_json::Value = serde_json::from_str(&sink.0.lock().unwrap()[0]).unwrap();
+    assert_eq!(
+        (doc["SweepFound"].as_u64(), doc["SweepFailed"].as_u64(), doc["Swept"].as_u64()),
+        (Some(102), Some(101), Some(1))
+    );
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].body().unwrap().contains(&healthy));
+
+    // Backed off: the next minute's sweep leaves them alone (the back-off doubles with each failure:
+    // `sweeper::tests`).
+    let now = Utc::now();
+    let state = store.get(&stuck[0]).await.unwrap().unwrap();
+    assert_eq!((state.state, state.sweep_failures, state.backed_off), (RecordState::Received, 1, true));
+    assert!(
+        state.lease_until_ms >= started.timestamp_millis() + 60_000,
+        "backed off for a minute from the sweep's start: {}",
+        state.lease_until_ms - started.timestamp_millis()
+    );
+    assert_eq!(sweeper.run(now).await.unwrap().found, 0);
+}
+
+/// A record the sweeper backed off has no delivery at work on it: the provider's retry takes it over at once
+/// (no polling, no 503) and completes it.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_provider_retry_takes_over_a_backed_off_record_at_once() {
+    let stack = Stack::new(true).await;
+    let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
+    let id = fail_a_delivery(&stack, Lipia, &req).await;
+    let broken: Arc<dyn EventPublisher> =
+        Arc::new(SqsPublisher::new(stack.sqs.clone(), format!("{}-missing", stack.queue_url)));
+    let publishers = Provider::ALL.into_iter().map(|p| (p, broken.clone())).collect();
+    let report = Sweeper::new(store(&stack), publishers, Duration::from_secs(10)).run(Utc::now()).await.unwrap();
+    assert_eq!((report.found, report.failed), (1, 1));
+    assert!(stack.store().get(&id).await.unwrap().unwrap().backed_off);
+
+    let started = std::time::Instant::now();
+    let done = stack.pipeline(Lipia).process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert_eq!(done.outcome, payhooks::pipeline::Outcome::Accepted);
+    assert!(started.elapsed() < payhooks::pipeline::POLL_LIMIT, "{:?}", started.elapsed());
+    let record = stack.store().get(&id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.backed_off), (RecordState::Enqueued, false));
+    assert_eq!(stack.messages().await.len(), 1);
 }

@@ -170,6 +170,8 @@ fn state_of(item: &Item) -> Option<StoredState> {
         state: RecordState::parse(text(item, "state")?)?,
         lease_until_ms: number(item, "lease_until"),
         content_hash: text(item, "content_hash").unwrap_or_default().to_owned(),
+        sweep_failures: number(item, "sweep_failures").clamp(0, i64::from(u32::MAX)) as u32,
+        backed_off: item.contains_key("backed_off"),
     })
 }
 
@@ -316,7 +318,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
                     .consistent_read(true)
-                    .projection_expression("pk, #state, lease_until, content_hash")
+                    .projection_expression("pk, #state, lease_until, content_hash, sweep_failures, backed_off")
                     .expression_attribute_names("#state", "state")
                     .build()
                     .map_err(|e| StoreError { operation: "BatchGetItem", source: Box::new(e) })?,
@@ -389,7 +391,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         self.update(
             "UpdateItem",
             id,
-            "SET lease_until = :new",
+            "SET lease_until = :new REMOVE backed_off",
             "#state = :received AND lease_until = :old",
             &[(":new", n(new_lease_ms)), (":old", n(expired_lease_ms)), (":received", state(RecordState::Received))],
         )
@@ -419,6 +421,23 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.update(
+            "UpdateItem",
+            id,
+            "SET lease_until = :until, backed_off = :yes ADD sweep_failures :one",
+            "#state = :received AND lease_until <= :held",
+            &[
+                (":until", n(until_ms)),
+                (":yes", AttributeValue::Bool(true)),
+                (":one", n(1)),
+                (":held", n(held_until_ms)),
+                (":received", state(RecordState::Received)),
+            ],
+        )
+        .await
     }
 
     async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {

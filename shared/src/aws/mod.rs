@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use dynamodb::{pending_shards, DynamoDbIdempotencyStore, PENDING_INDEX};
-pub use sqs::{SqsPublisher, MAX_MESSAGE_BYTES};
+pub use sqs::{sqs_id, SqsPublisher, MAX_MESSAGE_BYTES};
 pub use ssm::{SsmClient, SsmSecrets};
 
 use std::time::Duration;

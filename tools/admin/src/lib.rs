@@ -320,7 +320,9 @@ impl Admin {
                     let group = system.get(&MessageSystemAttributeName::MessageGroupId).cloned().unwrap_or_default();
                     let dedup = system.get(&MessageSystemAttributeName::MessageDeduplicationId).cloned();
                     let dedup = dedup.unwrap_or_else(|| m.message_id.clone().unwrap_or_default());
-                    send = send.message_group_id(group).message_deduplication_id(format!("{dedup}#redrive"));
+                    // A new id (SQS would drop the same one within its five minutes), kept within SQS's 128 characters.
+                    let dedup = payhooks::aws::sqs_id(&format!("{dedup}#redrive"));
+                    send = send.message_group_id(group).message_deduplication_id(dedup);
                 }
                 send.send().await?;
                 self.sqs.delete_message().queue_url(&dlq).set_receipt_handle(m.receipt_handle).send().await?;
