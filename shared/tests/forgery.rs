@@ -374,3 +374,36 @@ fn what_a_dialect_left_unsigned_is_read_as_absent() {
         assert_eq!(cb.content_hash, genuine_cb.content_hash, "{name}: the same content, so a duplicate of the genuine");
     }
 }
+
+/// The ambiguity check flags only a real second reading: `"Duka&zz=1"` cannot be split into pairs that sort
+/// where it stands (`zz=1` would sort after `timestamp`), so the batch goes out whole; a value that can
+/// (`&params.resultArray[1].benificiaryNameX=1` sorts right after the name) withholds its own item only.
+#[tokio::test]
+async fn only_a_real_second_reading_withholds_and_only_its_own_item() {
+    let now = Utc::now();
+    let ids = |t: &TestPipeline| t.publisher.messages().into_iter().map(|m| (m.id, m.event_type)).collect::<Vec<_>>();
+
+    let no_second_reading = fixture(Choice, "0008_bulk_transfer").replace("\"Duka Ltd\"", "\"Duka&zz=1\"");
+    let t = TestPipeline::new(Choice);
+    assert_eq!(t.call(&genuine(Choice, &no_second_reading, now), false).await.0, 200);
+    let sent = ids(&t);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|(_, kind)| !kind.ends_with(".quarantined")), "{sent:?}");
+
+    let real = fixture(Choice, "0008_bulk_transfer")
+        .replace("\"Duka Ltd\"", "\"Duka&params.resultArray[1].benificiaryNameX=1\"");
+    let genuine_real = genuine(Choice, &real, now);
+    let t = TestPipeline::new(Choice);
+    assert_eq!(t.call(&genuine_real, false).await.0, 200);
+    let sent = ids(&t);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent.iter().filter(|(_, kind)| kind == "choice.quarantined").count(), 1, "{sent:?}");
+    assert!(sent.iter().any(|(id, _)| id == "choice:0008:BAAS000820251122000001:0"), "item 0 goes out: {sent:?}");
+
+    // The second reading is real: the split body verifies with the same signature.
+    let mut v: Value = serde_json::from_str(&genuine_real.body_text()).unwrap();
+    v["params"]["resultArray"][1]["benificiaryName"] = Value::String("Duka".into());
+    v["params"]["resultArray"][1]["benificiaryNameX"] = Value::String("1".into());
+    let split = TestRequest { body: v.to_string().into_bytes(), ..genuine_real.clone() };
+    assert!(split.check(Choice, &VerifyConfig::default(), now).is_ok());
+}

@@ -12,6 +12,7 @@ use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Segment, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
@@ -56,9 +57,11 @@ model!(
     }
 );
 
-fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
-    if let Some(why) = &doc.ambiguity {
-        return unusable(Unusable::new(Reason::AmbiguousSignature, why));
+fn normalise(doc: &Document<'_>, ambiguities: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
+    // An ambiguity that reaches only batch items withholds those items; any other, the whole callback.
+    let ambiguous_items = ambiguous_items(ambiguities);
+    if let (None, Some(ambiguity)) = (&ambiguous_items, ambiguities.first()) {
+        return unusable(Unusable::new(Reason::AmbiguousSignature, &ambiguity.why));
     }
     let head = Field::top(doc, "requestId")
         .id_part()
@@ -68,14 +71,41 @@ fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
         Err(why) => return unusable(why),
     };
     if BATCH_TYPES.contains(&ntype.as_str()) {
-        return batch_events(&ntype, &request_id, params);
+        return batch_events(&ntype, &request_id, params, &ambiguous_items.unwrap_or_default());
+    }
+    if let Some(ambiguity) = ambiguities.first() {
+        return unusable(Unusable::new(Reason::AmbiguousSignature, &ambiguity.why));
     }
     let id = event_id(&["choice", &ntype, &request_id]);
     vec![Params::read(params, "params", "params").and_then(|p| event(&ntype, &request_id, &p, id))]
 }
 
-/// One event per `params.resultArray` item; a bad item is unusable on its own, an empty batch as a whole.
-fn batch_events(ntype: &str, request_id: &str, params: Value<'_, '_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+/// The batch items every ambiguity reaches (each with why), if every path each may write is inside one item
+/// (`params.resultArray[i]...`); `None` if one reaches anything else.
+fn ambiguous_items(ambiguities: &[Ambiguity]) -> Option<Vec<(usize, &str)>> {
+    let item_of = |path: &str| -> Option<usize> {
+        let rest = path.strip_prefix("params.resultArray[")?;
+        let (index, after) = rest.split_once(']')?;
+        (after.is_empty() || after.starts_with('.')).then_some(())?;
+        index.parse().ok()
+    };
+    let mut items = Vec::new();
+    for ambiguity in ambiguities {
+        for path in &ambiguity.reach {
+            items.push((item_of(path)?, ambiguity.why.as_str()));
+        }
+    }
+    Some(items)
+}
+
+/// One event per `params.resultArray` item; a bad item (or one an ambiguity reaches) is unusable on its own,
+/// an empty batch as a whole.
+fn batch_events(
+    ntype: &str,
+    request_id: &str,
+    params: Value<'_, '_>,
+    ambiguous: &[(usize, &str)],
+) -> Vec<Result<NormalisedEvent, Unusable>> {
     let Some(params) = params.object() else { return unusable(Unusable::new(Reason::UnknownShape, "params")) };
     let [result_array] = params.fields(["resultArray"]);
     let items = match result_array {
@@ -87,6 +117,9 @@ fn batch_events(ntype: &str, request_id: &str, params: Value<'_, '_>) -> Vec<Res
     // others keep their ids.
     let item_event = |(step, item): (Segment<'_>, Value<'_, '_>)| {
         let Segment::Index(i) = step else { return Err(Unusable::new(Reason::UnknownShape, "params.resultArray")) };
+        if let Some(&(_, why)) = ambiguous.iter().find(|(item, _)| *item == i) {
+            return Err(Unusable::new(Reason::AmbiguousSignature, why));
+        }
         let at = format!("params.resultArray[{i}]");
         let item = Params::read(item, &at, &at)?;
         Ok(event(ntype, request_id, &item, format!("choice:{ntype}:{request_id}:{i}"))?.with_batch_index(i))

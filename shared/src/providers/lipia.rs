@@ -7,6 +7,7 @@ use super::fields::{model, StatusTable, Unusable};
 use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Value};
 use crate::verify::Verified;
 
@@ -30,7 +31,7 @@ model!(StkResult {
     external_reference: "ExternalReference",
 });
 
-fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+fn normalise(doc: &Document<'_>, _: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
     let read = match doc.field("response") {
         Value::Absent => StkResult::read(doc.root(), "body", ""),
         wrapped => StkResult::read(wrapped, "response", "response"),

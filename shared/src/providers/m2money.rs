@@ -9,6 +9,7 @@ use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Value};
 use crate::verify::{secrets, signing, Scheme, Verified};
 
@@ -40,7 +41,7 @@ model!(Data {
     status: "status",
 });
 
-fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+fn normalise(doc: &Document<'_>, _: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
     vec![event(doc)]
 }
 

@@ -22,7 +22,7 @@ use crate::event::NormalisedEvent;
 use crate::provider::Provider;
 #[cfg(feature = "test-util")]
 use crate::testing::SignedRequest;
-use crate::verify::canonical::{self, CanonicalPairs, SIGNATURE_FIELD};
+use crate::verify::canonical::{self, Ambiguity, CanonicalPairs, SIGNATURE_FIELD};
 use crate::verify::json::{self, Document, ReadError, Value};
 use crate::verify::secrets::{self, SecretSet};
 use crate::verify::signing::{self, CanonicalHash};
@@ -39,10 +39,13 @@ pub(crate) struct Spec {
     pub signer: Signer,
     /// How a callback is authenticated (after the common checks).
     pub authenticate: Authenticate,
-    /// Normalise an authenticated callback: one entry per event (a batch has several), each an event or the
-    /// reason it cannot be one.
-    pub normalise: fn(&Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>>,
+    /// Normalise an authenticated callback, given where its signed string reads another way: one entry per
+    /// event (a batch has several), each an event or the reason it cannot be one.
+    pub normalise: fn(&Document<'_>, &[Ambiguity]) -> Normalised,
 }
+
+/// What normalising a callback gives: per event, the event or why it cannot be one.
+pub(crate) type Normalised = Vec<Result<NormalisedEvent, Unusable>>;
 
 /// How a provider authenticates a callback: from the request alone, or from its body as read.
 #[derive(Clone, Copy)]
@@ -314,7 +317,9 @@ fn take_apart<'a>(
         }
         _ => None,
     };
-    let normalised = (spec.normalise)(signed_doc.as_ref().unwrap_or(&doc));
+    // Where the signed string reads as another body's in the dialect that verified it: not believed.
+    let ambiguities = verified.dialect.map(|d| canonical::second_readings(&doc, d)).unwrap_or_default();
+    let normalised = (spec.normalise)(signed_doc.as_ref().unwrap_or(&doc), &ambiguities);
     let single = normalised.len() == 1;
     let mut events = Vec::with_capacity(normalised.len());
     let mut quarantined = Vec::new();

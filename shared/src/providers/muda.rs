@@ -9,6 +9,7 @@ use super::fields::{model, StatusTable, Unusable};
 use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::canonical::Ambiguity;
 use crate::verify::json::Document;
 use crate::verify::{secrets, signing, Scheme, Verified};
 
@@ -43,7 +44,7 @@ model!(Webhook {
     reference_id: "reference_id",
 });
 
-fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
+fn normalise(doc: &Document<'_>, _: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
     vec![Webhook::read(doc.root(), "body", "").and_then(|hook| event(&hook))]
 }
 

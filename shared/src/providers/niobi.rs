@@ -9,6 +9,7 @@ use super::fields::{model, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, NormalisedEvent, Status};
+use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Value};
 use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
@@ -30,9 +31,9 @@ fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, R
     ctx.verify_canonical(doc, hash, scheme)
 }
 
-fn normalise(doc: &Document<'_>) -> Vec<Result<NormalisedEvent, Unusable>> {
-    if let Some(why) = &doc.ambiguity {
-        return unusable(Unusable::new(Reason::AmbiguousSignature, why));
+fn normalise(doc: &Document<'_>, ambiguities: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
+    if let Some(ambiguity) = ambiguities.first() {
+        return unusable(Unusable::new(Reason::AmbiguousSignature, &ambiguity.why));
     }
     vec![section(doc, "params").and_then(read_params).and_then(|p| event(&p))]
 }
@@ -104,7 +105,7 @@ mod tests {
     fn either_spelling_of_the_status_code_but_not_both() {
         let normalised = |params: &str| {
             let body = format!(r#"{{"params": {{"depositId": "D1", {params}}}}}"#);
-            normalise(&crate::verify::json::read(&body).unwrap()).remove(0).map(|e| e.id)
+            normalise(&crate::verify::json::read(&body).unwrap(), &[]).remove(0).map(|e| e.id)
         };
         assert_eq!(normalised(r#""statusCode": "000000""#), Ok("niobi:payin:D1:000000".to_owned()));
         assert_eq!(normalised(r#""status_code": "000006""#), Ok("niobi:payin:D1:000006".to_owned()));

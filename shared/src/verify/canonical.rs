@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use super::json::{Document, Kind, Pair, Segment};
+use super::json::{shown, Document, Kind, Pair, Segment, SuspectKind};
 use super::number;
 
 /// The field a signer adds with its secret before sorting.
@@ -235,6 +235,171 @@ impl CanonicalPairs {
     }
 }
 
+/// A place where a signed body's canonical string reads as another body's in the dialect that verified it:
+/// what is there cannot be believed, since a body with the same signature says something else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ambiguity {
+    /// The canonical path of the key or value.
+    pub path: String,
+    /// Every path the other reading may write: the value's own and each key a split of it names.
+    pub reach: Vec<String>,
+    /// For the quarantine: what is ambiguous.
+    pub why: String,
+}
+
+/// The most `&` a value is split at before it is taken as ambiguous without looking further (the search is
+/// cubic in them; a genuine value with more is as good as certain to be a list of pairs).
+const MAX_SPLITS: usize = 32;
+
+/// Where the sender's secret goes among the pairs (its value is unknown here).
+const SENDER_SLOT: &str = "senderKey=";
+
+/// The real second readings of `doc`'s canonical string in `dialect`: every key that holds a separator (another
+/// nesting writes the same pairs), and every string value holding `&<key>=` that can be split into pairs which
+/// sort exactly where the value stood, so that the split body signs the same string. A value whose splits all
+/// sort elsewhere (`"name": "Duka&zz=1"`, whose `zz=1` would sort after `timestamp`) has no second reading.
+pub fn second_readings(doc: &Document<'_>, dialect: Dialect) -> Vec<Ambiguity> {
+    if doc.suspects.is_empty() {
+        return Vec::new();
+    }
+    let pairs = CanonicalPairs::in_dialect(doc, dialect);
+    let mut found = Vec::new();
+    for suspect in &doc.suspects {
+        let start = match suspect.kind {
+            SuspectKind::KeySeparator => {
+                let why = format!("key `{}` holds a separator", shown(&suspect.path));
+                found.push(Ambiguity { path: suspect.path.clone(), reach: vec![suspect.path.clone()], why });
+                continue;
+            }
+            SuspectKind::PairInValue { start } => start,
+        };
+        // Gone with what the dialect left unsigned, or not a string: nothing to split.
+        let Some(leaf) = doc.pairs.iter().find(|p| p.start == start && p.kind == Kind::String) else { continue };
+        let value = &leaf.value;
+        let text = format!("{}={value}", suspect.path);
+        let around = pairs.as_ref().and_then(|pairs| pairs.around(&text));
+        let real = match around {
+            Some((before, after)) => splits_in_place(&suspect.path, value, before, after, dialect.sorts_keys()),
+            // The dialect cannot write the body, or the pair is not where it should be: take no chance.
+            None => true,
+        };
+        if real {
+            let mut reach = vec![suspect.path.clone()];
+            reach.extend(value.split('&').skip(1).filter_map(|piece| Some(piece.split_once('=')?.0.to_owned())));
+            let why = format!("value of `{}` holds `&<key>=` that reads as more pairs", shown(&suspect.path));
+            found.push(Ambiguity { path: suspect.path.clone(), reach, why });
+        }
+    }
+    found
+}
+
+/// A neighbour of a pair in the string to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Neighbour<'s> {
+    /// The pair is first (before) or last (after).
+    None,
+    /// `senderKey=<secret>`, whose secret is not known here.
+    Sender,
+    Pair(&'s str),
+}
+
+impl CanonicalPairs {
+    /// What stands before and after the pair whose text is `pair` in the string to sign.
+    fn around(&self, pair: &str) -> Option<(Neighbour<'_>, Neighbour<'_>)> {
+        let parts: Vec<&str> = self.parts_to_sign(SENDER_SLOT).collect();
+        let is_sender = |part: &str| std::ptr::eq(part, SENDER_SLOT);
+        let at = parts.iter().position(|part| !is_sender(part) && *part == pair)?;
+        let neighbour = |i: Option<usize>| match i.and_then(|i| parts.get(i)) {
+            None => Neighbour::None,
+            Some(part) if is_sender(part) => Neighbour::Sender,
+            Some(part) => Neighbour::Pair(part),
+        };
+        Some((neighbour(at.checked_sub(1)), neighbour(Some(at + 1))))
+    }
+}
+
+/// Whether `value` (at `path`) can be split at some of its `&` into pieces `path=v1`, `k2=v2`, ... that sort
+/// in that order between `before` and `after`: then a body holding those pairs signs the same string. In
+/// string order whole pieces are compared; in key order (`sorts_keys`) the pieces' paths, each new key after
+/// the one before it. A search over the chains of pieces, cubic in the number of `&`.
+fn splits_in_place(path: &str, value: &str, before: Neighbour<'_>, after: Neighbour<'_>, sorts_keys: bool) -> bool {
+    let amps: Vec<usize> = value.match_indices('&').map(|(i, _)| i).collect();
+    if amps.len() > MAX_SPLITS {
+        return true;
+    }
+    let m = amps.len();
+    // A piece runs from a start (`None`: the value's start, with `path=` before it; `Some(i)`: after the i-th
+    // `&`) to an end (the j-th `&`, or `m`: the value's end).
+    let piece = |from: Option<usize>, to: usize| -> Cow<'_, str> {
+        let end = if to == m { value.len() } else { amps[to] };
+        match from {
+            None => Cow::Owned(format!("{path}={}", &value[..end])),
+            Some(i) => Cow::Borrowed(&value[amps[i] + 1..end]),
+        }
+    };
+    // Whether `a` may stand right before `b` in a sorted string to sign.
+    let in_order = |a: &str, b: &str| {
+        if sorts_keys {
+            key_order(&path_segments(key_of(a)), &path_segments(key_of(b))) == Ordering::Less
+        } else {
+            js_cmp(a, b) != Ordering::Greater
+        }
+    };
+    let after_before = |first: &str| match before {
+        Neighbour::None => true,
+        // Key order: the first piece keeps the value's path, so its place among the keys.
+        _ if sorts_keys => true,
+        Neighbour::Sender => js_cmp(first, SENDER_SLOT) != Ordering::Less,
+        Neighbour::Pair(a) => js_cmp(a, first) != Ordering::Greater,
+    };
+    let before_after = |last: &str| match after {
+        Neighbour::None => true,
+        Neighbour::Sender if sorts_keys => {
+            let top = path_segments(key_of(last));
+            matches!(top.first(), Some(Segment::Key(k)) if js_cmp(k, SENDER_KEY) != Ordering::Greater)
+        }
+        Neighbour::Sender => js_cmp(last, SENDER_SLOT) != Ordering::Greater || last.starts_with(SENDER_SLOT),
+        Neighbour::Pair(b) => in_order(last, b),
+    };
+    // reach[i][j]: a chain of pieces satisfying the order so far can end with the piece from after the i-th
+    // `&` to the j-th (`first[j]`: the first piece, ending at the j-th `&`).
+    let first: Vec<bool> = (0..m).map(|j| after_before(&piece(None, j))).collect();
+    let mut reach = vec![vec![false; m + 1]; m];
+    for i in 0..m {
+        for j in i + 1..=m {
+            let this = piece(Some(i), j);
+            if !this.contains('=') {
+                continue;
+            }
+            let follows_first = first[i] && in_order(&piece(None, i), &this);
+            let follows_other = (0..i).any(|h| reach[h][i] && in_order(&piece(Some(h), i), &this));
+            reach[i][j] = follows_first || follows_other;
+        }
+    }
+    (0..m).any(|i| reach[i][m] && before_after(&piece(Some(i), m)))
+}
+
+/// The text before a pair's first `=`: its path.
+fn key_of(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(key, _)| key)
+}
+
+/// A canonical path's steps: keys split at `.`, `[n]` an index.
+fn path_segments(path: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() || rest.is_empty() {
+            out.push(Segment::Key(key));
+        }
+        while let Some((index, next)) = rest.split_once(']') {
+            out.push(index.parse().map_or(Segment::Key(index), Segment::Index));
+            rest = next.strip_prefix('[').unwrap_or(next);
+        }
+    }
+    out
+}
+
 /// JavaScript's default sort order: UTF-16 code units. UTF-8 byte order is the same except between a
 /// character in U+E000..U+FFFF (lead byte 0xEE/0xEF) and one above U+FFFF (lead byte 0xF0..0xF4, a surrogate
 /// pair in UTF-16, which sorts first); so compare bytes and fix that one case, without allocating.
@@ -381,6 +546,49 @@ mod tests {
         fn js_order_is_utf16_order(a in "\\PC{0,6}", b in "\\PC{0,6}", common in "[a-z\u{E000}-\u{FFFF}\u{1F600}]{0,3}") {
             let (a, b) = (format!("{common}{a}"), format!("{common}{b}"));
             prop_assert_eq!(js_cmp(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
+    }
+
+    /// Whether some split of the value pair `pair` at its `&` (each piece after the first a `key=value`)
+    /// reproduces `parts` (sorted, with the sender's pair) once sorted again: the plain way, every subset.
+    fn a_split_reproduces(parts: &[String], pair: &str) -> bool {
+        let (path, value) = pair.split_once('=').unwrap();
+        let amps: Vec<usize> = value.match_indices('&').map(|(i, _)| i).collect();
+        (1..1u32 << amps.len()).any(|subset| {
+            let cuts: Vec<usize> = (0..amps.len()).filter(|i| subset & (1 << i) != 0).map(|i| amps[i]).collect();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for &cut in &cuts {
+                pieces.push(value[from..cut].to_owned());
+                from = cut + 1;
+            }
+            pieces.push(value[from..].to_owned());
+            if pieces[1..].iter().any(|p| !p.contains('=')) {
+                return false;
+            }
+            pieces[0] = format!("{path}={}", pieces[0]);
+            let mut split: Vec<String> = parts.iter().filter(|p| *p != pair).cloned().chain(pieces).collect();
+            split.sort_by(|a, b| js_cmp(a, b));
+            split.join("&") == parts.join("&")
+        })
+    }
+
+    proptest! {
+        /// In string order, a value is flagged exactly when some split of it signs the same string.
+        #[test]
+        fn a_second_reading_is_flagged_exactly_when_a_split_signs_the_same_string(
+            members in prop::collection::btree_map("[a-c]{1,2}", "[a-c=&]{0,7}", 1..5),
+        ) {
+            let body = serde_json::to_string(&members).unwrap();
+            let doc = json::read_signed(&body).unwrap();
+            let flagged: Vec<String> =
+                second_readings(&doc, Dialect::Postman).into_iter().map(|a| a.path).collect();
+            let pairs = CanonicalPairs::of(&doc);
+            let parts: Vec<String> = pairs.parts_to_sign("senderKey=k").map(str::to_owned).collect();
+            for (key, value) in &members {
+                let real = value.contains('&') && a_split_reproduces(&parts, &format!("{key}={value}"));
+                prop_assert_eq!(flagged.contains(key), real, "{} in {}", key, body);
+            }
         }
     }
 

@@ -12,8 +12,6 @@
 
 use std::borrow::Cow;
 
-use super::canonical::js_cmp;
-
 /// Deepest nesting accepted (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 32;
 /// Most leaves (scalars and empty containers) a body may flatten to: real callbacks have tens.
@@ -106,10 +104,28 @@ pub struct Document<'a> {
     /// Every leaf's structural (and, read for a signature, canonical) path, back to back: one buffer per
     /// callback.
     paths: String,
-    /// Why the canonical string (`path=value&...`) of this body could also be read as another body's, if
-    /// it could: a key holding `&`, `=`, `.`, `[` or `]`, or a value holding `&` followed by `<key>=`. Looked
-    /// for only when the body is read for a signature over that string ([`read_signed`]); `None` otherwise.
-    pub ambiguity: Option<String>,
+    /// Where the canonical string (`path=value&...`) of this body might be read as another body's: a key
+    /// holding `&`, `=`, `.`, `[` or `]` (it can), or a string value holding `&` with a `=` after it (it can
+    /// if a split of it sorts where the value stood: decided once the dialect is known,
+    /// [`super::canonical::second_readings`]). Looked for only when the body is read for a signature over
+    /// that string ([`read_signed`]); empty otherwise.
+    pub suspects: Vec<Suspect>,
+}
+
+/// A place where a body read for a signature might have a second reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspect {
+    /// The canonical path of the key or value.
+    pub path: String,
+    pub kind: SuspectKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuspectKind {
+    /// A key holds a separator: another nesting writes the same pairs.
+    KeySeparator,
+    /// A string value holds `&` and then `=`: the leaf whose value starts at this byte of the body.
+    PairInValue { start: usize },
 }
 
 impl<'a> Document<'a> {
@@ -490,7 +506,7 @@ fn segment(step: &str) -> Segment<'_> {
 
 /// A key or path as a quarantine names it: at most [`SHOWN_CHARS`] characters, then `…` (a body may hold a
 /// key of 100 KB, and the name goes into the record, the message and the log).
-fn shown(text: &str) -> Cow<'_, str> {
+pub(crate) fn shown(text: &str) -> Cow<'_, str> {
     match text.char_indices().nth(SHOWN_CHARS) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
@@ -546,8 +562,8 @@ pub fn read(text: &str) -> Result<Document<'_>, ReadError> {
 }
 
 /// Read `text` as one JSON object whose canonical string will be signed or verified: each leaf's canonical
-/// path is kept as it is read, not written again from its structural path, and the string's ambiguity is
-/// looked for ([`Document::ambiguity`]).
+/// path is kept as it is read, not written again from its structural path, and where the string might be read
+/// another way is noted ([`Document::suspects`]).
 pub fn read_signed(text: &str) -> Result<Document<'_>, ReadError> {
     Reader { text, bytes: text.as_bytes(), pos: 0 }.document(true)
 }
@@ -650,7 +666,7 @@ impl<'a> Reader<'a> {
                 pairs: Vec::with_capacity(leaves_guess),
                 // Each leaf's structural path, and its canonical path too when read for a signature.
                 paths: String::with_capacity(leaves_guess * if signed { 48 } else { 32 }),
-                ambiguity: None,
+                suspects: Vec::new(),
             },
             structural: String::with_capacity(96),
             path_len: 0,
@@ -736,8 +752,9 @@ impl<'a> Reader<'a> {
                     push_decimal(&mut b.structural, key.len());
                     b.structural.push(':');
                     b.structural.push_str(&key);
-                    if signed && b.doc.ambiguity.is_none() && holds_separator(&key) {
-                        b.doc.ambiguity = Some(format!("key `{}` holds a separator", shown(&key)));
+                    if signed && holds_separator(&key) {
+                        let path = b.path.clone().unwrap_or_default();
+                        b.doc.suspects.push(Suspect { path, kind: SuspectKind::KeySeparator });
                     }
                     let frame = stack.last_mut().expect("a frame is open");
                     keys.push(key);
@@ -777,12 +794,9 @@ impl<'a> Reader<'a> {
                 }
                 Some(b'"') => {
                     let value = self.string()?;
-                    if signed && b.doc.ambiguity.is_none() && value.contains('&') {
-                        let mut path = String::new();
-                        write_canonical(&b.structural, &mut path);
-                        if holds_a_pair(&path, &value) {
-                            b.doc.ambiguity = Some(format!("value of `{}` holds `&<key>=`", shown(&path)));
-                        }
+                    if signed && value.split_once('&').is_some_and(|(_, after)| after.contains('=')) {
+                        let path = b.path.clone().unwrap_or_default();
+                        b.doc.suspects.push(Suspect { path, kind: SuspectKind::PairInValue { start: value_start } });
                     }
                     b.leaf(value, Kind::String, value_start)?;
                 }
@@ -998,76 +1012,10 @@ fn check_unique(keys: &[Cow<'_, str>], at: usize) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// Whether the string value at `path` could be split into more pairs by a body carrying the same signed
-/// string: it holds `&` followed by `<key>=` (before the next `&`), where that pair would sort after what
-/// precedes it, in string order or in key order (a split pair that sorts before its neighbour changes the
-/// signed string, so it is no forgery: `"remark": "a/b & c=d"` is not ambiguous). A merged value (`"R1&salt=abc"`)
-/// always is: its pairs were sorted in the genuine body.
-fn holds_a_pair(path: &str, value: &str) -> bool {
-    // The text before a split pair's `=`, as a sort by key compares it.
-    fn key_of(text: &str) -> &str {
-        text.split_once('=').map_or(text, |(key, _)| key)
-    }
-    let mut segments = value.split('&');
-    let first = segments.next().unwrap_or_default();
-    // What a segment is checked against: each earlier segment joined with the one after it (the genuine pair
-    // a signer sorted), and the segment just before it on its own. A segment sorts after one of those pieces
-    // exactly when it sorts after the least of them, so only the least joined piece and the least joined
-    // key are kept: each segment costs its own length, never the number of segments before it.
-    let mut least_joined: Option<String> = None;
-    let mut least_joined_key: Option<String> = None;
-    let mut previous = format!("{path}={first}");
-    for segment in segments {
-        if let Some((key, _)) = segment.split_once('=') {
-            let after = |piece: &str| js_cmp(segment, piece).is_gt();
-            let key_after = |piece_key: &str| js_cmp(key, piece_key).is_gt();
-            if after(&previous)
-                || key_after(key_of(&previous))
-                || least_joined.as_deref().is_some_and(after)
-                || least_joined_key.as_deref().is_some_and(key_after)
-            {
-                return true;
-            }
-        }
-        let joined = format!("{previous}&{segment}");
-        if least_joined_key.as_deref().is_none_or(|least| js_cmp(key_of(&joined), least).is_lt()) {
-            least_joined_key = Some(key_of(&joined).to_owned());
-        }
-        if least_joined.as_deref().is_none_or(|least| js_cmp(&joined, least).is_lt()) {
-            least_joined = Some(joined);
-        }
-        previous = segment.to_owned();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    /// What `holds_a_pair` decides, written the plain way: every segment against every earlier piece.
-    fn holds_a_pair_by_every_piece(path: &str, value: &str) -> bool {
-        let mut segments = value.split('&');
-        let first = segments.next().unwrap_or_default();
-        let mut before = vec![format!("{path}={first}")];
-        for segment in segments {
-            if let Some((key, _)) = segment.split_once('=') {
-                let after = |earlier: &String| {
-                    let earlier_key = earlier.split_once('=').map_or(earlier.as_str(), |(k, _)| k);
-                    js_cmp(segment, earlier).is_gt() || js_cmp(key, earlier_key).is_gt()
-                };
-                if before.iter().any(after) {
-                    return true;
-                }
-            }
-            let last = before.last_mut().expect("one pair at least");
-            last.push('&');
-            last.push_str(segment);
-            before.push(segment.to_owned());
-        }
-        false
-    }
 
     proptest! {
         #[test]
@@ -1079,11 +1027,6 @@ mod tests {
             let mut with = bytes;
             with[usize::from(byte) % 8] = b'"';
             prop_assert!(any_byte_is(word(&with), b'"'));
-        }
-
-        #[test]
-        fn a_pair_in_a_value_is_found_as_by_every_piece(path in "[a-c=]{1,3}", value in "[a-c=&\u{e000}\u{10000}]{0,16}") {
-            prop_assert_eq!(holds_a_pair(&path, &value), holds_a_pair_by_every_piece(&path, &value));
         }
 
         #[test]
@@ -1262,32 +1205,24 @@ mod tests {
     }
 
     #[test]
-    fn ambiguity_names_a_long_key_in_short() {
-        let body = format!(r#"{{"a.{}":1}}"#, "b".repeat(10_000));
-        let why = read_signed(&body).unwrap().ambiguity.unwrap();
-        assert!(why.starts_with("key `a.bbb") && why.ends_with("…` holds a separator"), "{why:.60}");
-        assert_eq!(why.chars().count(), SHOWN_CHARS + "key `…` holds a separator".chars().count());
-        let body = format!(r#"{{"{}":{{"x":"r&zz=1"}}}}"#, "p".repeat(200));
-        let why = read_signed(&body).unwrap().ambiguity.unwrap();
-        assert!(why.starts_with("value of `ppp") && why.chars().count() < 200, "the value's path is cut too: {why}");
-    }
-
-    #[test]
-    fn ambiguity_is_found() {
-        for body in [
-            r#"{"requestId": "R1&salt=abc"}"#,
-            r#"{"a.b": 1}"#,
-            r#"{"p": {"x=y": 1}}"#,
-            r#"{"p": {"x[0]": 1}}"#,
-            r#"{"p": ["a&b&c=d"]}"#,
+    fn suspects_are_found_only_in_a_body_read_for_a_signature() {
+        for (body, want) in [
+            (r#"{"requestId": "R1&salt=abc"}"#, vec![("requestId", false)]),
+            (r#"{"a.b": 1}"#, vec![("a.b", true)]),
+            (r#"{"p": {"x=y": 1}}"#, vec![("p.x=y", true)]),
+            (r#"{"p": {"x[0]": 1}}"#, vec![("p.x[0]", true)]),
+            (r#"{"p": ["a&b&c=d"]}"#, vec![("p[0]", false)]),
+            (r#"{"name": "Tom & Jerry", "q": "a=b", "r": "a=b&c"}"#, vec![]),
         ] {
-            assert!(read_signed(body).unwrap().ambiguity.is_some(), "{body}");
-            assert_eq!(read(body).unwrap().ambiguity, None, "only a body read for a signature is looked at: {body}");
-        }
-        for body in
-            [r#"{"name": "Tom & Jerry"}"#, r#"{"q": "a=b"}"#, r#"{"a": {"b": 1}}"#, r#"{"p": {"remark": "a/b & c=d"}}"#]
-        {
-            assert_eq!(read_signed(body).unwrap().ambiguity, None, "{body}");
+            let found: Vec<(String, bool)> = read_signed(body)
+                .unwrap()
+                .suspects
+                .into_iter()
+                .map(|s| (s.path, s.kind == SuspectKind::KeySeparator))
+                .collect();
+            let want: Vec<(String, bool)> = want.into_iter().map(|(p, k)| (p.to_owned(), k)).collect();
+            assert_eq!(found, want, "{body}");
+            assert!(read(body).unwrap().suspects.is_empty(), "only a body read for a signature is looked at: {body}");
         }
     }
 
