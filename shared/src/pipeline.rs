@@ -212,8 +212,8 @@ impl Pipeline {
         if let Some(key) = &signature {
             first_use = self.store.signature(key).await?;
             if let Some(first) = first_use.as_ref().filter(|first| first.content_hash != callback.content_hash) {
-                let counts = self.complete_first_use(first, &clock, lease).await?;
-                return Ok(processed(&callback, Outcome::Duplicate, counts));
+                self.complete_first_use(first, &clock, lease).await?;
+                return Ok(processed(&callback, Outcome::Duplicate, duplicates(&callback)));
             }
         }
 
@@ -253,8 +253,8 @@ impl Pipeline {
                 };
                 if let Some(first) = self.store.claim_signature(&claim).await? {
                     if first.content_hash != callback.content_hash {
-                        let counts = self.complete_first_use(&first, &clock, lease).await?;
-                        return Ok(processed(&callback, Outcome::Duplicate, counts));
+                        self.complete_first_use(&first, &clock, lease).await?;
+                        return Ok(processed(&callback, Outcome::Duplicate, duplicates(&callback)));
                     }
                 }
             }
@@ -300,14 +300,15 @@ impl Pipeline {
         first: &SignatureClaim,
         clock: &Clock,
         lease: Duration,
-    ) -> Result<OutcomeCounts, IngestError> {
+    ) -> Result<(), IngestError> {
         tracing::warn!(provider = %self.provider, "signature already used with other content: a duplicate of its first delivery");
         // A claim written before claims named their body: its delivery wrote its markers before the claim.
-        let (Some(scheme), false) = (first.scheme, first.body_ref.is_empty()) else {
-            return Ok(OutcomeCounts::default());
-        };
+        let (Some(scheme), false) = (first.scheme, first.body_ref.is_empty()) else { return Ok(()) };
+        // The body is stored before its claim, so it is gone only once expired (`EVENT_TTL_DAYS`): what the
+        // first delivery left by then, the sweeper could not complete either.
         let Some(raw) = self.store.get_body(&first.body_ref).await? else {
-            return Err(IngestError::InProgress(first.key.clone()));
+            tracing::warn!(provider = %self.provider, body = %first.body_ref, "the first delivery's body has expired: nothing more to complete");
+            return Ok(());
         };
         let verified = Verified { scheme, secret_index: first.secret_index, dialect: first.dialect };
         let callback = providers::stored_callback(self.provider, &raw, verified)
@@ -315,9 +316,8 @@ impl Pipeline {
         let received = DateTime::from_timestamp_millis(first.received_at_ms).unwrap_or_default();
         let records = self.records(&callback, &first.body_ref, received, clock, lease);
         let known = self.store.states(&records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).await?;
-        let outcomes = self.deliver_all(&records, known, &callback.payload, clock, lease).await?;
-        let duplicates = vec![Outcome::Duplicate; outcomes.len()];
-        Ok(OutcomeCounts::of(&duplicates))
+        self.deliver_all(&records, known, &callback.payload, clock, lease).await?;
+        Ok(())
     }
 
     /// The records of a callback's events, then of its quarantined items.
@@ -429,6 +429,12 @@ impl Pipeline {
             current = self.store.get(&record.id).await?.ok_or_else(|| IngestError::InProgress(record.id.clone()))?;
         }
     }
+}
+
+/// Every event and quarantined item of `callback` counted as a duplicate.
+fn duplicates(callback: &Callback<'_>) -> OutcomeCounts {
+    let n = (callback.events.len() + callback.quarantined.len()) as u32;
+    OutcomeCounts { duplicate: n, ..OutcomeCounts::default() }
 }
 
 /// How long loaded secrets are used before their source is read again, unless configured.

@@ -125,9 +125,10 @@ impl Sweeper {
         if let Err(err) = &result {
             let until = now_ms + backoff(state.sweep_failures).as_millis() as i64;
             match self.store.back_off(id, held, until).await {
-                Ok(_) => {
+                Ok(true) => {
                     tracing::warn!(event_id = %id, failures = state.sweep_failures + 1, error = %err, backoff_until_ms = until, "sweep failed: backed off")
                 }
+                Ok(false) => tracing::info!(event_id = %id, "sweep failed; another delivery holds the record now"),
                 Err(back_off_err) => {
                     tracing::warn!(event_id = %id, error = %back_off_err, "could not back off after a failed sweep")
                 }

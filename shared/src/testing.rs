@@ -126,6 +126,14 @@ pub fn sign_as_sent(body: &str, secret: &str) -> SignedRequest {
     SignedRequest::new(signed.expect("a JSON object"))
 }
 
+/// A Choice 0002 (the fixture) for transaction `TX-9000005` with `txStatus` `tx_status`, as request `request_id`.
+pub fn choice_transaction(tx_status: &str, request_id: &str) -> String {
+    fixture(Provider::Choice, "0002_transaction")
+        .replace("\"txStatus\": 8", &format!("\"txStatus\": {tx_status}"))
+        .replace("TX-9000001", "TX-9000005")
+        .replace("BAAS000220251122000001", request_id)
+}
+
 /// A body's canonical string without `senderKey`: its `path=value` pairs in signing order, joined with `&`.
 pub fn canonical_string(body: &str) -> Result<String, ReadError> {
     Ok(crate::verify::canonical::CanonicalPairs::of(&json::read(body)?).joined())
@@ -689,15 +697,22 @@ impl IdempotencyStore for MemoryStore {
 }
 
 /// An [`IdempotencyStore`] that fails the calls it is told to (by port method name: `"insert"`,
-/// `"mark_sent"`...) and passes every other call to `inner`: a fault at one chosen point of a delivery.
+/// `"mark_sent"`...) and passes every other call to `inner`: a fault at one chosen point of a delivery. It
+/// also keeps the name of every call made, in order.
 pub struct FaultyStore<S> {
     pub inner: S,
     failing: Mutex<Vec<&'static str>>,
+    calls: Mutex<Vec<&'static str>>,
 }
 
 impl<S: IdempotencyStore> FaultyStore<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, failing: Mutex::new(Vec::new()) }
+        Self { inner, failing: Mutex::new(Vec::new()), calls: Mutex::new(Vec::new()) }
+    }
+
+    /// Every call made so far (failed ones too), by port method name.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
     }
 
     /// Fail every call to `call` from now on (until [`FaultyStore::heal`]).
@@ -710,6 +725,7 @@ impl<S: IdempotencyStore> FaultyStore<S> {
     }
 
     fn check(&self, call: &'static str) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push(call);
         if self.failing.lock().unwrap().contains(&call) {
             return Err(StoreError { operation: call, source: "injected fault".into() });
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use payhooks::testing::{fixture, TestPipeline, TestRequest, SECRET};
+use payhooks::testing::{choice_transaction, fixture, TestPipeline, TestRequest, SECRET};
 use payhooks::Provider::{self, *};
 use serde_json::Value;
 
@@ -137,14 +137,6 @@ async fn notifications_keep_the_latest_by_their_own_time() {
     assert_eq!(data.len(), 2);
     assert_eq!(data[1]["status"], "dormant");
     assert_eq!(data[1]["transaction_status"], "frozen", "the newer notification's state stands");
-}
-
-/// A Choice 0002 for transaction `TX-9000005` with `txStatus` `status`, as request `request`.
-fn choice_transaction(status: &str, request: &str) -> String {
-    fixture(Choice, "0002_transaction")
-        .replace("\"txStatus\": 8", &format!("\"txStatus\": {status}"))
-        .replace("TX-9000001", "TX-9000005")
-        .replace("BAAS000220251122000001", request)
 }
 
 /// Choice documents 0020 `businessId` as "Onboarding or Transaction ID": its OTP notification shares the

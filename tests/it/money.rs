@@ -4,7 +4,7 @@
 use chrono::Utc;
 use payhooks::pipeline::Outcome;
 use payhooks::ports::{IdempotencyStore, RecordState};
-use payhooks::testing::{fixture, TestRequest, SECRET};
+use payhooks::testing::{choice_transaction, fixture, TestRequest, SECRET};
 use payhooks::Provider::*;
 use serde_json::Value;
 
@@ -18,13 +18,6 @@ async fn data_of(stack: &Stack) -> Vec<Value> {
         .iter()
         .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["data"].clone())
         .collect()
-}
-
-fn choice_transaction(status: &str, request: &str) -> String {
-    fixture(Choice, "0002_transaction")
-        .replace("\"txStatus\": 8", &format!("\"txStatus\": {status}"))
-        .replace("TX-9000001", "TX-9000005")
-        .replace("BAAS000220251122000001", request)
 }
 
 /// 0002 failed, then an OTP notification (0020) for the same transaction, then 0002 succeeded: the OTP keeps

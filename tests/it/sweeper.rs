@@ -1,19 +1,12 @@
 //! The sweeper and transaction state on DynamoDB and SQS (moto).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::Utc;
 use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher};
-use payhooks::error::StoreError;
-use payhooks::ports::{
-    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, RecordState, SignatureClaim, StoredState,
-    TransactionRef,
-};
-use payhooks::state::TransactionView;
+use payhooks::ports::{BodyRecord, EventPublisher, IdempotencyStore, RecordState};
 use payhooks::sweeper::Sweeper;
 use payhooks::testing::{fixture, TestRequest, SECRET};
 use payhooks::Provider::{self, *};
@@ -128,74 +121,6 @@ async fn a_sweep_racing_a_provider_retry_and_another_sweep_sends_one_message() {
     assert_eq!(stack.messages().await.len(), 1, "exactly one message: {ra:?} {rb:?} {retried:?}");
 }
 
-/// Counts the port calls a sweep makes.
-struct Counting {
-    inner: DynamoDbIdempotencyStore,
-    calls: AtomicUsize,
-    stalled: AtomicUsize,
-}
-
-#[async_trait]
-impl IdempotencyStore for Counting {
-    async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.put_body(body).await
-    }
-    async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.get_body(key).await
-    }
-    async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.signature(key).await
-    }
-    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.claim_signature(claim).await
-    }
-    async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.insert(record).await
-    }
-    async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(id).await
-    }
-    async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(id).await
-    }
-    async fn take_over(&self, id: &str, old: i64, new: i64) -> Result<bool, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.take_over(id, old, new).await
-    }
-    async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.mark_sent(id, state, at_ms).await
-    }
-    async fn release(&self, id: &str) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.release(id).await
-    }
-    async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.back_off(id, held_until_ms, until_ms).await
-    }
-    async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.note_conflict(id, conflict_id).await
-    }
-    async fn advance(&self, t: &TransactionRef, id: &str, now_ms: i64) -> Result<TransactionView, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.advance(t, id, now_ms).await
-    }
-    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.stalled.fetch_add(1, Ordering::SeqCst);
-        self.inner.stalled(now_ms, limit).await
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn received_markers_spread_over_every_shard_of_the_index_and_a_sweep_takes_the_oldest() {
@@ -229,14 +154,10 @@ async fn a_sweep_with_nothing_to_do_only_reads_the_index() {
     let quarantined = fixture(M2Money, "payout_success").replace("\"1500.00\"", "\"1,500.00\"");
     let req = TestRequest::signed(M2Money, &quarantined, SECRET, Utc::now());
     stack.pipeline(M2Money).process(&req.incoming(), Utc::now(), LEASE).await.unwrap();
-    let counting = Arc::new(Counting {
-        inner: DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone()),
-        calls: AtomicUsize::new(0),
-        stalled: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(payhooks::testing::FaultyStore::new(stack.store()));
     let report = sweeper(&stack, counting.clone()).run(Utc::now()).await.unwrap();
     assert_eq!(report.found, 0);
-    assert_eq!((counting.calls.load(Ordering::SeqCst), counting.stalled.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(counting.calls(), ["stalled"], "one query, nothing else");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -81,7 +81,7 @@ fn s(v: &str) -> AttributeValue {
 fn fields(item: &HashMap<String, AttributeValue>) -> Fields {
     let ms = |n: &str| n.parse::<i64>().ok().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
     item.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "raw_body" | "envelope"))
+        .filter(|(k, _)| !matches!(k.as_str(), "raw_body" | "raw_bytes" | "envelope"))
         .map(|(k, v)| {
             let value = match v {
                 AttributeValue::S(text) => json!(text),
