@@ -345,8 +345,8 @@ fn the_forger_reproduces_the_genuine_body() {
 
 /// `compact` and `java` leave `null` and `{}` out of the signed string, so such a member or array item added
 /// to a genuine body verifies in them: it is read as absent, and can neither add an event nor change one.
-#[test]
-fn what_a_dialect_left_unsigned_is_read_as_absent() {
+#[tokio::test]
+async fn what_a_dialect_left_unsigned_is_read_as_absent() {
     let now = Utc::now();
     let config = VerifyConfig::default();
     let empty = || Value::Object(Map::new());
@@ -372,6 +372,14 @@ fn what_a_dialect_left_unsigned_is_read_as_absent() {
         );
         assert!(cb.quarantined.is_empty(), "{name}: {:?}", cb.quarantined);
         assert_eq!(cb.content_hash, genuine_cb.content_hash, "{name}: the same content, so a duplicate of the genuine");
+        // Through the handler: the genuine events go out, nothing quarantined, nothing more.
+        let t = TestPipeline::new(Choice);
+        assert_eq!(t.call(&reshaped, false).await.0, 200, "{name}");
+        let mut sent: Vec<String> = t.publisher.messages().into_iter().map(|m| m.id).collect();
+        let mut genuine_ids: Vec<String> = genuine_cb.events.iter().map(|e| e.id.clone()).collect();
+        sent.sort();
+        genuine_ids.sort();
+        assert_eq!(sent, genuine_ids, "{name}");
     }
 }
 

@@ -263,6 +263,8 @@ pub fn second_readings(doc: &Document<'_>, dialect: Dialect) -> Vec<Ambiguity> {
         return Vec::new();
     }
     let pairs = CanonicalPairs::in_dialect(doc, dialect);
+    // The string to sign as its parts, the sender's where its unknown secret would sort.
+    let parts: Vec<&str> = pairs.as_ref().map(|p| p.parts_to_sign(SENDER_SLOT).collect()).unwrap_or_default();
     let mut found = Vec::new();
     for suspect in &doc.suspects {
         let start = match suspect.kind {
@@ -277,7 +279,7 @@ pub fn second_readings(doc: &Document<'_>, dialect: Dialect) -> Vec<Ambiguity> {
         let Some(leaf) = doc.pairs.iter().find(|p| p.start == start && p.kind == Kind::String) else { continue };
         let value = &leaf.value;
         let text = format!("{}={value}", suspect.path);
-        let around = pairs.as_ref().and_then(|pairs| pairs.around(&text));
+        let around = around(&parts, &text);
         let real = match around {
             Some((before, after)) => splits_in_place(&suspect.path, value, before, after, dialect.sorts_keys()),
             // The dialect cannot write the body, or the pair is not where it should be: take no chance.
@@ -303,19 +305,17 @@ enum Neighbour<'s> {
     Pair(&'s str),
 }
 
-impl CanonicalPairs {
-    /// What stands before and after the pair whose text is `pair` in the string to sign.
-    fn around(&self, pair: &str) -> Option<(Neighbour<'_>, Neighbour<'_>)> {
-        let parts: Vec<&str> = self.parts_to_sign(SENDER_SLOT).collect();
-        let is_sender = |part: &str| std::ptr::eq(part, SENDER_SLOT);
-        let at = parts.iter().position(|part| !is_sender(part) && *part == pair)?;
-        let neighbour = |i: Option<usize>| match i.and_then(|i| parts.get(i)) {
-            None => Neighbour::None,
-            Some(part) if is_sender(part) => Neighbour::Sender,
-            Some(part) => Neighbour::Pair(part),
-        };
-        Some((neighbour(at.checked_sub(1)), neighbour(Some(at + 1))))
-    }
+/// What stands before and after the pair whose text is `pair` among `parts` (the string to sign, with
+/// [`SENDER_SLOT`] for the sender's pair).
+fn around<'s>(parts: &[&'s str], pair: &str) -> Option<(Neighbour<'s>, Neighbour<'s>)> {
+    let is_sender = |part: &str| std::ptr::eq(part, SENDER_SLOT);
+    let at = parts.iter().position(|part| !is_sender(part) && *part == pair)?;
+    let neighbour = |i: Option<usize>| match i.and_then(|i| parts.get(i)) {
+        None => Neighbour::None,
+        Some(part) if is_sender(part) => Neighbour::Sender,
+        Some(part) => Neighbour::Pair(part),
+    };
+    Some((neighbour(at.checked_sub(1)), neighbour(Some(at + 1))))
 }
 
 /// Whether `value` (at `path`) can be split at some of its `&` into pieces `path=v1`, `k2=v2`, ... that sort
