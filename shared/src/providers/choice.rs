@@ -294,6 +294,29 @@ mod tests {
     }
 
     #[test]
+    fn an_ambiguity_withholds_every_item_its_other_reading_reaches_or_the_whole_callback() {
+        let doc = crate::verify::json::read_signed(
+            r#"{"params":{"resultArray":[{"a":"1"},{"x":"v&params.resultArray[3].a&params.resultArray[1].b=1"}]}}"#,
+        )
+        .unwrap();
+        let ambiguity = |reach: &[&str]| Ambiguity {
+            path: "params.resultArray[1].x".into(),
+            reach: reach.iter().map(|p| p.to_string()).collect(),
+            why: "w".into(),
+        };
+        // The keys a piece of that value could have reach item 3 (across the `&`) and item 1.
+        let found = crate::verify::canonical::second_readings(&doc, crate::verify::Dialect::Postman);
+        let reach: Vec<&str> = found.iter().flat_map(|a| a.reach.iter().map(String::as_str)).collect();
+        assert!(reach.contains(&"params.resultArray[3].a&params.resultArray[1].b"), "{reach:?}");
+        let items = |reach: &[&str]| {
+            ambiguous_items(&[ambiguity(reach)]).map(|v| v.into_iter().map(|(i, _)| i).collect::<Vec<_>>())
+        };
+        assert_eq!(items(&["params.resultArray[1].x", "params.resultArray[3].a&z"]), Some(vec![1, 3]));
+        assert_eq!(items(&["params.resultArray[1].x", "zz"]), None, "a key outside the items: the whole callback");
+        assert_eq!(items(&["params.resultArray[10x].a"]), None);
+    }
+
+    #[test]
     fn unknown_types_keep_their_number() {
         assert_eq!(kind("0027"), "notification_0027");
         assert_eq!(kind("0002"), "transaction");

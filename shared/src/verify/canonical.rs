@@ -241,7 +241,7 @@ impl CanonicalPairs {
 pub struct Ambiguity {
     /// The canonical path of the key or value.
     pub path: String,
-    /// Every path the other reading may write: the value's own and each key a split of it names.
+    /// Every path the other reading may write: the value's own and each key a piece of a split could have.
     pub reach: Vec<String>,
     /// For the quarantine: what is ambiguous.
     pub why: String,
@@ -286,8 +286,10 @@ pub fn second_readings(doc: &Document<'_>, dialect: Dialect) -> Vec<Ambiguity> {
             None => true,
         };
         if real {
+            // Every key a piece could have: from after each `&` to the first `=` after it (across later `&`).
             let mut reach = vec![suspect.path.clone()];
-            reach.extend(value.split('&').skip(1).filter_map(|piece| Some(piece.split_once('=')?.0.to_owned())));
+            let keys = value.match_indices('&').filter_map(|(at, _)| value[at + 1..].split_once('=').map(|(k, _)| k));
+            reach.extend(keys.map(str::to_owned));
             let why = format!("value of `{}` holds `&<key>=` that reads as more pairs", shown(&suspect.path));
             found.push(Ambiguity { path: suspect.path.clone(), reach, why });
         }
