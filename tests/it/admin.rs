@@ -171,6 +171,30 @@ async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
     let postman = refused.canonical[0].1.as_deref().unwrap();
     assert!(postman.contains("senderKey=<secret>") && postman.contains("params.amount=9500.00"), "{postman}");
     assert!(!serde_json::to_string(&refused).unwrap().contains(SECRET), "the secret is masked");
+    assert!(!refused.accepted(), "a refusal is not a pass (the command exits 1)");
+    assert_eq!(refused.would_pass_with, None, "a tampered body verifies under no setting");
+
+    // Signed with the other Niobi hash, or in a dialect left out of the configuration: it says which setting
+    // would have verified it.
+    let hmac = payhooks::providers::SignOptions {
+        niobi_hash: payhooks::verify::CanonicalHash::HmacSha256,
+        ..Default::default()
+    };
+    let niobi = TestRequest::from_signed(
+        Niobi,
+        &payhooks::testing::sign_with(Niobi, &fixture(Niobi, "payin_ussd_push"), SECRET, &hmac, now),
+    );
+    let refused = verify(Niobi, &config, &secrets, &niobi.body, &[], None, now).unwrap();
+    assert_eq!(refused.would_pass_with.as_deref(), Some("NIOBI_SIGNATURE_HASH=hmac-sha256"));
+    let postman_only = VerifyConfig { dialects: vec![payhooks::verify::Dialect::Postman], ..VerifyConfig::default() };
+    // `compact` leaves the `null` out of what it signs, so the Postman string differs.
+    let compact =
+        payhooks::providers::SignOptions { dialect: payhooks::verify::Dialect::Compact, ..Default::default() };
+    let with_null = fixture(Choice, "0002_transaction").replace("\"errorCode\": \"\"", "\"errorCode\": null");
+    let choice =
+        TestRequest::from_signed(Choice, &payhooks::testing::sign_with(Choice, &with_null, SECRET, &compact, now));
+    let refused = verify(Choice, &postman_only, &secrets, &choice.body, &[], None, now).unwrap();
+    assert_eq!(refused.would_pass_with.as_deref(), Some("CANONICAL_DIALECTS with compact"));
 
     let lipia = TestRequest::signed_fixture(Lipia, "stk_success", now);
     let headers = [("Content-Type".to_owned(), "application/json".to_owned())];

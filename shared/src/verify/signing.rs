@@ -19,6 +19,16 @@ pub enum CanonicalHash {
 }
 
 impl CanonicalHash {
+    pub const ALL: [CanonicalHash; 2] = [CanonicalHash::Sha256, CanonicalHash::HmacSha256];
+
+    /// The name `NIOBI_SIGNATURE_HASH` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanonicalHash::Sha256 => "sha256",
+            CanonicalHash::HmacSha256 => "hmac-sha256",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
             "sha256" => Some(Self::Sha256),

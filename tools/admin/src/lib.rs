@@ -14,6 +14,7 @@ use payhooks::event;
 use payhooks::pipeline;
 use payhooks::ports::{EventPublisher, IdempotencyStore, OutgoingMessage, RecordState};
 use payhooks::providers::{self, Incoming, Secrets};
+use payhooks::verify::{CanonicalHash, Dialect};
 use payhooks::Provider;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -72,6 +73,16 @@ pub struct Verification {
     pub quarantined: Vec<Value>,
     /// Choice and Niobi, on a refusal: the string each dialect signs, the secret masked.
     pub canonical: Vec<(String, Option<String>)>,
+    /// Choice and Niobi, on a refused signature: the configuration that would have verified it, if one does
+    /// (another `NIOBI_SIGNATURE_HASH`, a dialect left out of `CANONICAL_DIALECTS`).
+    pub would_pass_with: Option<String>,
+}
+
+impl Verification {
+    /// Whether payhooks would acknowledge the callback.
+    pub fn accepted(&self) -> bool {
+        self.status < 300
+    }
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -383,6 +394,7 @@ pub fn verify(
                 .map(|q| json!({"id": q.id, "reason": q.reason.as_str(), "field": q.field}))
                 .collect(),
             canonical: Vec::new(),
+            would_pass_with: None,
         },
         Err(rejection) => {
             let canonical = match (provider, rejection.status().as_u16()) {
@@ -395,6 +407,10 @@ pub fn verify(
                     .collect(),
                 _ => Vec::new(),
             };
+            let would_pass_with = match rejection.code() {
+                "invalid_signature" => other_configuration(provider, config, secrets, &req, now),
+                _ => None,
+            };
             Verification {
                 status: rejection.status().as_u16(),
                 error: Some(rejection.code().to_owned()),
@@ -404,9 +420,42 @@ pub fn verify(
                 events: Vec::new(),
                 quarantined: Vec::new(),
                 canonical,
+                would_pass_with,
             }
         }
     })
+}
+
+/// Choice and Niobi: the settings under which a callback refused for its signature would verify (every
+/// Niobi hash, each dialect on its own), as the variables to set; `None` if none would.
+fn other_configuration(
+    provider: Provider,
+    config: &VerifyConfig,
+    secrets: &Secrets,
+    req: &Incoming<'_>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let hashes: &[CanonicalHash] = match provider {
+        Provider::Niobi => &CanonicalHash::ALL,
+        Provider::Choice => &[CanonicalHash::Sha256],
+        _ => return None,
+    };
+    for &hash in hashes {
+        for dialect in Dialect::ALL {
+            let trial = VerifyConfig { niobi_hash: hash, dialects: vec![dialect], ..config.clone() };
+            if providers::authenticate_and_normalise(provider, &trial, secrets, req, now).is_ok() {
+                let mut settings = Vec::new();
+                if provider == Provider::Niobi && hash != config.niobi_hash {
+                    settings.push(format!("NIOBI_SIGNATURE_HASH={}", hash.as_str()));
+                }
+                if !config.dialects.contains(&dialect) {
+                    settings.push(format!("CANONICAL_DIALECTS with {}", dialect.as_str()));
+                }
+                return Some(settings.join(" and ")).filter(|s| !s.is_empty());
+            }
+        }
+    }
+    None
 }
 
 /// A readable table: one `key  value` line per field.

@@ -70,7 +70,7 @@ enum Command {
     },
     /// Run a provider's authentication and normalisation on a captured callback with the configured secrets,
     /// and print what payhooks would do (for a 401 from Choice or Niobi: each dialect's signed string, the
-    /// secret masked).
+    /// secret masked, and the setting that would verify it). Exits 1 when payhooks would refuse it.
     Verify {
         #[arg(long)]
         provider: Provider,
@@ -231,16 +231,40 @@ async fn run(cli: Cli) -> Result<(), Error> {
                         signed.as_deref().unwrap_or("(cannot write this body exactly)")
                     ));
                 }
+                if let Some(settings) = &result.would_pass_with {
+                    out.push_str(&format!("\nit would verify with {settings}"));
+                }
                 out
-            })
+            })?;
+            // A refusal is the answer a script must not take for a pass.
+            if !result.accepted() {
+                return Err(Refused(result.status).into());
+            }
+            Ok(())
         }
     }
 }
+
+/// `verify`: payhooks would refuse the callback (the report is printed already).
+#[derive(Debug)]
+struct Refused(u16);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "payhooks would refuse this callback with {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Refused>() => {
+            eprintln!("payhooks-admin: {e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("payhooks-admin: {e}");
             ExitCode::from(2)

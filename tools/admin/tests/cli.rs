@@ -27,3 +27,26 @@ fn bad_arguments_are_named() {
     let (ok, text) = admin(&["inspect", "x"]);
     assert!(!ok && text.contains("is not set"), "configuration is read like the functions': {text}");
 }
+
+/// `verify` exits 0 when payhooks would acknowledge the callback and 1 when it would refuse it, so a script
+/// can tell (Lipia: the URL token is the whole credential).
+#[test]
+fn verify_exits_non_zero_on_a_refusal() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/lipia/stk_success.json");
+    let run = |path: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_payhooks-admin"))
+            .args(["verify", "--provider", "lipia", "--file", fixture, "--path", path])
+            .env("WEBHOOK_SECRETS", "the-token")
+            .env("EVENTS_TABLE", "unused")
+            .env("EVENTS_QUEUE_URL", "http://127.0.0.1:9/unused")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = run("/webhooks/lipia/the-token");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("payhooks would answer 200"), "{text}");
+    let (code, text) = run("/webhooks/lipia/another-token");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("payhooks would answer 401 (invalid_token)"), "{text}");
+}
