@@ -63,6 +63,13 @@ pub struct BodyRecord {
     pub expires_at: i64,
 }
 
+impl BodyRecord {
+    /// The body as text, U+FFFD for what is not UTF-8 (what `get_body` answers).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw_body).into_owned()
+    }
+}
+
 /// The first use of a Choice or Niobi signature (`sig#<provider>#<sha256 of the signature>`): what a later body
 /// carrying the same signature is a duplicate of. Written only once the first delivery's body is stored, so
 /// that the first delivery can always be completed from it.

@@ -508,7 +508,7 @@ impl MemoryStore {
     /// The raw body an event record points to.
     pub fn body_of(&self, id: &str) -> Option<String> {
         let body_ref = self.record(id)?.body_ref;
-        self.bodies.lock().unwrap().get(&body_ref).map(|b| String::from_utf8_lossy(&b.raw_body).into_owned())
+        self.bodies.lock().unwrap().get(&body_ref).map(|b| b.text())
     }
 
     /// A transaction's recorded state (`txn#<provider>#<reference>`).
@@ -556,7 +556,7 @@ impl IdempotencyStore for MemoryStore {
 
     async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.check_available("GetItem")?;
-        Ok(self.bodies.lock().unwrap().get(key).map(|b| String::from_utf8_lossy(&b.raw_body).into_owned()))
+        Ok(self.bodies.lock().unwrap().get(key).map(|b| b.text()))
     }
 
     async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {

@@ -4,8 +4,10 @@ use chrono::Utc;
 use lambda_http::http::Method;
 use lambda_http::Body;
 use payhooks::handler;
+use payhooks::ports::IdempotencyStore as _;
 use payhooks::testing::{TestPipeline, TestRequest};
 use payhooks::Provider::*;
+use sha2::Digest as _;
 
 #[tokio::test]
 async fn each_provider_gets_its_acknowledgement() {
@@ -139,6 +141,15 @@ async fn a_byte_order_mark_before_a_genuine_body_is_read_as_absent() {
     }
 }
 
+/// For how many more seconds the signature record of `req` (Choice, Niobi) is kept.
+async fn kept_for(req: &TestRequest, t: &TestPipeline) -> i64 {
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    let signature = body["signature"].as_str().unwrap().to_ascii_lowercase();
+    let key = format!("sig#{}#{}", t.pipeline.provider, hex::encode(sha2::Sha256::digest(signature.as_bytes())));
+    let claim = t.store.signature(&key).await.unwrap().expect("a signature record");
+    claim.expires_at - Utc::now().timestamp()
+}
+
 /// A signed timestamp that is empty (Choice's own 0020 template) cannot be judged: the callback is accepted,
 /// its replay protection resting on the one-time signature and the markers; a fractional one is judged by its
 /// whole part.
@@ -154,11 +165,21 @@ async fn an_empty_or_fractional_signed_timestamp_is_not_refused() {
     assert_eq!(t.call(&req, false).await.0, 200, "an empty timestamp");
     assert_eq!(t.call(&req, false).await.0, 200, "a replay is a duplicate");
     assert_eq!(t.publisher.messages().len(), 1);
+    // Its replay protection is the signature record, kept as long as the event markers (not the bodies).
+    let retention = payhooks::config::Retention::default();
+    assert!(kept_for(&req, &t).await > retention.body.as_secs() as i64 + 86_400, "kept as long as the markers");
 
     let mut niobi: serde_json::Value = serde_json::from_str(&fixture(Niobi, "payin_ussd_push")).unwrap();
     for (sent, want) in [(now.timestamp() as f64 + 0.25, 200), ((now.timestamp() - 8 * 86_400) as f64 + 0.5, 401)] {
         niobi["timestamp"] = serde_json::json!(sent);
         let req = TestRequest::from_signed(Niobi, &sign_as_sent(&niobi.to_string(), SECRET));
-        assert_eq!(TestPipeline::new(Niobi).call(&req, false).await.0, want, "timestamp {sent}");
+        let t = TestPipeline::new(Niobi);
+        assert_eq!(t.call(&req, false).await.0, want, "timestamp {sent}");
+        if want == 200 {
+            assert!(
+                kept_for(&req, &t).await <= retention.body.as_secs() as i64,
+                "a judged timestamp: kept as the bodies"
+            );
+        }
     }
 }

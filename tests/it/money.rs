@@ -10,14 +10,23 @@ use serde_json::Value;
 
 use crate::support::{text, Stack, LEASE};
 
-/// Each message's `data` in the order the queue gives them (one group: the order sent).
-async fn data_of(stack: &Stack) -> Vec<Value> {
-    stack
+/// `bodies` signed and processed in order by `provider`'s pipeline on a new stack; each message's `data` in
+/// the order the queue gives them (one group: the order sent).
+async fn in_order(provider: payhooks::Provider, bodies: &[String]) -> (Stack, Vec<Value>) {
+    let stack = Stack::new(true).await;
+    let pipeline = stack.pipeline(provider);
+    let now = Utc::now();
+    for body in bodies {
+        let req = TestRequest::signed(provider, body, SECRET, now);
+        pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
+    }
+    let data = stack
         .messages()
         .await
         .iter()
         .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["data"].clone())
-        .collect()
+        .collect();
+    (stack, data)
 }
 
 /// 0002 failed, then an OTP notification (0020) for the same transaction, then 0002 succeeded: the OTP keeps
@@ -25,16 +34,9 @@ async fn data_of(stack: &Stack) -> Vec<Value> {
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn an_otp_notification_never_erases_a_payment_state_on_dynamodb() {
-    let stack = Stack::new(true).await;
-    let pipeline = stack.pipeline(Choice);
-    let now = Utc::now();
-    for body in
-        [choice_transaction("4", "R-F"), fixture(Choice, "0020_otp_verification"), choice_transaction("8", "R-S")]
-    {
-        let req = TestRequest::signed(Choice, &body, SECRET, now);
-        pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
-    }
-    let data = data_of(&stack).await;
+    let bodies =
+        [choice_transaction("4", "R-F"), fixture(Choice, "0020_otp_verification"), choice_transaction("8", "R-S")];
+    let (stack, data) = in_order(Choice, &bodies).await;
     let flags: Vec<_> = data
         .iter()
         .map(|d| (d["status"].as_str().unwrap(), d["transaction_status"].as_str().unwrap(), d["contradiction"] == true))
@@ -48,14 +50,7 @@ async fn an_otp_notification_never_erases_a_payment_state_on_dynamodb() {
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn a_failure_after_a_reversal_is_a_contradiction_on_dynamodb() {
-    let stack = Stack::new(true).await;
-    let pipeline = stack.pipeline(M2Money);
-    let now = Utc::now();
-    for name in ["payout_reversed", "payout_failed"] {
-        let req = TestRequest::signed_fixture(M2Money, name, now);
-        pipeline.process(&req.incoming(), now, LEASE).await.unwrap();
-    }
-    let data = data_of(&stack).await;
+    let (_, data) = in_order(M2Money, &[fixture(M2Money, "payout_reversed"), fixture(M2Money, "payout_failed")]).await;
     assert_eq!(data[1]["transaction_status"], "reversed");
     assert_eq!((data[1]["regression"].as_bool(), data[1]["contradiction"].as_bool()), (Some(true), Some(true)));
 }

@@ -14,8 +14,15 @@ use payhooks::Provider::{self, *};
 use crate::support::{marker, text, Stack, LEASE};
 
 fn sweeper(stack: &Stack, store: Arc<dyn IdempotencyStore>) -> Sweeper {
-    let publisher: Arc<dyn EventPublisher> = Arc::new(SqsPublisher::new(stack.sqs.clone(), stack.queue_url.clone()));
-    let publishers = Provider::ALL.into_iter().map(|p| (p, publisher.clone())).collect();
+    sweeper_with_broken(stack, store, &[])
+}
+
+/// A sweeper whose queue is the stack's, except for the providers in `broken`, whose queue does not exist.
+fn sweeper_with_broken(stack: &Stack, store: Arc<dyn IdempotencyStore>, broken: &[Provider]) -> Sweeper {
+    let queue = |url: String| -> Arc<dyn EventPublisher> { Arc::new(SqsPublisher::new(stack.sqs.clone(), url)) };
+    let (good, missing) = (queue(stack.queue_url.clone()), queue(format!("{}-missing", stack.queue_url)));
+    let publishers =
+        Provider::ALL.into_iter().map(|p| (p, if broken.contains(&p) { &missing } else { &good }.clone())).collect();
     Sweeper::new(store, publishers, Duration::from_secs(10))
 }
 
@@ -276,14 +283,8 @@ async fn a_broken_queue_backs_off_and_never_starves_the_other_providers() {
     }
     assert!(stuck.iter().all(|id| id < &healthy), "the stuck records come first in the index");
 
-    let good: Arc<dyn EventPublisher> = Arc::new(SqsPublisher::new(stack.sqs.clone(), stack.queue_url.clone()));
-    let broken: Arc<dyn EventPublisher> =
-        Arc::new(SqsPublisher::new(stack.sqs.clone(), format!("{}-missing", stack.queue_url)));
-    let publishers =
-        Provider::ALL.into_iter().map(|p| (p, if p == Lipia { broken.clone() } else { good.clone() })).collect();
     let sink = Arc::new(payhooks::metrics::MemorySink::default());
-    let sweeper =
-        Sweeper::new(Arc::new(stack.store()), publishers, Duration::from_secs(10)).with_metrics_sink(sink.clone());
+    let sweeper = sweeper_with_broken(&stack, Arc::new(stack.store()), &[Lipia]).with_metrics_sink(sink.clone());
     let started = Utc::now();
     let report = payhooks::sweeper::handle(&sweeper).await.unwrap();
     assert_eq!((report.found, report.swept, report.failed), (102, 1, 101));
@@ -317,10 +318,7 @@ async fn a_provider_retry_takes_over_a_backed_off_record_at_once() {
     let stack = Stack::new(true).await;
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     let id = fail_a_delivery(&stack, Lipia, &req).await;
-    let broken: Arc<dyn EventPublisher> =
-        Arc::new(SqsPublisher::new(stack.sqs.clone(), format!("{}-missing", stack.queue_url)));
-    let publishers = Provider::ALL.into_iter().map(|p| (p, broken.clone())).collect();
-    let report = Sweeper::new(store(&stack), publishers, Duration::from_secs(10)).run(Utc::now()).await.unwrap();
+    let report = sweeper_with_broken(&stack, store(&stack), &Provider::ALL).run(Utc::now()).await.unwrap();
     assert_eq!((report.found, report.failed), (1, 1));
     assert!(stack.store().get(&id).await.unwrap().unwrap().backed_off);
 

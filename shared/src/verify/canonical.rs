@@ -575,6 +575,18 @@ mod tests {
         })
     }
 
+    /// A value with more `&` than the search looks at is taken as ambiguous without looking; with as many
+    /// `&` as it looks at, the same kind of value (no split sorts in place) is not.
+    #[test]
+    fn a_value_with_too_many_ampersands_is_taken_as_ambiguous() {
+        let flagged = |n: usize| {
+            let body = format!(r#"{{"m":"v{}"}}"#, "&zz=1".repeat(n));
+            !second_readings(&json::read_signed(&body).unwrap(), Dialect::Postman).is_empty()
+        };
+        assert!(!flagged(MAX_SPLITS), "`zz=1` sorts after `m=v…` only as one string, never in place");
+        assert!(flagged(MAX_SPLITS + 1));
+    }
+
     proptest! {
         /// In string order, a value is flagged exactly when some split of it signs the same string.
         #[test]

@@ -243,28 +243,24 @@ impl<'a> Document<'a> {
     /// is read by name only, so it cannot add an item or change a field (a required section sent as `{}`
     /// stays an empty section).
     pub fn without_nested_leaves(mut self, unsigned: impl Fn(&Pair<'a>) -> bool) -> Self {
-        let nested_unsigned = |pair: &Pair<'a>| {
-            let structural = self.structural(pair);
-            unsigned(pair) && segment_len(structural) < structural.len()
-        };
-        if !self.pairs.iter().any(nested_unsigned) {
+        let keep: Vec<bool> = self
+            .pairs
+            .iter()
+            .map(|pair| {
+                let structural = self.structural(pair);
+                !unsigned(pair) || segment_len(structural) == structural.len()
+            })
+            .collect();
+        if keep.iter().all(|&k| k) {
             return self;
         }
-        let kept: Vec<Pair<'a>> = {
-            let mut kept = Vec::with_capacity(self.pairs.len());
-            let mut leaves = Vec::with_capacity(self.members.len());
-            for member in &self.members {
-                let start = kept.len();
-                let run = &self.pairs[member.leaves.0..member.leaves.1];
-                kept.extend(run.iter().filter(|p| !nested_unsigned(p)).cloned());
-                leaves.push((start, kept.len()));
-            }
-            for (member, leaves) in self.members.iter_mut().zip(leaves) {
-                member.leaves = leaves;
-            }
-            kept
-        };
-        self.pairs = kept;
+        let pairs = std::mem::take(&mut self.pairs);
+        for member in &mut self.members {
+            let start = self.pairs.len();
+            let run = member.leaves.0..member.leaves.1;
+            self.pairs.extend(pairs[run.clone()].iter().zip(&keep[run]).filter(|(_, &k)| k).map(|(p, _)| p.clone()));
+            member.leaves = (start, self.pairs.len());
+        }
         self
     }
 
