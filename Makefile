@@ -10,14 +10,24 @@ export PATH := $(VENV_BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 # Keep cargo-lambda's cache in one place between runs, or it rebuilds everything (toolchain.md).
 export XDG_CACHE_HOME ?= $(CURDIR)/target/.cache
-ARCH ?= x86_64
+# The one architecture setting: `make build` builds for it and `make deploy` / `make deploy-functions`
+# deploy it (the drift test holds them to it). arm64 where its Rust target is installed (cheaper per ms),
+# otherwise x86_64. Override with ARCH=x86_64|arm64.
+ifndef ARCH
+ARCH := $(if $(filter aarch64-unknown-linux-gnu,$(shell rustup target list --installed 2>/dev/null) $(shell uname -m)-unknown-linux-gnu),arm64,x86_64)
+endif
+# What `make build` built, so a deploy ships it into functions of the same architecture.
+BUILT_ARCH := infra/.aws-sam/payhooks-arch
+STACK ?= payhooks
+# Where `cargo lambda build` puts <binary>/bootstrap (make deploy-functions deploys from here).
+LAMBDA_DIR ?= target/lambda
 # One function crate per provider: the drift test checks this list against Provider::ALL.
 FUNCTIONS := $(notdir $(wildcard functions/*))
 PROVIDERS := $(filter-out sweeper,$(FUNCTIONS))
 PROVIDER ?=
 FIXTURE ?=
 
-.PHONY: help venv test lint unit validate bench bench-compare size init-time fuzz demo dev loadtest send build deploy clean
+.PHONY: help venv test lint unit validate bench bench-compare size init-time fuzz demo dev loadtest send build deploy deploy-functions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,15 +90,22 @@ send: ## Sign and send one fixture to the running `make dev` stack: make send PR
 	@set -a; . target/local/demo.env; set +a; \
 	  cargo run --quiet -p payhooks-send -- --provider $(PROVIDER) --fixture tests/fixtures/$(PROVIDER)/$(FIXTURE).json
 
-build: $(VENV)/.installed ## Release build of the five functions: sam build (default), or BUILD=cargo-lambda ARCH=x86_64|arm64
+build: $(VENV)/.installed ## Release build of every function for ARCH: sam build (default), or BUILD=cargo-lambda (into LAMBDA_DIR)
 ifeq ($(BUILD),cargo-lambda)
-	cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(foreach f,$(FUNCTIONS),--bin $(f) -p $(f))
+	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(foreach f,$(FUNCTIONS),--bin $(f) -p $(f))
 else
 	cd infra && sam build --parameter-overrides Architecture=$(ARCH)
 endif
+	mkdir -p $(dir $(BUILT_ARCH)) && echo $(ARCH) > $(BUILT_ARCH)
 
-deploy: $(VENV)/.installed ## sam deploy --guided after `make build` (needs AWS credentials)
-	cd infra && sam deploy --guided
+deploy: $(VENV)/.installed ## sam deploy --guided of what `make build` built, into functions of its architecture (needs AWS credentials)
+	@[ -f $(BUILT_ARCH) ] || { echo "make deploy: nothing built; run 'make build' first"; exit 2; }
+	cd infra && sam deploy --guided --parameter-overrides Architecture=$$(cat ../$(BUILT_ARCH))
+
+deploy-functions: ## cargo lambda deploy of every function into STACK, configured from its outputs (after `make build BUILD=cargo-lambda`)
+	@[ -f $(BUILT_ARCH) ] || { echo "make deploy-functions: nothing built; run 'make build BUILD=cargo-lambda' first"; exit 2; }
+	cargo run --quiet -p payhooks-admin -- --stack $(STACK) deploy-config --arch $$(cat $(BUILT_ARCH)) --out target/deploy/$(STACK)
+	scripts/deploy-functions.sh target/deploy/$(STACK) $(LAMBDA_DIR)
 
 clean: ## Remove build output and the Python tools
 	cargo clean

@@ -91,7 +91,7 @@ pub struct Processed {
 }
 
 /// Outcomes per event.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct OutcomeCounts {
     pub accepted: u32,
     pub duplicate: u32,
@@ -320,6 +320,51 @@ impl Pipeline {
         Ok(())
     }
 
+    /// `payhooks-admin reprocess`: the body a quarantine record was made from, taken apart again by the code
+    /// running now (a model fixed since), as its first delivery was authenticated. With `deliver`, every
+    /// event it now yields is recorded and sent exactly as a first delivery would (one already sent is a
+    /// duplicate and writes nothing); without, nothing is written.
+    pub async fn reprocess(
+        &self,
+        quarantine_id: &str,
+        deliver: bool,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Reprocessed, ReprocessError> {
+        let record =
+            self.store.load(quarantine_id).await?.ok_or_else(|| ReprocessError::NoRecord(quarantine_id.to_owned()))?;
+        if record.quarantine.is_none() {
+            return Err(ReprocessError::NotQuarantined(quarantine_id.to_owned()));
+        }
+        let raw = self
+            .store
+            .get_body(&record.body_ref)
+            .await?
+            .ok_or_else(|| ReprocessError::BodyExpired(quarantine_id.to_owned()))?;
+        let verified = Verified { scheme: record.scheme, secret_index: record.secret_index, dialect: record.dialect };
+        let callback = providers::stored_callback(self.provider, &raw, verified)
+            .map_err(|why| ReprocessError::StillUnreadable(quarantine_id.to_owned(), why.to_string()))?;
+        let mut out = Reprocessed {
+            quarantine_id: quarantine_id.to_owned(),
+            events: callback.events.iter().map(|e| (e.id.clone(), e.event_type(self.provider))).collect(),
+            still_quarantined: callback
+                .quarantined
+                .iter()
+                .map(|q| (q.id.clone(), q.reason.as_str().to_owned()))
+                .collect(),
+            counts: None,
+        };
+        if deliver {
+            let clock = Clock { received_ms: now.timestamp_millis(), started: Instant::now() };
+            let received = DateTime::from_timestamp_millis(record.received_at_ms).unwrap_or(now);
+            let records = self.records(&callback, &record.body_ref, received, &clock, lease);
+            let known = self.store.states(&records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).await?;
+            let outcomes = self.deliver_all(&records, known, &callback.payload, &clock, lease).await?;
+            out.counts = Some(OutcomeCounts::of(&outcomes));
+        }
+        Ok(out)
+    }
+
     /// The records of a callback's events, then of its quarantined items.
     fn records(
         &self,
@@ -520,6 +565,39 @@ fn why_not_ready<T, E: std::error::Error>(
         Ok(Ok(_)) => None,
         Ok(Err(err)) => Some(crate::error::chain(&err)),
         Err(_) => Some(format!("not done within {} ms", budget.as_millis())),
+    }
+}
+
+/// What a stored quarantined callback yields under the code running now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reprocessed {
+    pub quarantine_id: String,
+    /// Each event's id and type.
+    pub events: Vec<(String, String)>,
+    /// What still cannot be normalised: id and reason.
+    pub still_quarantined: Vec<(String, String)>,
+    /// What delivering them did (`None` for a dry run).
+    pub counts: Option<OutcomeCounts>,
+}
+
+/// Why a quarantine record cannot be reprocessed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReprocessError {
+    #[error("no record {0}")]
+    NoRecord(String),
+    #[error("{0} is not a quarantine record (ids look like <provider>:quarantined:<hash>; `payhooks-admin list --state QUARANTINED` lists them)")]
+    NotQuarantined(String),
+    #[error("the body of {0} has expired (EVENT_TTL_DAYS): it cannot be read again")]
+    BodyExpired(String),
+    #[error("{0}: the stored body still cannot be read: {1}")]
+    StillUnreadable(String, String),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+impl From<crate::error::StoreError> for ReprocessError {
+    fn from(e: crate::error::StoreError) -> Self {
+        ReprocessError::Ingest(e.into())
     }
 }
 

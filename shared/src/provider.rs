@@ -31,6 +31,19 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// The provider's name in the SAM template's resource and output names (`NiobiQueue`, `M2MoneyCallbackUrl`).
+    pub const fn template_name(self) -> &'static str {
+        match self {
+            Provider::Niobi => "Niobi",
+            Provider::Choice => "Choice",
+            Provider::M2Money => "M2Money",
+            Provider::Lipia => "Lipia",
+            Provider::Muda => "Muda",
+        }
+    }
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

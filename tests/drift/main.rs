@@ -339,3 +339,102 @@ fn every_function_has_a_log_group_with_retention() {
         assert_eq!(group["Properties"]["RetentionInDays"].as_str(), Some("LogRetentionDays"), "{binary}");
     }
 }
+
+/// The recipe of a Makefile target: its lines up to the next target.
+fn recipe(makefile: &str, target: &str) -> String {
+    let start = makefile.find(&format!("\n{target}:")).unwrap_or_else(|| panic!("no target {target}"));
+    makefile[start + 1..]
+        .lines()
+        .skip(1)
+        .take_while(|l| {
+            l.starts_with('\t')
+                || l.is_empty()
+                || l.starts_with("ifeq")
+                || l.starts_with("else")
+                || l.starts_with("endif")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One architecture setting: `make build` builds for ARCH and records it; `make deploy` and `make
+/// deploy-functions` deploy what was built into functions of that architecture; nothing else names one.
+#[test]
+fn build_and_deploy_agree_on_the_architecture() {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let build = recipe(&makefile, "build");
+    assert!(build.contains("sam build --parameter-overrides Architecture=$(ARCH)"), "{build}");
+    assert!(build.contains("$(if $(filter arm64,$(ARCH)),--arm64,--x86-64)"), "{build}");
+    assert!(build.contains("echo $(ARCH) > $(BUILT_ARCH)"), "make build records what it built: {build}");
+    let deploy = recipe(&makefile, "deploy");
+    assert!(deploy.contains("--parameter-overrides Architecture=$$(cat ../$(BUILT_ARCH))"), "{deploy}");
+    let functions = recipe(&makefile, "deploy-functions");
+    assert!(functions.contains("--arch $$(cat $(BUILT_ARCH))"), "{functions}");
+
+    let samconfig = std::fs::read_to_string(root().join("infra/samconfig.toml")).unwrap();
+    let overrides = samconfig.lines().find(|l| l.starts_with("parameter_overrides")).unwrap_or_default();
+    assert!(!overrides.contains("Architecture"), "samconfig.toml must not pick an architecture: {overrides}");
+    let t = template();
+    assert_eq!(t["Globals"]["Function"]["Architectures"][0].as_str(), Some("Architecture"), "!Ref Architecture");
+    assert_eq!(t["Outputs"]["Architecture"]["Value"].as_str(), Some("Architecture"));
+    for (id, r) in t["Resources"].as_hash().unwrap() {
+        assert!(r["Properties"]["Architectures"].is_badvalue(), "{id:?} sets its own architecture");
+    }
+}
+
+/// Every stack output the admin tool reads exists in the template, the tests' moto stack has only outputs
+/// the template has, and every function has the fixed name `make deploy-functions` deploys to.
+#[test]
+fn the_admin_tools_stack_outputs_exist() {
+    use payhooks_admin::deployment::{Function, Part};
+    let t = template();
+    let outputs = keys(&t["Outputs"]);
+    let mut parts = vec![Part::Table, Part::AlarmTopic, Part::SecretsParameterPrefix, Part::Architecture];
+    for provider in Provider::ALL {
+        parts.extend([Part::Queue(provider), Part::CallbackUrl(provider)]);
+    }
+    for f in Function::all() {
+        parts.extend([Part::FunctionName(f), Part::FunctionRole(f)]);
+        let resource = &t["Resources"][format!("{}Function", f.template_name()).as_str()];
+        assert_eq!(resource["Metadata"]["BuildProperties"]["Binary"].as_str(), Some(f.binary()));
+        assert_eq!(
+            resource["Properties"]["FunctionName"].as_str(),
+            Some(format!("${{AWS::StackName}}-{}", f.binary()).as_str())
+        );
+    }
+    for part in parts {
+        assert!(outputs.contains(&part.output()), "the template has no output {}", part.output());
+    }
+    let test_stack = std::fs::read_to_string(root().join("tests/it/stack.yaml")).unwrap();
+    let test_stack = YamlLoader::load_from_str(&test_stack).unwrap().remove(0);
+    let extra: Vec<String> = keys(&test_stack["Outputs"]).difference(&outputs).cloned().collect();
+    assert!(extra.is_empty(), "tests/it/stack.yaml has outputs the template lacks: {extra:?}");
+    let parameters = keys(&t["Parameters"]);
+    let extra: Vec<String> = keys(&test_stack["Parameters"]).difference(&parameters).cloned().collect();
+    assert!(extra.is_empty(), "tests/it/stack.yaml has parameters the template lacks: {extra:?}");
+}
+
+/// Each provider's route has its own throttles; no alarm is without an action (the template creates a topic
+/// when none is given); the custom domain maps to the API.
+#[test]
+fn routes_are_throttled_per_provider_and_every_alarm_notifies() {
+    let t = template();
+    let api = &t["Resources"]["WebhookApi"]["Properties"];
+    for provider in Provider::ALL {
+        let key = format!("POST {}", providers::route(provider).pattern(provider));
+        let route = &api["RouteSettings"][key.as_str()];
+        let name = provider.template_name();
+        assert_eq!(route["ThrottlingRateLimit"].as_str(), Some(format!("{name}RateLimit").as_str()), "{key}");
+        assert_eq!(route["ThrottlingBurstLimit"].as_str(), Some(format!("{name}BurstLimit").as_str()), "{key}");
+    }
+    for (id, r) in t["Resources"].as_hash().unwrap() {
+        if r["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            let actions = r["Properties"]["AlarmActions"].as_vec().unwrap_or_else(|| panic!("{id:?} has no action"));
+            // `[!If [HasAlarmTopic, !Ref AlarmTopicArn, !Ref AlarmTopic]]`, tags dropped.
+            let choice: Vec<&str> = actions[0].as_vec().unwrap().iter().filter_map(Yaml::as_str).collect();
+            assert_eq!(choice, ["HasAlarmTopic", "AlarmTopicArn", "AlarmTopic"], "{id:?}");
+        }
+    }
+    assert_eq!(t["Resources"]["AlarmTopic"]["Condition"].as_str(), Some("CreatesAlarmTopic"));
+    assert_eq!(t["Resources"]["ApiDomainMapping"]["Properties"]["ApiId"].as_str(), Some("WebhookApi"));
+}

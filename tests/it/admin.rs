@@ -30,7 +30,7 @@ async fn inspect_shows_the_record_its_transaction_and_its_conflicts() {
         .await
         .unwrap();
 
-    let found = admin(&stack).inspect("m2money:payout:ORD2025112200017:payout.transfer.success").await.unwrap();
+    let found = admin(&stack).inspect("m2money:payout:ORD2025112200017:payout.transfer.success", false).await.unwrap();
     let r = &found.record;
     assert_eq!(r["state"], "ENQUEUED");
     assert_eq!((r["scheme"].as_str(), r["secret_index"].as_i64()), (Some("m2money-hmac-sha256"), Some(0)));
@@ -200,4 +200,82 @@ async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
     let headers = [("Content-Type".to_owned(), "application/json".to_owned())];
     let by_token = verify(Lipia, &config, &secrets, &lipia.body, &headers, Some(&lipia.path), now).unwrap();
     assert_eq!((by_token.status, by_token.scheme.as_deref()), (200, Some("url-token")));
+}
+
+/// A body an earlier version quarantined (an event shape its model did not know), as that version stored it:
+/// the body, and the quarantine record pointing to it.
+async fn quarantined_by_an_earlier_version(stack: &Stack, provider: Provider, body: &str) -> String {
+    use payhooks::ports::{BodyRecord, IdempotencyStore};
+    let store = stack.store();
+    let hash = format!("{:016x}", body.len() as u64 * 0x9e37_79b9);
+    let body_ref = format!("body#{provider}#{hash}");
+    let now = Utc::now();
+    store
+        .put_body(&BodyRecord {
+            key: body_ref.clone(),
+            provider,
+            raw_body: body.as_bytes().to_vec(),
+            headers: Vec::new(),
+            received_at_ms: now.timestamp_millis(),
+            expires_at: now.timestamp() + 86_400,
+        })
+        .await
+        .unwrap();
+    let id = format!("{provider}:quarantined:{hash}");
+    let mut record = crate::support::marker(&id, 0);
+    record.provider = provider;
+    record.event_type = format!("{provider}.quarantined");
+    record.body_ref = body_ref;
+    record.scheme = payhooks::verify::Scheme::M2MoneyHmacSha256;
+    record.quarantine = Some(("unknown_shape".into(), "event".into()));
+    record.state = RecordState::Quarantined;
+    store.insert(&record).await.unwrap();
+    id
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn reprocess_turns_a_quarantined_body_into_its_events_once() {
+    let stack = Stack::new(true).await;
+    let body = fixture(M2Money, "payout_success");
+    let id = quarantined_by_an_earlier_version(&stack, M2Money, &body).await;
+    let admin = admin(&stack);
+    let event = "m2money:payout:ORD2025112200017:payout.transfer.success";
+
+    let plan = admin.reprocess(std::slice::from_ref(&id), false, Default::default(), Utc::now()).await.unwrap();
+    assert_eq!(plan[0].events, [(event.to_owned(), "m2money.payout.succeeded".to_owned())], "{plan:?}");
+    assert!(plan[0].still_quarantined.is_empty() && plan[0].counts.is_none());
+    assert!(stack.messages().await.is_empty(), "a dry run sends nothing");
+    assert_eq!(stack.event_records().await.len(), 1, "and records nothing");
+
+    let done = admin.reprocess(std::slice::from_ref(&id), true, Default::default(), Utc::now()).await.unwrap();
+    assert_eq!(done[0].counts.unwrap().accepted, 1);
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    let message: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!((message["id"].as_str(), message["type"].as_str()), (Some(event), Some("m2money.payout.succeeded")));
+    assert_eq!(crate::support::text(&stack.record(event).await, "state"), "ENQUEUED");
+
+    // Again, and the provider's own retry of the same body: each a duplicate, nothing sent twice.
+    let again = admin.reprocess(std::slice::from_ref(&id), true, Default::default(), Utc::now()).await.unwrap();
+    assert_eq!((again[0].counts.unwrap().accepted, again[0].counts.unwrap().duplicate), (0, 1));
+    let retry = TestRequest::signed(M2Money, &body, SECRET, Utc::now());
+    stack.pipeline(M2Money).process(&retry.incoming(), Utc::now(), LEASE).await.unwrap();
+    assert!(stack.messages().await.is_empty(), "no message after the first (which the last read holds)");
+
+    // What is not a quarantine is refused with what to do.
+    let err = admin.reprocess(&[event.to_owned()], false, Default::default(), Utc::now()).await.unwrap_err();
+    assert!(err.to_string().contains("not a quarantine record"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn inspect_body_shows_the_stored_body_as_received() {
+    let stack = Stack::new(true).await;
+    let sent = TestRequest::signed_fixture(M2Money, "payout_success", Utc::now());
+    stack.pipeline(M2Money).process(&sent.incoming(), Utc::now(), LEASE).await.unwrap();
+    let id = "m2money:payout:ORD2025112200017:payout.transfer.success";
+    let found = admin(&stack).inspect(id, true).await.unwrap();
+    assert_eq!(found.body.as_deref().map(str::as_bytes), Some(&sent.body[..]));
+    assert!(admin(&stack).inspect(id, false).await.unwrap().body.is_none());
 }

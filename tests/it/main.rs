@@ -3,6 +3,7 @@
 
 mod admin;
 mod adversarial;
+mod deployed;
 mod money;
 mod support;
 mod sweeper;

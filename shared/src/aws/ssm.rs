@@ -191,15 +191,13 @@ fn parse_response(response: &HttpResponse) -> Result<ParameterValue, Orchestrato
     let body = response.body().bytes().unwrap_or_default();
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
-        #[derive(serde::Deserialize)]
-        struct Failure {
-            #[serde(rename = "__type")]
-            kind: Option<String>,
-            #[serde(alias = "Message")]
-            message: Option<String>,
-        }
-        let failure = serde_json::from_slice::<Failure>(body).ok();
-        let (kind, message) = failure.map(|f| (f.kind, f.message)).unwrap_or_default();
+        // `{"__type": ..., "message": ...}`; an answer may carry both `message` and `Message` (moto does), and
+        // the code may come only in the `x-amzn-errortype` header.
+        let failure: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let text = |key: &str| failure.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let header = response.headers().get("x-amzn-errortype").map(str::to_owned);
+        let kind = text("__type").or(header);
+        let message = text("message").or_else(|| text("Message"));
         // `__type` may be `com.amazonaws.ssm#ParameterNotFound` or `ParameterNotFound:http://...`.
         let code = kind.as_deref().map(|k| k.rsplit('#').next().unwrap_or(k)).map(|k| k.split(':').next().unwrap_or(k));
         let mut meta = ErrorMetadata::builder();
@@ -328,6 +326,19 @@ mod tests {
         assert_eq!(err.to_string(), "SSM answered 400: ParameterNotFound (no /x)");
         let err = parse_response(&answer(400, r#"{"__type":"com.amazonaws.ssm#ThrottlingException"}"#)).unwrap_err();
         assert_eq!(err.as_operation_error().unwrap().code(), Some("ThrottlingException"));
+        // Both spellings of the message (moto writes them), and a code given only in the header.
+        let both = r#"{"__type": "ParameterNotFound", "message": "Parameter /x not found.", "Message": "Parameter /x not found."}"#;
+        let err = parse_response(&answer(400, both)).unwrap_err();
+        assert_eq!(
+            err.as_operation_error().unwrap().to_string(),
+            "SSM answered 400: ParameterNotFound (Parameter /x not found.)"
+        );
+        let mut in_header = answer(400, "");
+        in_header.headers_mut().insert("x-amzn-errortype", "AccessDeniedException");
+        assert_eq!(
+            parse_response(&in_header).unwrap_err().as_operation_error().unwrap().code(),
+            Some("AccessDeniedException")
+        );
         let ok = parse_response(&answer(200, r#"{"Parameter":{"Name":"/x","Value":"a,b","Version":1}}"#)).unwrap();
         assert_eq!(ok.0, "a,b");
         assert_eq!(format!("{ok:?}"), "ParameterValue(** redacted **)");

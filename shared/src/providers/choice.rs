@@ -18,6 +18,7 @@ use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
 pub(super) const SPEC: Spec = Spec {
+    registration: "Give the URL to Choice (it takes 8-10 hours to activate a new one). The secret parameter holds the private key Choice issued (the senderKey every callback is signed with).",
     ack: Ack::PlainOk,
     route: Route::Plain,
     signer: Signer::CanonicalMillis,

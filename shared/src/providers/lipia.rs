@@ -12,6 +12,7 @@ use crate::verify::json::{Document, Value};
 use crate::verify::Verified;
 
 pub(super) const SPEC: Spec = Spec {
+    registration: "Lipia signs nothing: the token at the end of the URL is the secret, the first value of the secret parameter. Rotating it changes the URL: put `new,old` in the parameter, give Lipia the new URL, drop `old` once its callbacks stop.",
     ack: Ack::PlainOk,
     route: Route::Token,
     signer: Signer::PathToken,

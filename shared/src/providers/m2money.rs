@@ -16,6 +16,7 @@ use crate::verify::{secrets, signing, Scheme, Verified};
 pub(crate) const SIGNATURE_HEADER: &str = "signature";
 
 pub(super) const SPEC: Spec = Spec {
+    registration: "Register the URL with a webhook secret; the same secret goes in the secret parameter (M2Money signs the body with HMAC-SHA256 in the Signature header).",
     ack: Ack::JsonOk,
     route: Route::Plain,
     signer: Signer::BodyHmacHeader(SIGNATURE_HEADER),

@@ -32,6 +32,8 @@ pub use fields::{Reason, Unusable};
 
 /// One provider's whole behaviour.
 pub(crate) struct Spec {
+    /// What the provider needs besides the callback URL, for the operator registering it.
+    pub registration: &'static str,
     pub ack: Ack,
     pub route: Route,
     /// How the provider's sender signs (what the tests and `payhooks-send` imitate).
@@ -129,6 +131,11 @@ impl Route {
 /// The provider's acknowledgement.
 pub fn ack(provider: Provider) -> Ack {
     spec(provider).ack
+}
+
+/// What registering the callback URL with the provider takes besides the URL (`payhooks-admin urls`).
+pub fn registration(provider: Provider) -> &'static str {
+    spec(provider).registration
 }
 
 /// The provider's route shape.

@@ -17,6 +17,7 @@ pub(crate) const SIGNATURE_HEADER: &str = "x-muda-signature";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-muda-timestamp";
 
 pub(super) const SPEC: Spec = Spec {
+    registration: "The token at the end of the URL is the secret, the first value of the secret parameter. Rotating it changes the URL: put `new,old` in the parameter, give MUDA the new URL, drop `old` once its callbacks stop. If MUDA signs (X-Muda-Signature), its keys go in MudaSigningKeysParameter.",
     ack: Ack::JsonOk,
     route: Route::Token,
     signer: Signer::PathToken,

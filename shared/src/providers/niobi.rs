@@ -15,6 +15,7 @@ use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
 pub(super) const SPEC: Spec = Spec {
+    registration: "Set the URL in Niobi's portal. The secret parameter holds Niobi's client secret (the senderKey every callback is signed with); confirm NIOBI_SIGNATURE_HASH with `payhooks-admin verify` on the first real callback.",
     ack: Ack::JsonOk,
     route: Route::Plain,
     signer: Signer::CanonicalSeconds,

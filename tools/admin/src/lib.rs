@@ -9,17 +9,54 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
-use payhooks::config::VerifyConfig;
+use payhooks::config::{Retention, VerifyConfig};
 use payhooks::event;
 use payhooks::pipeline;
-use payhooks::ports::{EventPublisher, IdempotencyStore, OutgoingMessage, RecordState};
+use payhooks::ports::{EventPublisher, IdempotencyStore, OutgoingMessage, RecordState, SecretLoader};
 use payhooks::providers::{self, Incoming, Secrets};
 use payhooks::verify::{CanonicalHash, Dialect};
 use payhooks::Provider;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub mod cli;
+pub mod deploy;
+pub mod deployment;
+pub mod doctor;
+pub mod urls;
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error saying what was being done, over its cause (the AWS error, with its own causes).
+#[derive(Debug)]
+pub struct Failed {
+    what: String,
+    source: Error,
+}
+
+impl Failed {
+    pub fn new(what: impl Into<String>, source: impl Into<Error>) -> Self {
+        Self { what: what.into(), source: source.into() }
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// An error and every cause under it, on one line: an AWS error says which service error it was and why
+/// (`service error: ResourceNotFoundException: Requested resource not found`), not only `service error`.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    payhooks::error::chain(err)
+}
 
 /// The table and queues the functions write to.
 #[derive(Clone)]
@@ -40,6 +77,9 @@ pub struct Inspection {
     pub transaction: Option<Fields>,
     /// Later deliveries of the id with other content.
     pub conflicts: Vec<Fields>,
+    /// With `--body`: the stored body, as received (it is gone once `EVENT_TTL_DAYS` have passed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// One message a replay sends (or, with `--dry-run`, would send).
@@ -126,14 +166,72 @@ impl Admin {
         DynamoDbIdempotencyStore::new(self.ddb.clone(), self.table.clone())
     }
 
+    fn queue(&self, provider: Provider) -> Result<&String, Error> {
+        self.queues.get(&provider).ok_or_else(|| {
+            format!(
+                "no queue for {provider}: give --stack NAME, or set {}",
+                deployment::Part::Queue(provider).variable().unwrap_or_default()
+            )
+            .into()
+        })
+    }
+
+    /// A pipeline of `provider` over this table and its queue, for `reprocess`: it authenticates nothing (the
+    /// stored body was authenticated when it came), so it holds no secret.
+    fn pipeline(&self, provider: Provider, retention: Retention) -> Result<pipeline::Pipeline, Error> {
+        struct NoSecrets;
+        #[async_trait::async_trait]
+        impl SecretLoader for NoSecrets {
+            async fn load(&self) -> Result<Secrets, payhooks::error::SecretsError> {
+                Err(payhooks::error::SecretsError {
+                    source_name: "payhooks-admin".into(),
+                    source: "reprocess reads stored bodies and holds no secret".into(),
+                })
+            }
+        }
+        let publisher = SqsPublisher::new(self.sqs.clone(), self.queue(provider)?.clone());
+        Ok(pipeline::Pipeline::new(
+            provider,
+            VerifyConfig::default(),
+            std::sync::Arc::new(NoSecrets),
+            std::sync::Arc::new(self.store()),
+            std::sync::Arc::new(publisher),
+            retention,
+        ))
+    }
+
+    /// `reprocess`: what each quarantine record's stored body yields under this version's code; with
+    /// `deliver`, those events recorded and sent with a first delivery's idempotency.
+    pub async fn reprocess(
+        &self,
+        ids: &[String],
+        deliver: bool,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<pipeline::Reprocessed>, Error> {
+        let mut out = Vec::new();
+        for id in ids {
+            let provider: Provider =
+                id.split(':').next().unwrap_or_default().parse().map_err(|e| format!("{id}: not an event id ({e})"))?;
+            let lease = std::time::Duration::from_secs(10);
+            out.push(self.pipeline(provider, retention)?.reprocess(id, deliver, now, lease).await?);
+        }
+        Ok(out)
+    }
+
     async fn item(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, Error> {
         let out = self.ddb.get_item().table_name(&self.table).key("pk", s(pk)).consistent_read(true).send().await?;
         Ok(out.item)
     }
 
-    /// `inspect <event-id>`: the record, its transaction and its conflict records.
-    pub async fn inspect(&self, id: &str) -> Result<Inspection, Error> {
-        let item = self.item(id).await?.ok_or_else(|| format!("no record {id}"))?;
+    /// `inspect <event-id> [--body]`: the record, its transaction, its conflict records and, asked for, the
+    /// stored body.
+    pub async fn inspect(&self, id: &str, with_body: bool) -> Result<Inspection, Error> {
+        let item = self
+            .item(id)
+            .await
+            .map_err(|e| Failed::new(format!("cannot read {id} from table {}", self.table), e))?
+            .ok_or_else(|| format!("no record {id} in table {}", self.table))?;
         let transaction = match item.get("txn_key").and_then(|v| v.as_s().ok()) {
             Some(key) => self.item(key).await?.as_ref().map(fields),
             None => None,
@@ -146,7 +244,16 @@ impl Admin {
                 }
             }
         }
-        Ok(Inspection { record: fields(&item), transaction, conflicts })
+        let body = match (with_body, item.get("body_ref").and_then(|v| v.as_s().ok())) {
+            (true, Some(key)) => Some(
+                self.store()
+                    .get_body(key)
+                    .await?
+                    .unwrap_or_else(|| format!("(the body {key} has expired: EVENT_TTL_DAYS)")),
+            ),
+            _ => None,
+        };
+        Ok(Inspection { record: fields(&item), transaction, conflicts, body })
     }
 
     /// `list --provider P --state S [--since T]`: records by state. `RECEIVED` comes from the sparse
@@ -228,7 +335,7 @@ impl Admin {
         if record.state == RecordState::Conflict {
             return Err(format!("{id} is a conflict record: replay the event it conflicts with").into());
         }
-        let queue = self.queues.get(&record.provider).ok_or_else(|| format!("no queue for {}", record.provider))?;
+        let queue = self.queue(record.provider)?;
         let view = match &record.transaction {
             Some(t) => {
                 let current =
@@ -285,7 +392,7 @@ impl Admin {
 
     /// `redrive --provider P`: move every message from the provider's dead-letter queue back to its queue.
     pub async fn redrive(&self, provider: Provider) -> Result<Redrive, Error> {
-        let queue = self.queues.get(&provider).ok_or_else(|| format!("no queue for {provider}"))?;
+        let queue = self.queue(provider)?;
         let attributes = self
             .sqs
             .get_queue_attributes()
@@ -458,14 +565,44 @@ fn other_configuration(
     None
 }
 
-/// A readable table: one `key  value` line per field.
-pub fn table(fields: &Fields) -> String {
-    let width = fields.keys().map(String::len).max().unwrap_or(0);
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k:<width$}  {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// A record as a two-column table (field, value), times in UTC with their age.
+pub fn table(fields: &Fields, now: DateTime<Utc>) -> String {
+    let mut out = new_table(&["field", "value"]);
+    for (k, v) in fields {
+        out.add_row(vec![k.clone(), human(v, now)]);
+    }
+    out.to_string()
+}
+
+/// A table with `header`, sized to its content.
+pub fn new_table(header: &[&str]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    table
+}
+
+/// A field's value as an operator reads it: an RFC 3339 time as `2026-12-06 23:40:12 UTC (5 min ago)`.
+pub fn human(value: &Value, now: DateTime<Utc>) -> String {
+    let Some(text) = value.as_str() else { return value.to_string() };
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => {
+            let at = at.with_timezone(&Utc);
+            format!("{} ({})", at.format("%Y-%m-%d %H:%M:%S UTC"), age(now - at))
+        }
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// How long ago (or, negative, how far ahead) a duration is, in its largest unit.
+fn age(d: chrono::Duration) -> String {
+    let (secs, suffix) = if d.num_seconds() < 0 { (-d.num_seconds(), "from now") } else { (d.num_seconds(), "ago") };
+    let text = match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    };
+    format!("{text} {suffix}")
 }
 
 /// `1h`, `30m`, `2d`, `90s` (or an RFC 3339 time) as the moment that long before `now`.
@@ -501,8 +638,21 @@ mod tests {
     }
 
     #[test]
-    fn tables_align_keys() {
-        let f: Fields = [("state".to_owned(), json!("ENQUEUED")), ("secret_index".to_owned(), json!(0))].into();
-        assert_eq!(table(&f), "secret_index  0\nstate         ENQUEUED");
+    fn tables_have_a_header_and_human_times() {
+        let now = Utc.timestamp_opt(1_000_000, 0).unwrap();
+        let f: Fields = [
+            ("state".to_owned(), json!("ENQUEUED")),
+            ("received_at".to_owned(), json!((now - chrono::Duration::minutes(5)).to_rfc3339())),
+        ]
+        .into();
+        let text = table(&f, now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains("field") && lines[1].contains("value"), "{text}");
+        assert!(text.contains("1970-01-12 13:41:40 UTC (5 min ago)"), "{text}");
+        assert!(text.contains("ENQUEUED"), "{text}");
+        assert_eq!(
+            human(&json!((now + chrono::Duration::hours(2)).to_rfc3339()), now),
+            "1970-01-12 15:46:40 UTC (2 h from now)"
+        );
     }
 }

@@ -3,19 +3,23 @@
 use std::process::Command;
 
 fn admin(args: &[&str]) -> (bool, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_payhooks-admin")).args(args).env_remove("EVENTS_TABLE").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_payhooks-admin"))
+        .args(args)
+        .env_clear()
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
 fn every_command_has_help() {
-    for command in ["inspect", "list", "replay", "redrive", "verify"] {
+    for command in ["urls", "doctor", "inspect", "list", "replay", "reprocess", "redrive", "verify", "deploy-config"] {
         let (ok, text) = admin(&[command, "--help"]);
         assert!(ok && text.contains("Usage: payhooks-admin"), "{command}: {text}");
     }
     let (_, text) = admin(&["--help"]);
-    assert!(text.contains("--json"));
+    assert!(text.contains("--json") && text.contains("--stack"));
 }
 
 #[test]
@@ -25,7 +29,13 @@ fn bad_arguments_are_named() {
     let (ok, text) = admin(&["list", "--provider", "niobi", "--state", "LOST"]);
     assert!(!ok && text.contains("expected RECEIVED, ENQUEUED"), "{text}");
     let (ok, text) = admin(&["inspect", "x"]);
-    assert!(!ok && text.contains("is not set"), "configuration is read like the functions': {text}");
+    assert!(!ok && text.contains("missing EVENTS_TABLE: give --stack NAME"), "{text}");
+    assert!(text.contains("set -a; . target/local/demo.env; set +a"), "where the local stack's are: {text}");
+    // Everything a command needs and lacks, at once.
+    let (ok, text) = admin(&["replay", "niobi:payin:A:000000", "lipia:stk:B", "--dry-run"]);
+    assert!(!ok && text.contains("missing EVENTS_TABLE, NIOBI_EVENTS_QUEUE_URL, LIPIA_EVENTS_QUEUE_URL"), "{text}");
+    let (ok, text) = admin(&["deploy-config", "--arch", "x86_64", "--out", "/tmp/x"]);
+    assert!(!ok && text.contains("give --stack NAME"), "{text}");
 }
 
 /// `verify` exits 0 when payhooks would acknowledge the callback and 1 when it would refuse it, so a script
