@@ -112,6 +112,9 @@ cargo lambda invoke sweeper --invoke-address 127.0.0.1 --invoke-port "$watch_por
 echo
 
 echo "==> messages now in each queue"
+echo "    (M2Money's and MUDA's fixtures are the variants of one transaction each, sent in file-name order:"
+echo "    a failure, then a reversal or a pending, then a success. So the later ones are flagged CONTRADICTION"
+echo "    or REGRESSION, and their transaction stays failed, as for real callbacks arriving in that order.)"
 .venv/bin/python scripts/local_aws.py show "${providers[@]}"
 
 if [ "$failures" -ne 0 ]; then

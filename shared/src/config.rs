@@ -1,4 +1,4 @@
-//! Configuration, read once per cold start from the environment. Every setting is in the README's table.
+//! Configuration, read once per cold start from the environment. Every setting is in docs/operations.md (Configuration reference).
 
 use std::time::Duration;
 

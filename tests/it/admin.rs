@@ -279,3 +279,42 @@ async fn inspect_body_shows_the_stored_body_as_received() {
     assert_eq!(found.body.as_deref().map(str::as_bytes), Some(&sent.body[..]));
     assert!(admin(&stack).inspect(id, false).await.unwrap().body.is_none());
 }
+
+/// `doctor` on a local stack (the environment `make dev` writes): the table, queues, inline secrets and each
+/// function's configuration, every failure named; no alarms to check.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn doctor_checks_a_local_stack_from_its_environment() {
+    use payhooks_admin::deployment::Deployment;
+    use payhooks_admin::doctor::{doctor, Clients};
+    let stack = Stack::new(true).await;
+    let mut env = std::collections::BTreeMap::from([("EVENTS_TABLE".to_owned(), stack.table.clone())]);
+    for provider in Provider::ALL {
+        let name = provider.name().to_ascii_uppercase();
+        env.insert(format!("{name}_EVENTS_QUEUE_URL"), stack.queue_url.clone());
+        if provider != Muda {
+            env.insert(format!("{name}_WEBHOOK_SECRETS"), format!("demo-{}", provider.name()));
+        }
+    }
+    let sdk = crate::support::sdk().await;
+    let clients = Clients {
+        ddb: stack.ddb.clone(),
+        sqs: stack.sqs.clone(),
+        ssm: payhooks::aws::SsmClient::new(&sdk),
+        lambda: aws_sdk_lambda::Client::new(&sdk),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
+    };
+    let checks = doctor(&Deployment::Environment(env), &clients).await;
+    let find = |name: &str| checks.iter().find(|c| c.check == name).unwrap_or_else(|| panic!("{name}: {checks:?}"));
+    // The test table has no time to live (the local stack's has): named, with why it matters.
+    assert!(find(&format!("table {}", stack.table)).detail.contains("expires_at"), "{checks:?}");
+    let queue = find("niobi queue");
+    assert!(!queue.ok && queue.detail.contains("no dead-letter queue"), "{queue:?}");
+    assert!(find("niobi secrets").ok && find("niobi configuration").ok, "{checks:?}");
+    let muda = find("muda secrets");
+    assert!(!muda.ok && muda.detail.contains("WEBHOOK_SECRETS"), "{muda:?}");
+    assert!(!find("muda configuration").ok);
+    assert!(find("alarms").ok && find("alarms").detail.contains("not checked"));
+    assert!(!format!("{checks:?}").contains("demo-niobi"), "no secret in the report");
+}

@@ -81,7 +81,7 @@ pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("amazon-trust-serv
 /// The one HTTPS client of every SDK client: hyper with rustls and ring (the SDK's default brings aws-lc-rs,
 /// a second crypto library and megabytes of binary), trusting `roots`. With [`TlsRoots::Amazon`] no
 /// certificate store is read from disk: parsing the platform's (about 150 certificates) held the first
-/// connection back by 2-4 ms of every cold start (README, Performance).
+/// connection back by 2-4 ms of every cold start (docs/performance.md).
 pub fn https_client(roots: TlsRoots) -> SharedHttpClient {
     let trust = match roots {
         TlsRoots::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS),
