@@ -139,6 +139,19 @@ impl TestStack {
         (String::from_utf8(out).unwrap(), code, String::from_utf8(err).unwrap())
     }
 
+    /// `doctor --json`: each check's name, whether it passed, and what it found.
+    async fn doctor(&self) -> BTreeMap<String, (bool, String)> {
+        let (out, _, _) = self.admin(&["doctor", "--json"]).await;
+        let checks: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        checks
+            .iter()
+            .map(|c| {
+                let text = |k: &str| c[k].as_str().unwrap().to_owned();
+                (text("check"), (c["ok"].as_bool().unwrap(), text("detail")))
+            })
+            .collect()
+    }
+
     async fn function(
         &self,
         name: &str,
@@ -295,12 +308,14 @@ async fn doctor_passes_a_sound_stack_and_names_everything_broken() {
     stack.deploy_functions().await;
     let (out, code, err) = stack.admin(&["doctor"]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(!out.contains("FAIL"), "{out}");
-    for line in ["table", "niobi queue", "muda secrets", "sweeper function", "alarms"] {
-        assert!(out.contains(line), "{line}: {out}");
-    }
-    assert!(out.contains("2 secret(s) (a rotation in progress)"), "{out}");
+    assert!(out.contains("┆ check") && !out.contains("FAIL"), "a checklist, every line ok: {out}");
     assert!(!out.contains("token-new") && !out.contains("token-old"), "no secret printed: {out}");
+    let checks = stack.doctor().await;
+    for name in ["niobi queue", "muda secrets", "alarms"] {
+        assert!(checks.contains_key(name), "{name}: {checks:?}");
+    }
+    assert!(checks.keys().any(|k| k.starts_with("sweeper function")), "{checks:?}");
+    assert!(checks["muda secrets"].1.contains("2 secret(s) (a rotation in progress)"), "{checks:?}");
 
     // Break it four ways, as a deployment does go wrong.
     let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
@@ -329,14 +344,15 @@ async fn doctor_passes_a_sound_stack_and_names_everything_broken() {
 
     let (out, code, _) = stack.admin(&["doctor"]).await;
     assert_eq!(code, 1, "{out}");
-    let failed: Vec<&str> = out.lines().filter(|l| l.contains("FAIL")).collect();
-    assert_eq!(failed.len(), 4, "{out}");
-    let line = |what: &str| failed.iter().find(|l| l.contains(what)).unwrap_or_else(|| panic!("{what}: {out}"));
-    assert!(line("muda secrets").contains("ParameterNotFound"), "{out}");
-    assert!(line("lipia secrets").contains("no secret"), "{out}");
-    let niobi_line = line("niobi function");
-    assert!(niobi_line.contains("memory") && niobi_line.contains("CANONICAL_DIALECTS"), "{out}");
-    assert!(line("alarms").contains("SweepFailedAlarm"), "{out}");
+    let checks = stack.doctor().await;
+    let failed: Vec<(&String, &String)> = checks.iter().filter(|(_, (ok, _))| !ok).map(|(k, (_, d))| (k, d)).collect();
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    let detail = |what: &str| checks.iter().find(|(k, _)| k.starts_with(what)).map(|(_, (_, d))| d.clone()).unwrap();
+    assert!(detail("muda secrets").contains("ParameterNotFound"), "{failed:?}");
+    assert!(detail("lipia secrets").contains("no secret"), "{failed:?}");
+    let niobi = detail("niobi function");
+    assert!(niobi.contains("memory 128 MB (want 256)") && niobi.contains("CANONICAL_DIALECTS"), "{niobi}");
+    assert!(detail("alarms").contains("SweepFailedAlarm"), "{failed:?}");
 }
 
 #[tokio::test]
@@ -349,11 +365,11 @@ async fn urls_mask_tokens_unless_revealed_and_errors_carry_their_cause() {
     assert!(out.contains("/webhooks/lipia/****") && out.contains("/webhooks/muda/****"), "{out}");
     assert!(!out.contains("token-new"), "{out}");
     assert!(out.contains(&format!("SSM parameter /{}/lipia", stack.name)), "{out}");
-    assert!(out.contains("Rotating it changes the URL"), "{out}");
 
     let (out, _, _) = stack.admin(&["urls", "--reveal", "--json"]).await;
     let urls: serde_json::Value = serde_json::from_str(&out).unwrap();
     let lipia = urls.as_array().unwrap().iter().find(|u| u["provider"] == "lipia").unwrap();
+    assert!(lipia["register"].as_str().unwrap().contains("Rotating it changes the URL"), "{lipia}");
     assert_eq!(lipia["url"], "https://example.execute-api.us-east-1.amazonaws.com/webhooks/lipia/lipia-token-new");
 
     // The whole cause of an AWS error, not "service error": a stack that does not exist, a table that does not.

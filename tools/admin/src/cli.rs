@@ -265,6 +265,12 @@ pub async fn run(cli: Cli, sdk: &aws_config::SdkConfig, out: &mut dyn Write) -> 
             let urls = urls::callback_urls(&deployment, &payhooks::aws::SsmClient::new(&sdk), reveal).await?;
             print(out, json, &urls, || {
                 let mut table = new_table(&["provider", "callback URL (POST)", "secret", "to register"]);
+                // A URL and a parameter name are copied as they are: never wrapped.
+                for column in [1, 2] {
+                    if let Some(c) = table.column_mut(column) {
+                        c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+                    }
+                }
                 for u in &urls {
                     table.add_row(vec![u.provider.to_string(), u.url.clone(), u.secret.clone(), u.register.to_owned()]);
                 }

@@ -577,7 +577,12 @@ pub fn table(fields: &Fields, now: DateTime<Utc>) -> String {
 /// A table with `header`, sized to its content.
 pub fn new_table(header: &[&str]) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    // Long cells (a URL's registration notes, a check's finding) wrap within 140 columns.
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_width(140)
+        .set_header(header.to_vec());
     table
 }
 
