@@ -436,5 +436,7 @@ fn routes_are_throttled_per_provider_and_every_alarm_notifies() {
         }
     }
     assert_eq!(t["Resources"]["AlarmTopic"]["Condition"].as_str(), Some("CreatesAlarmTopic"));
+    // CloudWatch cannot publish to a topic under the AWS-managed key: the alarms would be silent.
+    assert_ne!(t["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"].as_str(), Some("alias/aws/sns"));
     assert_eq!(t["Resources"]["ApiDomainMapping"]["Properties"]["ApiId"].as_str(), Some("WebhookApi"));
 }
