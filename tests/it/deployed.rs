@@ -375,7 +375,11 @@ async fn urls_mask_tokens_unless_revealed_and_errors_carry_their_cause() {
     // The whole cause of an AWS error, not "service error": a stack that does not exist, a table that does not.
     let (_, code, err) = TestStack { sdk: stack.sdk.clone(), name: "no-such-stack".into() }.admin(&["urls"]).await;
     assert_eq!(code, 2);
-    assert!(err.contains("cannot read stack no-such-stack") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("cannot read stack no-such-stack")
+            && err.contains("ValidationError: Stack with id no-such-stack does not exist"),
+        "{err}"
+    );
     let table = format!("{}-events", stack.name);
     aws_sdk_dynamodb::Client::new(&stack.sdk)
         .update_table()

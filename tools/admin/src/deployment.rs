@@ -105,10 +105,13 @@ impl Deployment {
     /// The stack's outputs and parameters, from `DescribeStacks`.
     pub async fn from_stack(cfn: &aws_sdk_cloudformation::Client, name: &str) -> Result<Self, Error> {
         let out = cfn.describe_stacks().stack_name(name).send().await.map_err(|e| {
-            Error::from(crate::Failed::new(
-                format!("cannot read stack {name} (is it deployed, in this region and account?)"),
-                e,
-            ))
+            use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+            let what = format!("cannot read stack {name} (is it deployed, in this region and account?)");
+            // CloudFormation's errors are all `ValidationError`s with the reason in the message.
+            match (e.code(), e.message()) {
+                (Some(code), Some(message)) => Error::from(format!("{what}: {code}: {message}")),
+                _ => Error::from(crate::Failed::new(what, e)),
+            }
         })?;
         let stack = out.stacks().first().ok_or_else(|| format!("no stack {name}"))?;
         let outputs = stack
