@@ -133,7 +133,10 @@ async fn redrive_moves_the_dead_letter_queue_back() {
             .sqs
             .send_message()
             .queue_url(&dlq)
-            .message_body(format!("{{\"id\":\"e{i}\"}}"))
+            // A message as payhooks sends one (what a redrive moves back is held to the contract too).
+            .message_body(format!(
+                r#"{{"specversion":"1.0","id":"choice:0002:E{i}","source":"payhooks/choice","type":"choice.transaction.succeeded","time":"2026-12-07T00:00:00.000Z","subject":"R","datacontenttype":"application/json","data":{{"provider":"choice","kind":"transaction","reference":"R","merchant_reference":null,"status":"succeeded","provider_status":"8","amount":"1.00","currency":"KES","payload":{{}}}}}}"#
+            ))
             .message_group_id("g")
             // At SQS's limit of 128 characters: what the redrive sends must stay within it.
             .message_deduplication_id(format!("{}{i}", "e".repeat(127)))

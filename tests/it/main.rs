@@ -3,6 +3,9 @@
 
 mod admin;
 mod adversarial;
+#[path = "../contract.rs"]
+mod contract;
+mod corpus;
 mod deployed;
 mod money;
 mod support;

@@ -143,6 +143,10 @@ impl Stack {
             if batch.is_empty() {
                 return all;
             }
+            // Every message a test reads holds to the published contract (schema and consumer types).
+            for message in &batch {
+                crate::contract::assert_contract(message.body().unwrap_or_default());
+            }
             all.extend(batch);
         }
     }
