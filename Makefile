@@ -51,9 +51,10 @@ FUZZ_INPUTS ?= 1000000
 unit: $(VENV)/.installed ## The whole test suite, emulator tests included (starts and stops moto_server)
 	BOLERO_RANDOM_ITERATIONS=$${BOLERO_RANDOM_ITERATIONS:-2000} scripts/with-moto.sh cargo test --workspace -- --include-ignored
 
-validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/template.yaml (offline)
-	cfn-lint infra/template.yaml
+validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/template.yaml and the example consumer's (offline)
+	cfn-lint infra/template.yaml examples/consumer/template.yaml
 	sam validate --lint --template-file infra/template.yaml --region us-east-1
+	sam validate --lint --template-file examples/consumer/template.yaml --region us-east-1
 
 bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider; prints the medians
 	cargo bench -p payhooks --bench ingest

@@ -440,3 +440,22 @@ fn routes_are_throttled_per_provider_and_every_alarm_notifies() {
     assert_ne!(t["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"].as_str(), Some("alias/aws/sns"));
     assert_eq!(t["Resources"]["ApiDomainMapping"]["Properties"]["ApiId"].as_str(), Some("WebhookApi"));
 }
+
+/// The reference consumer's wiring: partial batch failures, and a function timeout within a sixth of the
+/// payhooks queues' visibility timeout (SQS's rule for event source mappings), so a message is not
+/// delivered again while the consumer still works on it.
+#[test]
+fn the_reference_consumer_is_wired_as_sqs_asks() {
+    let text = std::fs::read_to_string(root().join("examples/consumer/template.yaml")).unwrap();
+    let consumer = YamlLoader::load_from_str(&text).unwrap().remove(0);
+    let function = &consumer["Resources"]["ConsumerFunction"]["Properties"];
+    let source = &function["Events"]["Events"]["Properties"];
+    assert_eq!(source["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+    let timeout = function["Timeout"].as_i64().unwrap();
+    let t = template();
+    for provider in Provider::ALL {
+        let queue = &t["Resources"][format!("{}Queue", provider.template_name()).as_str()]["Properties"];
+        let visibility = queue["VisibilityTimeout"].as_i64().unwrap();
+        assert!(timeout * 6 <= visibility, "{provider}: visibility {visibility} s < 6 x the consumer's {timeout} s");
+    }
+}

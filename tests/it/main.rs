@@ -3,6 +3,7 @@
 
 mod admin;
 mod adversarial;
+mod consumer;
 #[path = "../contract.rs"]
 mod contract;
 mod corpus;
