@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 /// The version of these types and of the schema generated from them (`schema/payhooks-event.schema.json`).
-pub const SCHEMA_VERSION: &str = "1.0.0";
+pub const SCHEMA_VERSION: &str = "1.1.0";
 
 /// One message body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct Event {
 #[serde(untagged)]
 pub enum Data {
     Quarantine(QuarantineData),
-    Event(EventData),
+    Event(Box<EventData>),
 }
 
 impl<'de> Deserialize<'de> for Data {
@@ -61,7 +61,7 @@ impl<'de> Deserialize<'de> for Data {
         let probe: Probe = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
         let data = match probe.reason {
             Some(_) => serde_json::from_str(raw.get()).map(Data::Quarantine),
-            None => serde_json::from_str(raw.get()).map(Data::Event),
+            None => serde_json::from_str(raw.get()).map(|data| Data::Event(Box::new(data))),
         };
         data.map_err(serde::de::Error::custom)
     }
@@ -84,6 +84,22 @@ pub struct EventData {
     /// Decimal text exactly as sent (`"250.50"`); never a float.
     pub amount: Option<String>,
     pub currency: Option<String>,
+    /// The provider's fee, decimal text as sent. This and the three facts below are absent (read as
+    /// `None`) where the provider sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<String>,
+    /// The provider's own receipt or transaction number: Lipia's M-Pesa receipt, M2Money's bank UTR,
+    /// Niobi's `reference`/`ref`, Choice's `externalTxId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<String>,
+    /// The provider's own time for the event, as sent (Niobi's `transaction_date`, Choice's `updateTime` in
+    /// epoch milliseconds, MUDA's `timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_time: Option<String>,
+    /// The other party as the provider names it without personal data (Choice's `oppoChannelId`, Niobi's
+    /// `payment_channel`, M2Money's `contactId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty: Option<String>,
     /// Choice batch items only: the item's position in `resultArray`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_index: Option<u64>,
@@ -305,7 +321,7 @@ impl Event {
 mod tests {
     use super::*;
 
-    const EVENT: &str = r#"{"specversion":"1.0","id":"niobi:payin:A7KQ2M9XW002:000000","source":"payhooks/niobi","type":"niobi.payin.succeeded","time":"2026-11-22T12:00:00.123Z","subject":"A7KQ2M9XW002","datacontenttype":"application/json","data":{"provider":"niobi","kind":"payin","reference":"A7KQ2M9XW002","merchant_reference":null,"status":"succeeded","provider_status":"000000","amount":"250.50","currency":null,"transaction_status":"succeeded","regression":false,"contradiction":false,"payload":{"params":{"amount":250.50,"x":1e3}}}}"#;
+    const EVENT: &str = r#"{"specversion":"1.0","id":"niobi:payin:A7KQ2M9XW002:000000","source":"payhooks/niobi","type":"niobi.payin.succeeded","time":"2026-11-22T12:00:00.123Z","subject":"A7KQ2M9XW002","datacontenttype":"application/json","data":{"provider":"niobi","kind":"payin","reference":"A7KQ2M9XW002","merchant_reference":null,"status":"succeeded","provider_status":"000000","amount":"250.50","currency":null,"fee":"0.3","provider_reference":"SKJ3F5TQ1Z","transaction_status":"succeeded","regression":false,"contradiction":false,"payload":{"params":{"amount":250.50,"x":1e3}}}}"#;
 
     #[test]
     fn a_message_reads_and_writes_back_the_same_text() {

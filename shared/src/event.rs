@@ -70,6 +70,23 @@ pub struct NormalisedEvent {
     pub currency: Option<String>,
     /// Position in a batch notification (Choice 0004, 0008, 0014).
     pub batch_index: Option<usize>,
+    /// What the provider says besides: fee, its own receipt, its own time, the other party.
+    pub facts: Facts,
+}
+
+/// The facts a consumer needs beside the amount, where the provider sends them (docs/envelope.md lists
+/// each provider's fields). None of them is personal data: names, phone numbers, e-mail addresses and
+/// account numbers stay in `payload`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The provider's fee, decimal text as sent.
+    pub fee: Option<String>,
+    /// The provider's own receipt or transaction number (an M-Pesa receipt, a bank UTR).
+    pub provider_reference: Option<String>,
+    /// The provider's own time for the event, as sent.
+    pub provider_time: Option<String>,
+    /// The other party as the provider names it without personal data (a channel, a provider's contact id).
+    pub counterparty: Option<String>,
 }
 
 impl NormalisedEvent {
@@ -91,6 +108,7 @@ impl NormalisedEvent {
             amount: None,
             currency: None,
             batch_index: None,
+            facts: Facts::default(),
         }
     }
 
@@ -101,6 +119,10 @@ impl NormalisedEvent {
     /// The amount (decimal text as sent) and its currency.
     pub fn with_amount(self, amount: Option<String>, currency: Option<String>) -> Self {
         Self { amount, currency, ..self }
+    }
+
+    pub fn with_facts(self, facts: Facts) -> Self {
+        Self { facts, ..self }
     }
 
     pub fn with_batch_index(self, index: usize) -> Self {
@@ -144,6 +166,16 @@ pub struct EventData<'a> {
     pub provider_status: Option<&'a str>,
     pub amount: Option<&'a str>,
     pub currency: Option<&'a str>,
+    // The facts are left out where the provider sends none (a consumer reads absent as null): the stored
+    // envelope keeps an event's marker within one DynamoDB write unit (1 KB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_time: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterparty: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_index: Option<usize>,
 }
@@ -189,6 +221,10 @@ impl<'a> CloudEvent<'a, EventData<'a>> {
             provider_status: event.provider_status.as_deref(),
             amount: event.amount.as_deref(),
             currency: event.currency.as_deref(),
+            fee: event.facts.fee.as_deref(),
+            provider_reference: event.facts.provider_reference.as_deref(),
+            provider_time: event.facts.provider_time.as_deref(),
+            counterparty: event.facts.counterparty.as_deref(),
             batch_index: event.batch_index,
         };
         envelope(provider, &event.id, event.event_type(provider), &event.reference, received, data)

@@ -160,3 +160,34 @@ fn content_hash_ignores_salt_timestamp_and_signature_only() {
     assert_eq!(hash(&first, now), hash(&second, later));
     assert_ne!(hash(&first, now), hash(&third, now));
 }
+
+/// The facts beside the amount, each from the field the provider's document names (docs/envelope.md), and
+/// none of them personal data.
+#[test]
+fn the_facts_a_consumer_needs_come_from_the_documented_fields() {
+    let now = Utc::now();
+    let facts = |provider: Provider, name: &str| {
+        let req = TestRequest::signed_fixture(provider, name, now);
+        let callback = req.check(provider, &VerifyConfig::default(), now).unwrap();
+        let f = &callback.events[0].facts;
+        (f.fee.clone(), f.provider_reference.clone(), f.provider_time.clone(), f.counterparty.clone())
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(facts(Niobi, "payin_ussd_push"), (some("0.3"), some("SKJ3F5TQ1Z"), None, None));
+    assert_eq!(
+        facts(Niobi, "payout_success"),
+        (some("5"), some("SII6ZH9PU0"), some("2025-11-22 00:00:00"), some("Send Money"))
+    );
+    assert_eq!(
+        facts(Choice, "0002_transaction"),
+        (some("10.00"), some("SKL5T7QW2E"), some("1763799950000"), some("MPESA"))
+    );
+    assert_eq!(facts(M2Money, "payout_success"), (None, some("5196261"), None, some("CON-5531")));
+    assert_eq!(facts(Lipia, "stk_success"), (None, some("NEF61H8J60"), None, None));
+    assert_eq!(facts(Muda, "transaction_event_success"), (some("500"), None, some("2025-11-22T12:05:00Z"), None));
+    // A fee that is no decimal, or a receipt that is not plain text, is left out: never a quarantine.
+    let body = testing::fixture(Muda, "transaction_event_success").replace("\"500\"", "\"5 00\"");
+    let req = TestRequest::signed(Muda, &body, testing::SECRET, now);
+    let callback = req.check(Muda, &VerifyConfig::default(), now).unwrap();
+    assert_eq!((callback.events.len(), callback.events[0].facts.fee.clone()), (1, None));
+}

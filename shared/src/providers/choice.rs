@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{event_id, NormalisedEvent, Status};
+use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Segment, Value};
 use crate::verify::signing::CanonicalHash;
@@ -55,6 +55,10 @@ model!(
         job_id: "jobId",
         business_id: "businessId",
         request_id: "requestId",
+        fee_amount: "feeAmount",
+        external_tx_id: "externalTxId",
+        update_time: "updateTime",
+        oppo_channel_id: "oppoChannelId",
     }
 );
 
@@ -140,7 +144,14 @@ fn event(ntype: &str, request_id: &str, p: &Params<'_>, id: String) -> Result<No
     let currency = currency.optional_part()?;
     Ok(NormalisedEvent::new(id, kind(ntype), reference, status(ntype, p)?)
         .with_merchant_reference(p.merchant_tx_id.optional_part()?)
-        .with_amount(amount.amount()?, currency))
+        .with_amount(amount.amount()?, currency)
+        .with_facts(Facts {
+            fee: p.fee_amount.fact_amount(),
+            // The rail's own id (the M-Pesa receipt of an M-Pesa leg).
+            provider_reference: p.external_tx_id.fact(),
+            provider_time: p.update_time.fact(),
+            counterparty: p.oppo_channel_id.fact(),
+        }))
 }
 
 /// What a notification type is about; an unknown type is kept as `notification_<type>`.

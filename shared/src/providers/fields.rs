@@ -156,6 +156,17 @@ impl<'d> Field<'d> {
         }
     }
 
+    /// An informational fact (a receipt number, a time, a channel): the text as sent, trimmed, if plain and
+    /// short enough for an id part; otherwise absent. It never makes an event unusable: the payload has it.
+    pub fn fact(&self) -> Option<String> {
+        self.optional().filter(|t| is_plain(t) && t.len() <= MAX_ID_PART).map(str::to_owned)
+    }
+
+    /// An informational amount (a fee) as exact decimal text; absent when it is not a decimal.
+    pub fn fact_amount(&self) -> Option<String> {
+        self.optional().and_then(decimal)
+    }
+
     /// An amount as exact decimal text (string or number as sent; empty means absent). Plain decimals are
     /// kept as sent (`100.50`, `-3`); exponent forms are written out exactly, never through a float
     /// (`1.5E+3` is `1500`, `2.50e-1` is `0.250`). Anything else (`1,750.00`) makes the event unusable.

@@ -6,7 +6,7 @@
 use super::fields::{model, StatusTable, Unusable};
 use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{event_id, NormalisedEvent, Status};
+use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Value};
 use crate::verify::Verified;
@@ -30,6 +30,7 @@ model!(StkResult {
     result_code: "ResultCode",
     amount: "Amount",
     external_reference: "ExternalReference",
+    mpesa_receipt_number: "MpesaReceiptNumber",
 });
 
 fn normalise(doc: &Document<'_>, _: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
@@ -50,7 +51,9 @@ fn event(stk: &StkResult<'_>) -> Result<NormalisedEvent, Unusable> {
     Ok(NormalisedEvent::new(id, "stk", checkout, (status, provider_status))
         .with_merchant_reference(stk.external_reference.optional_part()?)
         // Lipia documents amounts "in Kenyan Shillings".
-        .with_amount(stk.amount.amount()?, Some("KES".to_owned())))
+        .with_amount(stk.amount.amount()?, Some("KES".to_owned()))
+        // The M-Pesa receipt (successes only); the payer is a phone number, personal data left in the payload.
+        .with_facts(Facts { provider_reference: stk.mpesa_receipt_number.fact(), ..Facts::default() }))
 }
 
 const WORDS: StatusTable = StatusTable(&[

@@ -8,7 +8,7 @@
 use super::fields::{model, Field, Reason, StatusTable, Unusable};
 use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{event_id, NormalisedEvent, Status};
+use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Value};
 use crate::verify::{secrets, signing, Scheme, Verified};
@@ -40,6 +40,8 @@ model!(Data {
     amount: "amount",
     currency: "currency",
     status: "status",
+    utr: "utr",
+    contact_id: "contactId",
 });
 
 fn normalise(doc: &Document<'_>, _: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
@@ -62,7 +64,14 @@ fn event(doc: &Document<'_>) -> Result<NormalisedEvent, Unusable> {
     let provider_status = Some(event.as_sent(&sent));
     Ok(NormalisedEvent::new(id, "payout", order, (status, provider_status))
         .with_merchant_reference(data.client_ref_id.optional_part()?)
-        .with_amount(data.amount.amount()?, data.currency.optional_part()?))
+        .with_amount(data.amount.amount()?, data.currency.optional_part()?)
+        .with_facts(Facts {
+            // The bank's UTR of the transfer; the beneficiary as M2Money's contact id (its name and phone
+            // are personal data: they stay in the payload).
+            provider_reference: data.utr.fact(),
+            counterparty: data.contact_id.fact(),
+            ..Facts::default()
+        }))
 }
 
 const EVENTS: StatusTable = StatusTable(&[

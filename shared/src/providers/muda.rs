@@ -8,7 +8,7 @@
 use super::fields::{model, StatusTable, Unusable};
 use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{event_id, NormalisedEvent, Status};
+use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
 use crate::verify::json::Document;
 use crate::verify::{secrets, signing, Scheme, Verified};
@@ -43,6 +43,8 @@ model!(Webhook {
     amount: "amount",
     currency: "currency",
     reference_id: "reference_id",
+    fee: "fee",
+    timestamp: "timestamp",
 });
 
 fn normalise(doc: &Document<'_>, _: &[Ambiguity]) -> Vec<Result<NormalisedEvent, Unusable>> {
@@ -58,7 +60,9 @@ fn event(hook: &Webhook<'_>) -> Result<NormalisedEvent, Unusable> {
     let provider_status = Some(hook.status.as_sent(&sent));
     Ok(NormalisedEvent::new(id, "transaction", txn, (status, provider_status))
         .with_merchant_reference(hook.reference_id.optional_part()?)
-        .with_amount(hook.amount.amount()?, hook.currency.optional_part()?))
+        .with_amount(hook.amount.amount()?, hook.currency.optional_part()?)
+        // The sender's and receiver's accounts are phone numbers or wallet addresses: left in the payload.
+        .with_facts(Facts { fee: hook.fee.fact_amount(), provider_time: hook.timestamp.fact(), ..Facts::default() }))
 }
 
 const STATUSES: StatusTable =

@@ -8,7 +8,7 @@
 use super::fields::{model, Reason, StatusTable, Unusable};
 use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
-use crate::event::{event_id, NormalisedEvent, Status};
+use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
 use crate::verify::json::{Document, Value};
 use crate::verify::signing::CanonicalHash;
@@ -58,6 +58,12 @@ model!(Params {
     currency: "currency",
     third_party_reference_1: "third_party_reference_1",
     payment_reference: "payment_reference",
+    fees: "fees",
+    fee: "fee",
+    reference: "reference",
+    provider_ref: "ref",
+    transaction_date: "transaction_date",
+    payment_channel: "payment_channel",
 });
 
 fn event(p: &Params<'_>) -> Result<NormalisedEvent, Unusable> {
@@ -71,7 +77,14 @@ fn event(p: &Params<'_>) -> Result<NormalisedEvent, Unusable> {
     let status = status(&code, p.status.optional());
     Ok(NormalisedEvent::new(id, kind, txn_id, (status, Some(code)))
         .with_merchant_reference(merchant_reference)
-        .with_amount(p.amount.amount()?, p.currency.optional_part()?))
+        .with_amount(p.amount.amount()?, p.currency.optional_part()?)
+        .with_facts(Facts {
+            // Pay-ins: `fees`, `reference`; payouts: `fee`, `ref` (the M-Pesa code), `transaction_date`.
+            fee: p.fees.or(p.fee).fact_amount(),
+            provider_reference: p.reference.or(p.provider_ref).fact(),
+            provider_time: p.transaction_date.fact(),
+            counterparty: p.payment_channel.fact(),
+        }))
 }
 
 /// Codes Niobi has published: `000000` success (final), `000006` timeout (not final: a success may follow).
