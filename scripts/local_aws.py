@@ -10,6 +10,10 @@ import os
 import sys
 
 import boto3
+# jsonschema comes with aws-sam-cli (requirements-dev.txt).
+from jsonschema import Draft202012Validator
+
+SCHEMA = Draft202012Validator(json.load(open(os.path.join(os.path.dirname(__file__), "..", "schema", "payhooks-event.schema.json"))))
 
 STACK = os.environ.get("STACK_NAME", "payhooks")
 
@@ -61,9 +65,10 @@ def create(providers):
 
 
 def show(providers):
-    """Print every message now in each provider's queue (without deleting them)."""
+    """Print every message now in each provider's queue (without deleting them), each checked against the
+    published schema; non-zero if one is not as it says."""
     sqs = client("sqs")
-    total = 0
+    total = invalid = 0
     for provider in providers:
         url = sqs.get_queue_url(QueueName=f"{STACK}-{provider}.fifo")["QueueUrl"]
         messages = []
@@ -79,11 +84,16 @@ def show(providers):
         print(f"\n{STACK}-{provider}.fifo: {len(messages)} message(s)")
         for m in messages:
             event = json.loads(m["Body"])
+            errors = [f"{e.message} at {list(e.path)}" for e in SCHEMA.iter_errors(event)]
+            if errors:
+                invalid += 1
+                print(f"  NOT AS schema/payhooks-event.schema.json SAYS: {m['Body'][:200]}: {errors}")
             data = event["data"]
             flags = "".join(f"  {flag.upper()}" for flag in ("regression", "contradiction") if data.get(flag))
             state = f"  transaction={data['transaction_status']}" if data.get("transaction_status") else ""
             print(f"  {event['type']:<42} id={event['id']}  group={m['Attributes']['MessageGroupId']}  amount={data.get('amount') or '-'} {data.get('currency') or ''}{state}{flags}")
-    print(f"\n{total} message(s) in all")
+    print(f"\n{total} message(s) in all, {total - invalid} valid against schema/payhooks-event.schema.json")
+    return 1 if invalid else 0
 
 
 def audit(args):
