@@ -4,8 +4,8 @@
 //! read from (the round-trip test holds this over every message the tests produce).
 //!
 //! Amounts stay the provider's decimal text, and `payload` keeps every number's text as sent. The closed
-//! sets (provider, kind, status, quarantine reason) are enums whose `Other` keeps a value added later, so an
-//! older consumer still reads a newer message.
+//! sets (provider, kind, status, quarantine reason) are enums whose `Other` keeps a value added later, and a
+//! field added later is ignored, so an older consumer still reads a newer message.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -16,7 +16,6 @@ pub const SCHEMA_VERSION: &str = "1.1.0";
 /// One message body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
 pub struct Event {
     /// Set (to the replay time, RFC 3339) on a message `payhooks-admin replay` sent again: the same event,
     /// with the same `id`, so a consumer that deduplicates by `id` takes it once.
@@ -70,7 +69,6 @@ impl<'de> Deserialize<'de> for Data {
 /// `data` of a normalised event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
 pub struct EventData {
     pub provider: Provider,
     pub kind: Kind,
@@ -122,7 +120,6 @@ pub struct EventData {
 /// `data` of a `<provider>.quarantined` event: an authenticated callback that could not be normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
 pub struct QuarantineData {
     pub provider: Provider,
     pub reason: QuarantineReason,
@@ -356,6 +353,12 @@ mod tests {
         let Data::Event(data) = &event.data else { panic!() };
         assert_eq!((data.transaction_status.clone(), data.regression), (None, None));
         assert_eq!(serde_json::to_string(&event).unwrap(), absent);
+    }
+
+    #[test]
+    fn a_field_added_later_is_ignored() {
+        let newer = EVENT.replace(r#""specversion":"1.0","#, r#""specversion":"1.0","traceparent":"00-x","#);
+        assert_eq!(Event::from_json(&newer).unwrap(), Event::from_json(EVENT).unwrap());
     }
 
     #[test]
