@@ -74,7 +74,7 @@ bench-compare: ## The criterion bench and the Python twin (../shared/bench) in o
 fuzz: ## Every bolero fuzz target for FUZZ_INPUTS (10^6) inputs, in release; prints each target's count
 	# Optimised, but without the functions' fat LTO: a fuzz build need not be the smallest.
 	BOLERO_RANDOM_ITERATIONS=$(FUZZ_INPUTS) CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-	  cargo test --release -p payhooks --test fuzz -- --nocapture --test-threads 2 2>&1 \
+	  cargo test --release -p payhooks --test suite -- fuzz:: --nocapture --test-threads 2 2>&1 \
 	  | grep -E '^fuzz |test result|panicked|FAILED'
 
 demo: $(VENV)/.installed ## The whole stack locally: moto + five functions under cargo lambda watch, samples sent, queues printed
