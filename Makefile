@@ -68,7 +68,7 @@ size: ## Release build of every function (the `release` profile) and each binary
 init-time: $(VENV)/.installed ## Process start to first Runtime API poll of the niobi function (and its own CPU until then), against a fake Runtime API and moto
 	scripts/with-moto.sh .venv/bin/python scripts/measure_init.py $${CARGO_TARGET_DIR:-target}/release/niobi 21
 
-bench-compare: ## The criterion bench and the Python twin (../shared/bench) in one run: Rust, Python, ratio, floor per provider
+bench-compare: ## The criterion bench and the Python twin (scripts/twin) in one run: Rust, Python, ratio, floor per provider
 	python3 scripts/bench_compare.py
 
 fuzz: ## Every bolero fuzz target for FUZZ_INPUTS (10^6) inputs, in release; prints each target's count

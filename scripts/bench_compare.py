@@ -1,4 +1,4 @@
-"""`make bench-compare`: the criterion bench and the Python twin (../shared/bench/python_twin.py) on the same
+"""`make bench-compare`: the criterion bench and the Python twin (scripts/twin/python_twin.py) on the same
 fixtures, in one run, side by side: provider, Rust median, Python median, ratio. The machines are shared and
 noisy, so the ratio from one run is the figure that counts.
 
@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 
-TWIN = os.path.join("..", "shared", "bench", "python_twin.py")
+TWIN = os.path.join("scripts", "twin", "python_twin.py")  # vendored (scripts/twin/README.md)
 
 
 def same_bytes_as_the_twin():
@@ -51,7 +51,7 @@ def python_medians():
 
 def main():
     if not os.path.exists(TWIN):
-        raise SystemExit(f"{TWIN} is not here: bench-compare needs ../shared beside the project")
+        raise SystemExit(f"{TWIN} is missing: it is vendored in the repository (scripts/twin/README.md)")
     same_bytes_as_the_twin()
     rust, floor = rust_medians()
     python = python_medians()

@@ -251,7 +251,7 @@ pub fn typical(provider: Provider) -> &'static str {
 
 /// `text` without the white space between JSON tokens: for the fixtures, the bytes Python's
 /// `json.dumps(obj, separators=(",", ":"), ensure_ascii=False)` writes (`make bench-compare` checks that), so
-/// the bench reads, hashes and signs the same bytes as the Python twin (`../shared/bench`).
+/// the bench reads, hashes and signs the same bytes as the Python twin (`scripts/twin`).
 pub fn compact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);

@@ -1,4 +1,4 @@
-//! Callbacks signed by code that third parties wrote for these providers (`../shared/interop/vectors.json`):
+//! Callbacks signed by code that third parties wrote for these providers (`tests/interop/vectors.json`, vendored with its provenance):
 //! each must get the answer it expects through the provider's whole authenticate-and-normalise step, with
 //! "now" set to the vector's own send time. Skipped, with a message, on a clone without `../shared`.
 
@@ -23,15 +23,11 @@ struct Vector {
     expect: u16,
 }
 
-fn vectors() -> Option<Vec<Vector>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/interop/vectors.json");
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("vectors.json parses")),
-        Err(_) => {
-            eprintln!("SKIPPED: {path} is not here (a clone without ../shared); CI has it");
-            None
-        }
-    }
+/// The vendored vectors (`tests/interop/`, with their provenance): missing is a failure, never a skip.
+fn vectors() -> Vec<Vector> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/vectors.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e} (the vendored interop vectors)"));
+    serde_json::from_str(&text).expect("vectors.json parses")
 }
 
 /// The vector's send time: Choice sends milliseconds, Niobi seconds; M2Money signs none.
@@ -46,7 +42,8 @@ fn sent_at(body: &str) -> DateTime<Utc> {
 
 #[test]
 fn every_third_party_vector_gets_its_expected_answer() {
-    let Some(vectors) = vectors() else { return };
+    let vectors = vectors();
+    assert_eq!(vectors.len(), 123, "every vector of tests/interop/vectors.json");
     assert_eq!(vectors.len(), 123);
     let config = VerifyConfig::default();
     let mut failures = Vec::new();
