@@ -23,6 +23,8 @@ pub mod pipeline;
 pub mod ports;
 pub mod provider;
 pub mod providers;
+#[cfg(feature = "signing")]
+pub mod signing;
 pub mod state;
 pub mod sweeper;
 #[cfg(feature = "test-util")]

@@ -161,10 +161,14 @@ fn least_privilege_no_wildcard_resources() {
 
 #[test]
 fn lambdas_build_without_the_test_helpers() {
+    // payhooks-send needs the signers only, not the test helpers.
+    let send = std::fs::read_to_string(root().join("tools/send/Cargo.toml")).unwrap();
+    assert!(send.contains("features = [\"signing\"]") && !send.contains("test-util"), "tools/send: {send}");
     for entry in std::fs::read_dir(root().join("functions")).unwrap() {
         let manifest = entry.unwrap().path().join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).unwrap();
         assert!(!text.contains("test-util"), "{} enables payhooks' test-util feature", manifest.display());
+        assert!(!text.contains("signing"), "{} enables payhooks' signing feature", manifest.display());
     }
 }
 

@@ -1,5 +1,5 @@
 //! The providers: each is one module whose [`Spec`] holds its whole behaviour (how it authenticates,
-//! parses and normalises, how it acknowledges, its route, and behind `test-util` its signer).
+//! parses and normalises, how it acknowledges, its route, and behind `signing` its signer).
 //!
 //! [`authenticate_and_normalise`] is the whole synchronous half of handling a callback: method, size and
 //! source checks, then the provider's own step. Nothing here does I/O. This file is the one place that
@@ -20,8 +20,8 @@ use crate::config::{VerifyConfig, MAX_FUTURE_SKEW};
 use crate::error::Rejection;
 use crate::event::NormalisedEvent;
 use crate::provider::Provider;
-#[cfg(feature = "test-util")]
-use crate::testing::SignedRequest;
+#[cfg(feature = "signing")]
+use crate::signing::SignedRequest;
 use crate::verify::canonical::{self, Ambiguity, CanonicalPairs, SIGNATURE_FIELD};
 use crate::verify::json::{self, Document, ReadError, Value};
 use crate::verify::secrets::{self, SecretSet};
@@ -37,7 +37,7 @@ pub(crate) struct Spec {
     pub ack: Ack,
     pub route: Route,
     /// How the provider's sender signs (what the tests and `payhooks-send` imitate).
-    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    #[cfg_attr(not(feature = "signing"), allow(dead_code))]
     pub signer: Signer,
     /// How a callback is authenticated (after the common checks).
     pub authenticate: Authenticate,
@@ -60,9 +60,9 @@ pub(crate) enum Authenticate {
     Body(fn(&Context<'_, '_>, &Document<'_>) -> Result<Verified, Rejection>),
 }
 
-/// How a provider's sender signs a callback. The signing code itself is in `testing` (feature `test-util`).
+/// How a provider's sender signs a callback. The signing code itself is in `signing` (feature `signing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+#[cfg_attr(not(feature = "signing"), allow(dead_code))]
 pub(crate) enum Signer {
     /// Body `signature` over the canonical string, `timestamp` in seconds, hash as configured (Niobi).
     CanonicalSeconds,
@@ -144,7 +144,7 @@ pub fn route(provider: Provider) -> Route {
 }
 
 /// Options a signer needs beyond the secret.
-#[cfg(feature = "test-util")]
+#[cfg(feature = "signing")]
 #[derive(Debug, Clone, Copy)]
 pub struct SignOptions {
     pub niobi_hash: CanonicalHash,
@@ -152,7 +152,7 @@ pub struct SignOptions {
     pub dialect: crate::verify::Dialect,
 }
 
-#[cfg(feature = "test-util")]
+#[cfg(feature = "signing")]
 impl Default for SignOptions {
     fn default() -> Self {
         Self { niobi_hash: CanonicalHash::Sha256, dialect: crate::verify::Dialect::Postman }
@@ -160,7 +160,7 @@ impl Default for SignOptions {
 }
 
 /// Sign `body` as `provider` would at `now`.
-#[cfg(feature = "test-util")]
+#[cfg(feature = "signing")]
 pub fn sign(
     provider: Provider,
     body: &str,
@@ -168,7 +168,7 @@ pub fn sign(
     options: &SignOptions,
     now: DateTime<Utc>,
 ) -> Result<SignedRequest, ReadError> {
-    crate::testing::sign_as(spec(provider).signer, body, secret, options, now)
+    crate::signing::sign_as(spec(provider).signer, body, secret, options, now)
 }
 
 /// A request as the providers' code sees it, independent of the Lambda event shape.

@@ -172,7 +172,7 @@ impl<'a> Document<'a> {
     }
 
     /// `path=value`, the pair as the canonical string joins it.
-    #[cfg(any(test, feature = "test-util"))]
+    #[cfg(any(test, feature = "signing"))]
     pub fn joined(&self, pair: &Pair<'_>) -> String {
         let mut out = String::new();
         self.write_path(pair, &mut out);
@@ -223,7 +223,7 @@ impl<'a> Document<'a> {
     }
 
     /// The object with top-level `key` set to the JSON text `value` (replaced in place, or appended).
-    #[cfg(any(test, feature = "test-util"))]
+    #[cfg(any(test, feature = "signing"))]
     pub fn object_with(&self, key: &str, value: &str) -> String {
         let quoted = serde_json::to_string(key).expect("a string always serialises");
         let mut parts: Vec<String> = self

@@ -1,4 +1,4 @@
-//! The signature primitives the providers use, to verify callbacks and (behind `test-util`, for the tests
+//! The signature primitives the providers use, to verify callbacks and (behind `signing`, for the tests
 //! and `payhooks-send`) to sign them the same way the providers do.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::canonical::CanonicalPairs;
 use super::secrets::Secret;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "signing"))]
 use super::{canonical::SIGNATURE_FIELD, json};
 
 /// How Niobi (and Choice, always `Sha256`) turn the canonical string into a signature.
@@ -57,7 +57,7 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "signing"))]
 /// Sign a JSON object body the way Choice / Niobi do: set its `signature` field (replacing any) to the
 /// lowercase hex signature of the rest. The other members keep their text and order.
 pub fn sign_canonical_body(

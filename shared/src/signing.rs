@@ -1,0 +1,85 @@
+//! The providers' senders, imitated: a callback body signed the way each provider signs it (feature
+//! `signing`, which `payhooks-send` enables and `test-util` includes; the Lambdas build without either).
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::provider::Provider;
+use crate::providers::{self, SignOptions, Signer};
+use crate::verify::json::{self, ReadError};
+use crate::verify::signing::{self, hmac_sha256, CanonicalHash};
+use crate::verify::Secret;
+
+/// A callback signed the way its provider signs it, ready to send.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    pub body: String,
+    pub headers: HeaderMap,
+    /// Lipia and MUDA: the token to put as the callback URL's last path segment.
+    pub path_token: Option<String>,
+}
+
+impl SignedRequest {
+    /// A body with no header and no token (yet).
+    pub fn new(body: String) -> Self {
+        Self { body, headers: HeaderMap::new(), path_token: None }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.insert(HeaderName::from_static(name), HeaderValue::from_str(value).expect("a header value"));
+        self
+    }
+
+    pub fn with_path_token(self, secret: &Secret) -> Self {
+        Self { path_token: Some(secret.expose().to_owned()), ..self }
+    }
+
+    /// The path to POST to: the provider's route with the token, if any.
+    pub fn path(&self, provider: Provider) -> String {
+        providers::route(provider).path(provider, self.path_token.as_deref())
+    }
+}
+
+/// Sign `body` the way `signer` describes, at `now`.
+pub(crate) fn sign_as(
+    signer: Signer,
+    body: &str,
+    secret: &Secret,
+    options: &SignOptions,
+    now: DateTime<Utc>,
+) -> Result<SignedRequest, ReadError> {
+    Ok(match signer {
+        Signer::CanonicalSeconds => canonical_request(body, secret, options, options.niobi_hash, now.timestamp())?,
+        Signer::CanonicalMillis => {
+            canonical_request(body, secret, options, CanonicalHash::Sha256, now.timestamp_millis())?
+        }
+        Signer::BodyHmacHeader(header) => {
+            let signature = hex::encode(hmac_sha256(secret.expose().as_bytes(), &[body.as_bytes()]));
+            SignedRequest::new(body.to_owned()).with_header(header, &signature)
+        }
+        Signer::PathToken => SignedRequest::new(body.to_owned()).with_path_token(secret),
+    })
+}
+
+/// Choice and Niobi: the body with a fresh `timestamp` and its `signature` over the canonical string.
+fn canonical_request(
+    body: &str,
+    secret: &Secret,
+    options: &SignOptions,
+    hash: CanonicalHash,
+    timestamp: i64,
+) -> Result<SignedRequest, ReadError> {
+    let restamped = json::read(body)?.object_with("timestamp", &timestamp.to_string());
+    Ok(SignedRequest::new(signing::sign_canonical_body(&restamped, secret, hash, options.dialect)?))
+}
+
+/// One typical fixture per provider (the benchmark's and most tests' callback).
+pub fn typical(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Niobi => "payin_ussd_push",
+        Provider::Choice => "0002_transaction",
+        Provider::M2Money => "payout_success",
+        Provider::Lipia => "stk_success",
+        Provider::Muda => "transaction_event_success",
+    }
+}
