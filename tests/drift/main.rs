@@ -26,9 +26,9 @@ fn function_binaries() -> BTreeSet<String> {
         .map(|e| e.unwrap().path().join("Cargo.toml"))
         .map(|manifest| {
             let text = std::fs::read_to_string(&manifest).unwrap();
-            let bin = text.split("[[bin]]").nth(1).unwrap_or_else(|| panic!("{}: no [[bin]]", manifest.display()));
-            let line = bin.lines().find(|l| l.trim_start().starts_with("name")).unwrap();
-            line.split('"').nth(1).unwrap().to_owned()
+            let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+            let name = doc["bin"].as_array().and_then(|bins| bins.first()).and_then(|bin| bin["name"].as_str());
+            name.unwrap_or_else(|| panic!("{}: no [[bin]] name", manifest.display())).to_owned()
         })
         .collect()
 }
