@@ -10,7 +10,7 @@ use payhooks::testing::{fixture, TestRequest, SECRET};
 use payhooks::Provider::{self, *};
 use payhooks_admin::{verify, Admin};
 
-use crate::support::{unique, Stack, LEASE};
+use crate::support::{Stack, LEASE};
 
 fn admin(stack: &Stack) -> Admin {
     let queues: HashMap<Provider, String> = Provider::ALL.into_iter().map(|p| (p, stack.queue_url.clone())).collect();
@@ -91,23 +91,24 @@ async fn replay_sends_the_stored_event_again_past_fifo_deduplication() {
     assert!(serde_json::from_str::<serde_json::Value>(messages[0].body().unwrap()).unwrap().get("replayed").is_none());
     let body: serde_json::Value = serde_json::from_str(messages[1].body().unwrap()).unwrap();
     assert_eq!((body["id"].as_str(), body["replayed"].is_string()), (Some(id), true));
-    assert_eq!(admin.sent_since(Niobi, Utc::now() - chrono::Duration::hours(1)).await.unwrap(), [id]);
+    assert_eq!(
+        admin
+            .ids_since(
+                Niobi,
+                &[RecordState::Enqueued, RecordState::Quarantined],
+                Utc::now() - chrono::Duration::hours(1)
+            )
+            .await
+            .unwrap(),
+        [id]
+    );
 }
 
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn redrive_moves_the_dead_letter_queue_back() {
     let stack = Stack::new(true).await;
-    let dlq = stack
-        .sqs
-        .create_queue()
-        .queue_name(format!("{}.fifo", unique("dlq")))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let dlq = crate::support::fifo_queue(&stack.sqs, "dlq").await;
     let dlq_arn = stack
         .sqs
         .get_queue_attributes()

@@ -11,7 +11,6 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use payhooks::testing::{all_fixtures, fixture, TestPipeline, TestRequest, SECRET};
 use payhooks::Provider::{self, *};
@@ -94,15 +93,7 @@ async fn the_reference_consumer_credits_each_payment_once_under_fifo_redelivery(
         .send()
         .await
         .unwrap();
-    let humans_url = sqs
-        .create_queue()
-        .queue_name(format!("{}.fifo", unique("humans")))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let humans_url = crate::support::fifo_queue(&sqs, "humans").await;
 
     let sent = demo_messages().await;
     let events: Vec<Event> = sent.iter().map(|q| Event::from_json(&q.body).unwrap()).collect();

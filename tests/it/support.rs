@@ -23,6 +23,18 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), Utc::now().timestamp_micros(), N.fetch_add(1, Ordering::SeqCst))
 }
 
+/// A new FIFO queue named after `prefix` (unique per test); its URL.
+pub async fn fifo_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    sqs.create_queue()
+        .queue_name(format!("{}.fifo", unique(prefix)))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create a FIFO queue")
+        .queue_url
+        .expect("a queue URL")
+}
+
 pub async fn sdk() -> aws_types::SdkConfig {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),

@@ -72,37 +72,15 @@ enum Command {
     /// Send stored events to their queue again, for a consumer that lost them: a new deduplication id (so SQS
     /// does not drop them) and the CloudEvents extension attribute `replayed`.
     Replay {
-        /// Event ids to replay.
-        ids: Vec<String>,
-        /// Replay everything this provider sent since --since (a scan).
-        #[arg(long, requires = "since")]
-        provider: Option<Provider>,
-        #[arg(long)]
-        since: Option<String>,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Show what would be sent, and send nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Run quarantined callbacks' stored bodies through this version's code (after a model fix) and record
     /// and send the events they now yield, with a first delivery's idempotency: an event already sent is
     /// not sent again.
     Reprocess {
-        /// Quarantine ids (`<provider>:quarantined:<hash>`, or a Choice batch item's).
-        ids: Vec<String>,
-        /// Every quarantine of this provider since --since.
-        #[arg(long, requires = "since")]
-        provider: Option<Provider>,
-        #[arg(long)]
-        since: Option<String>,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Show what each would yield, and write nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Move every message from a provider's dead-letter queue back to its queue.
     Redrive {
@@ -136,6 +114,47 @@ enum Command {
         #[arg(long = "out")]
         out: std::path::PathBuf,
     },
+}
+
+/// What `replay` and `reprocess` work on: ids, or a provider's records since a time; and how.
+#[derive(clap::Args)]
+struct Selection {
+    /// Ids (`replay`: event ids; `reprocess`: quarantine ids, `<provider>:quarantined:<hash>`).
+    ids: Vec<String>,
+    /// Every record of this provider since --since (a scan): sent events for `replay`, quarantines for
+    /// `reprocess`.
+    #[arg(long, requires = "since")]
+    provider: Option<Provider>,
+    #[arg(long)]
+    since: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Show what would be done, and write or send nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// The admin for `selection`'s providers, and the ids it names: those given, and with `--provider` and
+/// `--since`, that provider's records in `states`. Empty is an error naming what to give.
+async fn select(
+    sdk: &aws_config::SdkConfig,
+    deployment: &Deployment,
+    selection: &Selection,
+    states: &[RecordState],
+    now: chrono::DateTime<Utc>,
+) -> Result<(Admin, Vec<String>), Error> {
+    let mut providers = providers_of(&selection.ids)?;
+    providers.extend(selection.provider);
+    let admin = admin(sdk, deployment, &providers)?;
+    let mut ids = selection.ids.clone();
+    if let (Some(provider), Some(window)) = (selection.provider, &selection.since) {
+        ids.extend(admin.ids_since(provider, states, since(window, now)?).await?);
+    }
+    if ids.is_empty() {
+        return Err("nothing selected: give ids, or --provider and --since".into());
+    }
+    Ok((admin, ids))
 }
 
 fn parse_state(s: &str) -> Result<RecordState, String> {
@@ -332,17 +351,10 @@ pub async fn run(cli: Cli, sdk: &aws_config::SdkConfig, out: &mut dyn Write) -> 
                 format!("{table}\n{} record(s)", records.len())
             })
         }
-        Command::Replay { ids, provider, since: window, yes, dry_run } => {
-            let mut providers = providers_of(&ids)?;
-            providers.extend(provider);
-            let admin = admin(&sdk, &deployment, &providers)?;
-            let mut ids = ids;
-            if let (Some(provider), Some(window)) = (provider, window) {
-                ids.extend(admin.sent_since(provider, since(&window, now)?).await?);
-            }
-            if ids.is_empty() {
-                return Err("nothing to replay: give event ids, or --provider and --since".into());
-            }
+        Command::Replay { selection } => {
+            let sent = [RecordState::Enqueued, RecordState::Quarantined];
+            let (admin, ids) = select(&sdk, &deployment, &selection, &sent, now).await?;
+            let Selection { yes, dry_run, .. } = selection;
             let mut plans = Vec::new();
             for id in &ids {
                 plans.push(admin.replay_plan(id, now).await?);
@@ -366,18 +378,9 @@ pub async fn run(cli: Cli, sdk: &aws_config::SdkConfig, out: &mut dyn Write) -> 
                 format!("replayed {} event(s)", plans.len())
             })
         }
-        Command::Reprocess { ids, provider, since: window, yes, dry_run } => {
-            let mut providers = providers_of(&ids)?;
-            providers.extend(provider);
-            let admin = admin(&sdk, &deployment, &providers)?;
-            let mut ids = ids;
-            if let (Some(provider), Some(window)) = (provider, window) {
-                let records = admin.list(provider, RecordState::Quarantined, Some(since(&window, now)?)).await?;
-                ids.extend(records.iter().filter_map(|r| r.get("pk").and_then(|v| v.as_str()).map(str::to_owned)));
-            }
-            if ids.is_empty() {
-                return Err("nothing to reprocess: give quarantine ids, or --provider and --since".into());
-            }
+        Command::Reprocess { selection } => {
+            let (admin, ids) = select(&sdk, &deployment, &selection, &[RecordState::Quarantined], now).await?;
+            let Selection { yes, dry_run, .. } = selection;
             let retention = retention(&deployment)?;
             let plans = admin.reprocess(&ids, false, retention, now).await?;
             let report = |done: &[payhooks::pipeline::Reprocessed], verb: &str| {

@@ -377,10 +377,16 @@ impl Admin {
         Ok(())
     }
 
-    /// The ids `replay --provider P --since T` replays: everything sent since `since` (a scan).
-    pub async fn sent_since(&self, provider: Provider, since: DateTime<Utc>) -> Result<Vec<String>, Error> {
+    /// The ids of `provider`'s records in `states` received since `since` (a scan): what `replay` (sent
+    /// events) and `reprocess` (quarantines) take with `--provider P --since T`.
+    pub async fn ids_since(
+        &self,
+        provider: Provider,
+        states: &[RecordState],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, Error> {
         let mut ids = Vec::new();
-        for state in [RecordState::Enqueued, RecordState::Quarantined] {
+        for &state in states {
             for record in self.list(provider, state, Some(since)).await? {
                 if let Some(id) = record.get("pk").and_then(Value::as_str) {
                     ids.push(id.to_owned());
