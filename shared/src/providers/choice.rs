@@ -55,6 +55,8 @@ model!(
         job_id: "jobId",
         business_id: "businessId",
         request_id: "requestId",
+    }
+    facts {
         fee_amount: "feeAmount",
         external_tx_id: "externalTxId",
         update_time: "updateTime",

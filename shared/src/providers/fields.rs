@@ -98,6 +98,16 @@ impl<'d> Field<'d> {
         }
     }
 
+    /// An informational field (a fact: a fee, a receipt): like [`Field::read`], except that an object or
+    /// array reads as absent. A fact's shape never makes an event unusable; `payload` keeps it as sent.
+    pub fn lenient(value: Value<'d, '_>, prefix: &'d str, name: &'static str) -> Self {
+        match value {
+            Value::Text(text) => Self { text: Some(text), sent: true, prefix, name },
+            Value::Absent => Self { text: None, sent: false, prefix, name },
+            Value::Null | Value::Object(_) | Value::Array(_) => Self { text: None, sent: true, prefix, name },
+        }
+    }
+
     /// A field known by its path alone (a top-level member).
     pub fn top(doc: &'d Document<'_>, name: &'static str) -> Self {
         let value = doc.field(name);
@@ -179,13 +189,18 @@ impl<'d> Field<'d> {
 /// A provider's model of one JSON object: the fields it reads, each by its JSON name. `read(value, shape,
 /// prefix)` takes them from a read document in one pass over the object's leaves; a value that is not an
 /// object, or a field that is an object or array, makes the model unusable (`UnknownShape`, named `shape`).
-/// Fields the model does not name are ignored.
+/// Fields the model does not name are ignored. Fields listed under `facts` are read leniently
+/// ([`Field::lenient`]): informational, their shape never makes the model unusable.
 macro_rules! model {
-    ($(#[$meta:meta])* $name:ident { $($field:ident: $key:literal),* $(,)? }) => {
+    (
+        $(#[$meta:meta])* $name:ident { $($field:ident: $key:literal),* $(,)? }
+        $(facts { $($fact:ident: $fact_key:literal),* $(,)? })?
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         struct $name<'d> {
             $($field: $crate::providers::fields::Field<'d>,)*
+            $($($fact: $crate::providers::fields::Field<'d>,)*)?
         }
 
         impl<'d> $name<'d> {
@@ -196,8 +211,11 @@ macro_rules! model {
             ) -> Result<Self, $crate::providers::fields::Unusable> {
                 use $crate::providers::fields::{Field, Reason, Unusable};
                 let object = value.object().ok_or_else(|| Unusable::new(Reason::UnknownShape, shape))?;
-                let [$($field),*] = object.fields([$($key),*]);
-                Ok(Self { $($field: Field::read($field, shape, prefix, $key)?,)* })
+                let [$($field,)* $($($fact,)*)?] = object.fields([$($key,)* $($($fact_key,)*)?]);
+                Ok(Self {
+                    $($field: Field::read($field, shape, prefix, $key)?,)*
+                    $($($fact: Field::lenient($fact, prefix, $fact_key),)*)?
+                })
             }
         }
     };

@@ -30,6 +30,7 @@ model!(StkResult {
     result_code: "ResultCode",
     amount: "Amount",
     external_reference: "ExternalReference",
+} facts {
     mpesa_receipt_number: "MpesaReceiptNumber",
 });
 

@@ -40,6 +40,7 @@ model!(Data {
     amount: "amount",
     currency: "currency",
     status: "status",
+} facts {
     utr: "utr",
     contact_id: "contactId",
 });

@@ -43,6 +43,7 @@ model!(Webhook {
     amount: "amount",
     currency: "currency",
     reference_id: "reference_id",
+} facts {
     fee: "fee",
     timestamp: "timestamp",
 });

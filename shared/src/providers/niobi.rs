@@ -58,6 +58,7 @@ model!(Params {
     currency: "currency",
     third_party_reference_1: "third_party_reference_1",
     payment_reference: "payment_reference",
+} facts {
     fees: "fees",
     fee: "fee",
     reference: "reference",

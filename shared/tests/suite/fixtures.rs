@@ -190,4 +190,16 @@ fn the_facts_a_consumer_needs_come_from_the_documented_fields() {
     let req = TestRequest::signed(Muda, &body, testing::SECRET, now);
     let callback = req.check(Muda, &VerifyConfig::default(), now).unwrap();
     assert_eq!((callback.events.len(), callback.events[0].facts.fee.clone()), (1, None));
+    // A fact of another shape (an object, an array) is left out too: the payment is still the payment.
+    for (provider, name, from, to) in [
+        (Choice, "0002_transaction", "\"feeAmount\": \"10.00\"", "\"feeAmount\": {\"value\": \"10.00\"}"),
+        (Lipia, "stk_success", "\"MpesaReceiptNumber\": \"NEF61H8J60\"", "\"MpesaReceiptNumber\": [\"NEF61H8J60\"]"),
+    ] {
+        let body = testing::fixture(provider, name).replace(from, to);
+        assert_ne!(body, testing::fixture(provider, name), "{name}: the fixture has the fact");
+        let req = TestRequest::signed(provider, &body, testing::SECRET, now);
+        let callback = req.check(provider, &VerifyConfig::default(), now).unwrap();
+        assert!(callback.quarantined.is_empty(), "{name}: quarantined for a fact's shape");
+        assert_eq!(callback.events.len(), 1, "{name}");
+    }
 }
