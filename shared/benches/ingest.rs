@@ -5,9 +5,9 @@
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use payhooks::config::VerifyConfig;
-use payhooks::providers::Secrets;
 use payhooks::testing::{bench_request, fixture, TestRequest, SECRET};
 use payhooks::verify::SecretSet;
+use payhooks::verify::Secrets;
 use payhooks::Provider;
 use serde::de::IgnoredAny;
 use sha2::{Digest, Sha256};

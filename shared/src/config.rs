@@ -6,17 +6,15 @@ use ipnet::IpNet;
 
 use crate::error::ConfigError;
 use crate::provider::Provider;
+use crate::providers::{self, Setting};
+pub use crate::providers::{VerifyConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_AGE_SECS, MAX_FUTURE_SKEW};
 use crate::verify::{CanonicalHash, Dialect, SecretSet};
 
-pub const DEFAULT_MAX_BODY_BYTES: usize = 131_072;
-pub const DEFAULT_MAX_EVENT_AGE_SECS: u64 = 604_800;
 pub const DEFAULT_EVENT_TTL_DAYS: u64 = 35;
 pub const DEFAULT_IDEMPOTENCY_TTL_DAYS: u64 = 3650;
 pub const DEFAULT_SECRETS_REFRESH_SECS: u64 = 300;
 /// The largest body accepted at all: a message carries the body as its payload, and SQS takes 256 KiB.
 pub const MAX_BODY_BYTES_LIMIT: usize = 196_608;
-/// How far in the future a send timestamp may be (clock skew).
-pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
 
 /// Where the provider secrets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,29 +52,6 @@ impl TlsRoots {
         get("TLS_ROOTS").map_or(Ok(TlsRoots::Amazon), |v| {
             Self::parse(&v).ok_or_else(|| invalid("TLS_ROOTS", &v, "expected amazon or system"))
         })
-    }
-}
-
-/// What verification needs: limits, allow-lists, scheme options.
-#[derive(Debug, Clone)]
-pub struct VerifyConfig {
-    pub max_body_bytes: usize,
-    pub max_event_age: Duration,
-    pub allowed_source_ips: Option<Vec<IpNet>>,
-    pub niobi_hash: CanonicalHash,
-    /// Niobi and Choice: the canonical-string dialects to try, in order (`CANONICAL_DIALECTS`).
-    pub dialects: Vec<Dialect>,
-}
-
-impl Default for VerifyConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_event_age: Duration::from_secs(DEFAULT_MAX_EVENT_AGE_SECS),
-            allowed_source_ips: None,
-            niobi_hash: CanonicalHash::Sha256,
-            dialects: Dialect::ALL.to_vec(),
-        }
     }
 }
 
@@ -175,36 +150,43 @@ impl Config {
 
         let allowed_source_ips = get("ALLOWED_SOURCE_IPS").map(|v| parse_cidrs(&v)).transpose()?;
 
-        let niobi_hash = match (provider == Provider::Niobi).then(|| get("NIOBI_SIGNATURE_HASH")).flatten() {
-            None => CanonicalHash::Sha256,
-            Some(v) => CanonicalHash::parse(&v)
-                .ok_or_else(|| invalid("NIOBI_SIGNATURE_HASH", &v, "expected sha256 or hmac-sha256"))?,
+        let mut verify = VerifyConfig {
+            max_body_bytes,
+            max_event_age: Duration::from_secs(max_event_age_secs),
+            allowed_source_ips,
+            ..VerifyConfig::default()
         };
-        let dialects =
-            match matches!(provider, Provider::Niobi | Provider::Choice).then(|| get("CANONICAL_DIALECTS")).flatten() {
-                None => Dialect::ALL.to_vec(),
-                Some(list) => parse_dialects(&list)?,
-            };
-        let signing_keys =
-            match (provider == Provider::Muda).then(|| (get("MUDA_SIGNING_KEYS"), get("MUDA_SIGNING_KEYS_PARAM"))) {
-                Some((Some(list), _)) => Some(SecretSource::Inline(SecretSet::parse(&list, "MUDA_SIGNING_KEYS")?)),
-                Some((None, Some(param))) => Some(SecretSource::SsmParameter(param)),
-                _ => None,
-            };
+        let mut signing_keys = None;
+        for setting in providers::settings(provider) {
+            match *setting {
+                Setting::CanonicalHash(name) => {
+                    if let Some(v) = get(name) {
+                        verify.niobi_hash = CanonicalHash::parse(&v)
+                            .ok_or_else(|| invalid(name, &v, "expected sha256 or hmac-sha256"))?;
+                    }
+                }
+                Setting::CanonicalDialects => {
+                    if let Some(list) = get("CANONICAL_DIALECTS") {
+                        verify.dialects = parse_dialects(&list)?;
+                    }
+                }
+                Setting::SigningKeys(name) => {
+                    signing_keys = match (get(name), get(&format!("{name}_PARAM"))) {
+                        (Some(list), _) => Some(SecretSource::Inline(SecretSet::parse(&list, name)?)),
+                        (None, Some(param)) => Some(SecretSource::SsmParameter(param)),
+                        (None, None) => None,
+                    };
+                }
+            }
+        }
 
         Ok(Self {
             provider,
-            verify: VerifyConfig {
-                max_body_bytes,
-                max_event_age: Duration::from_secs(max_event_age_secs),
-                allowed_source_ips,
-                niobi_hash,
-                dialects,
-            },
+            verify,
             secrets,
             signing_keys,
-            events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?,
-            events_queue_url: get("EVENTS_QUEUE_URL").ok_or(ConfigError::Missing("EVENTS_QUEUE_URL"))?,
+            events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE".into()))?,
+            events_queue_url: get("EVENTS_QUEUE_URL").ok_or(ConfigError::Missing("EVENTS_QUEUE_URL".into()))?,
             retention: Retention {
                 body: Duration::from_secs(ttl_days * 86_400),
                 marker: Duration::from_secs(idempotency_days * 86_400),
@@ -233,26 +215,22 @@ impl SweeperConfig {
         let queue_urls = Provider::ALL
             .into_iter()
             .map(|provider| {
-                let name = QUEUE_URL_NAMES[provider as usize];
-                get(name).map(|url| (provider, url)).ok_or(ConfigError::Missing(name))
+                let name = queue_url_variable(provider);
+                get(&name).map(|url| (provider, url)).ok_or(ConfigError::Missing(name.into()))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE"))?,
+            events_table: get("EVENTS_TABLE").ok_or(ConfigError::Missing("EVENTS_TABLE".into()))?,
             queue_urls,
             tls_roots: TlsRoots::from_lookup(get)?,
         })
     }
 }
 
-/// `<PROVIDER>_EVENTS_QUEUE_URL`, in `Provider::ALL` order.
-const QUEUE_URL_NAMES: [&str; 5] = [
-    "NIOBI_EVENTS_QUEUE_URL",
-    "CHOICE_EVENTS_QUEUE_URL",
-    "M2MONEY_EVENTS_QUEUE_URL",
-    "LIPIA_EVENTS_QUEUE_URL",
-    "MUDA_EVENTS_QUEUE_URL",
-];
+/// The variable holding a provider's queue URL for the sweeper: `<PROVIDER>_EVENTS_QUEUE_URL`.
+pub fn queue_url_variable(provider: Provider) -> String {
+    format!("{}_EVENTS_QUEUE_URL", provider.name().to_ascii_uppercase())
+}
 
 /// A lookup in which `<PROVIDER>_<NAME>` (e.g. `LIPIA_EVENTS_QUEUE_URL`) wins over `<NAME>`, so one
 /// environment can serve all five functions (`cargo lambda watch` runs them with one env file).
@@ -355,7 +333,7 @@ mod tests {
         assert!(err.to_string().contains("IDEMPOTENCY_TTL_DAYS"), "{err}");
         let err = config(&[BASE[0], BASE[1], ("WEBHOOK_SECRETS", "a"), ("MAX_BODY_BYTES", "300000")]).unwrap_err();
         assert!(err.to_string().contains("MAX_BODY_BYTES"), "{err}");
-        assert_eq!(config(&[("WEBHOOK_SECRETS", "a")]).unwrap_err(), ConfigError::Missing("EVENTS_TABLE"));
+        assert_eq!(config(&[("WEBHOOK_SECRETS", "a")]).unwrap_err(), ConfigError::Missing("EVENTS_TABLE".into()));
     }
 
     #[test]
@@ -390,9 +368,10 @@ mod tests {
 
     #[test]
     fn the_sweeper_needs_every_queue() {
-        let all: HashMap<String, String> = QUEUE_URL_NAMES
+        let names = ["NIOBI", "CHOICE", "M2MONEY", "LIPIA", "MUDA"].map(|p| format!("{p}_EVENTS_QUEUE_URL"));
+        let all: HashMap<String, String> = names
             .iter()
-            .map(|n| (n.to_string(), format!("http://q/{n}")))
+            .map(|n| (n.clone(), format!("http://q/{n}")))
             .chain([("EVENTS_TABLE".to_owned(), "t".to_owned())])
             .collect();
         let c = SweeperConfig::from_lookup(|k| all.get(k).cloned()).unwrap();
@@ -402,14 +381,8 @@ mod tests {
         let system =
             SweeperConfig::from_lookup(|k| if k == "TLS_ROOTS" { Some("system".into()) } else { all.get(k).cloned() });
         assert_eq!(system.unwrap().tls_roots, TlsRoots::System);
-        for provider in Provider::ALL {
-            assert_eq!(
-                QUEUE_URL_NAMES[provider as usize],
-                format!("{}_EVENTS_QUEUE_URL", provider.name().to_ascii_uppercase())
-            );
-        }
         let err = SweeperConfig::from_lookup(|k| all.get(k).filter(|_| k != "LIPIA_EVENTS_QUEUE_URL").cloned());
-        assert_eq!(err.unwrap_err(), ConfigError::Missing("LIPIA_EVENTS_QUEUE_URL"));
+        assert_eq!(err.unwrap_err(), ConfigError::Missing("LIPIA_EVENTS_QUEUE_URL".into()));
     }
 
     #[test]

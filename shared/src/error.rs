@@ -61,7 +61,7 @@ pub struct EmptySecretSet(pub &'static str);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{0} is not set")]
-    Missing(&'static str),
+    Missing(std::borrow::Cow<'static, str>),
     #[error("no provider secret configured: set WEBHOOK_SECRETS (comma-separated) or WEBHOOK_SECRETS_PARAM (an SSM SecureString parameter name)")]
     NoSecret,
     #[error(transparent)]

@@ -23,13 +23,14 @@ pub mod pipeline;
 pub mod ports;
 pub mod provider;
 pub mod providers;
-#[cfg(feature = "signing")]
-pub mod signing;
 pub mod state;
 pub mod sweeper;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod verify;
+
+#[cfg(feature = "signing")]
+pub use providers::signing;
 
 pub use config::Config;
 pub use pipeline::Pipeline;

@@ -32,8 +32,9 @@ use crate::ports::{
     SignatureClaim, StoredState, TransactionRef,
 };
 use crate::provider::Provider;
-use crate::providers::{self, Callback, Incoming, Reason, Secrets};
+use crate::providers::{self, Callback, Incoming, Reason};
 use crate::state::Step;
+use crate::verify::Secrets;
 use crate::verify::Verified;
 
 /// How many events of one callback are delivered at once (a Choice batch can hold hundreds).

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::error::{PublishError, SecretsError, StoreError};
 use crate::provider::Provider;
-use crate::providers::Secrets;
 use crate::state::{Step, TransactionView};
+use crate::verify::Secrets;
 use crate::verify::{Dialect, Scheme};
 
 /// The life of a record: `RECEIVED` at the put, then `ENQUEUED` (an event) or `QUARANTINED` (what could not

@@ -22,11 +22,14 @@ use crate::ports::{
     StaticSecrets, StoredState, TransactionRef,
 };
 use crate::provider::Provider;
-use crate::providers::{self, Callback, Incoming, Secrets, SignOptions, Signer};
+use crate::providers::signing::{self as signer, SignOptions};
+use crate::providers::Signer;
+use crate::providers::{self, Callback, Incoming};
 use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
 use crate::verify::canonical::{CanonicalPairs, SIGNATURE_FIELD};
 use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, CanonicalHash};
+use crate::verify::Secrets;
 use crate::verify::{Dialect, Secret, SecretSet};
 
 pub use crate::providers::fields::{decimal, is_plain};
@@ -41,7 +44,7 @@ pub fn secrets() -> SecretSet {
     SecretSet::parse(&format!("{SECRET},{OLD_SECRET}"), "WEBHOOK_SECRETS").expect("two secrets")
 }
 
-pub use crate::signing::SignedRequest;
+pub use crate::providers::signing::SignedRequest;
 
 /// Sign `body` as `provider` would at `now`, with the default options (Niobi: plain SHA-256).
 pub fn sign(provider: Provider, body: &str, secret: &str, now: DateTime<Utc>) -> SignedRequest {
@@ -56,7 +59,7 @@ pub fn sign_with(
     options: &SignOptions,
     now: DateTime<Utc>,
 ) -> SignedRequest {
-    providers::sign(provider, body, &Secret::new(secret), options, now).expect("fixture bodies are JSON objects")
+    signer::sign(provider, body, &Secret::new(secret), options, now).expect("fixture bodies are JSON objects")
 }
 
 /// Choice or Niobi: `body` signed as it is (its `timestamp` untouched, however odd), Postman dialect, SHA-256.
@@ -177,7 +180,7 @@ pub fn choice_batch(n: usize) -> String {
     v.to_string()
 }
 
-pub use crate::signing::typical;
+pub use crate::providers::signing::typical;
 
 /// `text` without the white space between JSON tokens: for the fixtures, the bytes Python's
 /// `json.dumps(obj, separators=(",", ":"), ensure_ascii=False)` writes (`make bench-compare` checks that), so

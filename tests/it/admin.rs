@@ -180,7 +180,7 @@ async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
 
     // Signed with the other Niobi hash, or in a dialect left out of the configuration: it says which setting
     // would have verified it.
-    let hmac = payhooks::providers::SignOptions {
+    let hmac = payhooks::signing::SignOptions {
         niobi_hash: payhooks::verify::CanonicalHash::HmacSha256,
         ..Default::default()
     };
@@ -192,8 +192,7 @@ async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
     assert_eq!(refused.would_pass_with.as_deref(), Some("NIOBI_SIGNATURE_HASH=hmac-sha256"));
     let postman_only = VerifyConfig { dialects: vec![payhooks::verify::Dialect::Postman], ..VerifyConfig::default() };
     // `compact` leaves the `null` out of what it signs, so the Postman string differs.
-    let compact =
-        payhooks::providers::SignOptions { dialect: payhooks::verify::Dialect::Compact, ..Default::default() };
+    let compact = payhooks::signing::SignOptions { dialect: payhooks::verify::Dialect::Compact, ..Default::default() };
     let with_null = fixture(Choice, "0002_transaction").replace("\"errorCode\": \"\"", "\"errorCode\": null");
     let choice =
         TestRequest::from_signed(Choice, &payhooks::testing::sign_with(Choice, &with_null, SECRET, &compact, now));

@@ -30,8 +30,8 @@ use lambda_http::http;
 use crate::config::{SecretSource, TlsRoots};
 use crate::error::{BoxError, SecretsError};
 use crate::ports::SecretLoader;
-use crate::providers::Secrets;
 use crate::verify::SecretSet;
+use crate::verify::Secrets;
 
 /// A function's secrets from where its configuration says: inline values, or SSM SecureString parameters
 /// (`WEBHOOK_SECRETS_PARAM`, `MUDA_SIGNING_KEYS_PARAM`) in the same comma-separated format.

@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::contract::{section, unusable, Ack, Authenticate, Context, Route, Setting, Signer, Spec};
 use super::fields::{model, Field, Reason, StatusTable, Unusable};
-use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
@@ -18,6 +18,8 @@ use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
 pub(super) const SPEC: Spec = Spec {
+    settings: &[Setting::CanonicalDialects],
+    typical: "0002_transaction",
     registration: "Give the URL to Choice (it takes 8-10 hours to activate a new one). The secret parameter holds the private key Choice issued (the senderKey every callback is signed with).",
     ack: Ack::PlainOk,
     route: Route::Plain,

@@ -3,8 +3,8 @@
 //! Bodies come with or without the `response` wrapper. Event id: `lipia:stk:{CheckoutRequestID}:{status}`
 //! (the `Status` word trimmed and lower-cased, so `Success`, `SUCCESS` and `Success ` are one event).
 
+use super::contract::{Ack, Authenticate, Context, Route, Signer, Spec};
 use super::fields::{model, StatusTable, Unusable};
-use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
@@ -12,6 +12,8 @@ use crate::verify::json::{Document, Value};
 use crate::verify::Verified;
 
 pub(super) const SPEC: Spec = Spec {
+    settings: &[],
+    typical: "stk_success",
     registration: "Lipia signs nothing: the token at the end of the URL is the secret, the first value of the secret parameter. Rotating it changes the URL: put `new,old` in the parameter, give Lipia the new URL, drop `old` once its callbacks stop.",
     ack: Ack::PlainOk,
     route: Route::Token,

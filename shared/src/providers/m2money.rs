@@ -5,8 +5,8 @@
 //! would break it). Event id: `m2money:payout:{orderRefId}:{event}` (event trimmed and lower-cased): a
 //! reversal can follow a success.
 
+use super::contract::{Ack, Authenticate, Context, Route, Signer, Spec};
 use super::fields::{model, Field, Reason, StatusTable, Unusable};
-use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
@@ -16,6 +16,8 @@ use crate::verify::{secrets, signing, Scheme, Verified};
 pub(crate) const SIGNATURE_HEADER: &str = "signature";
 
 pub(super) const SPEC: Spec = Spec {
+    settings: &[],
+    typical: "payout_success",
     registration: "Register the URL with a webhook secret; the same secret goes in the secret parameter (M2Money signs the body with HMAC-SHA256 in the Signature header).",
     ack: Ack::JsonOk,
     route: Route::Plain,

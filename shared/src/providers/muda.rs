@@ -5,8 +5,8 @@
 //! HMAC-SHA256(key, body + `X-Muda-Timestamp`) (MUDA's Liquidity Rail scheme), with a fresh timestamp.
 //! Event id: `muda:transaction:{transaction_id}:{STATUS}` (status trimmed and upper-cased).
 
+use super::contract::{Ack, Authenticate, Context, Route, Setting, Signer, Spec};
 use super::fields::{model, StatusTable, Unusable};
-use super::{Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
@@ -17,6 +17,8 @@ pub(crate) const SIGNATURE_HEADER: &str = "x-muda-signature";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-muda-timestamp";
 
 pub(super) const SPEC: Spec = Spec {
+    settings: &[Setting::SigningKeys("MUDA_SIGNING_KEYS")],
+    typical: "transaction_event_success",
     registration: "The token at the end of the URL is the secret, the first value of the secret parameter. Rotating it changes the URL: put `new,old` in the parameter, give MUDA the new URL, drop `old` once its callbacks stop. If MUDA signs (X-Muda-Signature), its keys go in MudaSigningKeysParameter.",
     ack: Ack::JsonOk,
     route: Route::Token,

@@ -5,8 +5,8 @@
 //! Event id: `niobi:{payin|payout}:{depositId|payoutId}:{statusCode}`: a `000006` timeout and a later `000000`
 //! success for one deposit are two events.
 
+use super::contract::{section, unusable, Ack, Authenticate, Context, Route, Setting, Signer, Spec};
 use super::fields::{model, Reason, StatusTable, Unusable};
-use super::{section, unusable, Ack, Authenticate, Context, Route, Signer, Spec};
 use crate::error::Rejection;
 use crate::event::{event_id, Facts, NormalisedEvent, Status};
 use crate::verify::canonical::Ambiguity;
@@ -15,6 +15,8 @@ use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
 pub(super) const SPEC: Spec = Spec {
+    settings: &[Setting::CanonicalHash("NIOBI_SIGNATURE_HASH"), Setting::CanonicalDialects],
+    typical: "payin_ussd_push",
     registration: "Set the URL in Niobi's portal. The secret parameter holds Niobi's client secret (the senderKey every callback is signed with); confirm NIOBI_SIGNATURE_HASH with `payhooks-admin verify` on the first real callback.",
     ack: Ack::JsonOk,
     route: Route::Plain,

@@ -8,7 +8,7 @@ pub(crate) mod secrets;
 pub(crate) mod signing;
 
 pub use canonical::Dialect;
-pub use secrets::{Secret, SecretSet};
+pub use secrets::{Secret, SecretSet, Secrets};
 pub use signing::CanonicalHash;
 
 /// How a callback was authenticated: the closed set of schemes, rendered once.

@@ -84,6 +84,21 @@ pub fn hex_matches(expected: &[u8], provided: &str) -> bool {
     hex::decode_to_slice(provided, decoded).is_ok() && bool::from(decoded.ct_eq(expected))
 }
 
+/// The secrets a function verifies with, as loaded from their source (read again every `SECRETS_REFRESH_SECS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// The provider's signing secrets or URL tokens: the first is current, the rest still accepted.
+    pub webhook: SecretSet,
+    /// MUDA only: the `X-Muda-Signature` HMAC keys; when set, every callback must carry that signature.
+    pub signing_keys: Option<SecretSet>,
+}
+
+impl From<SecretSet> for Secrets {
+    fn from(webhook: SecretSet) -> Self {
+        Self { webhook, signing_keys: None }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

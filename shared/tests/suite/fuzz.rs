@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use payhooks::config::VerifyConfig;
-use payhooks::providers::{self, SignOptions};
+use payhooks::signing::{self, SignOptions};
 use payhooks::testing::{self, all_fixtures, TestRequest, SECRET};
 use payhooks::verify::Secret;
 use payhooks::Provider;
@@ -115,7 +115,7 @@ fn provider_step(provider: Provider, count: &AtomicU64, authenticated: &AtomicU6
         req.body = mutated.clone();
         if *resign {
             if let Ok(text) = String::from_utf8(mutated) {
-                let signed = providers::sign(provider, &text, &Secret::new(SECRET), &SignOptions::default(), now);
+                let signed = signing::sign(provider, &text, &Secret::new(SECRET), &SignOptions::default(), now);
                 if let Ok(signed) = signed {
                     req = TestRequest::from_signed(provider, &signed);
                 }

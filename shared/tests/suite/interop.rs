@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use lambda_http::http::{HeaderName, HeaderValue, Method};
 use payhooks::config::VerifyConfig;
 use payhooks::pipeline::Outcome;
-use payhooks::providers::SignOptions;
+use payhooks::signing::SignOptions;
 use payhooks::testing::{fixture, sign_with, TestPipeline, TestRequest, SECRET};
 use payhooks::verify::{Dialect, SecretSet};
 use payhooks::Provider::{self, Choice};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use payhooks::config::{provider_overrides, VerifyConfig};
-use payhooks::providers::SignOptions;
+use payhooks::signing::SignOptions;
 use payhooks::signing::{typical, SignedRequest};
 use payhooks::verify::{CanonicalHash, SecretSet};
 use payhooks::Provider;
@@ -50,7 +50,7 @@ pub fn load(total: usize, concurrency: usize, duplicate_pct: usize, expected_fil
             ..Default::default()
         };
         let signed =
-            payhooks::providers::sign(provider, &body, &secret, &options, Utc::now()).map_err(|e| e.to_string())?;
+            payhooks::signing::sign(provider, &body, &secret, &options, Utc::now()).map_err(|e| e.to_string())?;
         // The events payhooks will record for it, from its own code: what the audit expects on the queues.
         let secrets = SecretSet::parse(&secrets, "WEBHOOK_SECRETS").map_err(|e| e.to_string())?.into();
         let path = signed.path(provider);

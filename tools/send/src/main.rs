@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use payhooks::config::provider_overrides;
-use payhooks::providers::{self, SignOptions};
+use payhooks::providers;
+use payhooks::signing::{self, SignOptions};
 use payhooks::verify::{CanonicalHash, Secret, SecretSet};
 use payhooks::Provider;
 
@@ -92,14 +93,9 @@ fn send(cli: Cli) -> Result<bool, String> {
     let secret = if cli.forge { Secret::new(format!("forged-{}", secret.expose())) } else { secret };
     let niobi_hash =
         env("NIOBI_SIGNATURE_HASH").and_then(|h| CanonicalHash::parse(&h)).unwrap_or(CanonicalHash::Sha256);
-    let signed = providers::sign(
-        provider,
-        &body,
-        &secret,
-        &SignOptions { niobi_hash, ..Default::default() },
-        chrono::Utc::now(),
-    )
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let signed =
+        signing::sign(provider, &body, &secret, &SignOptions { niobi_hash, ..Default::default() }, chrono::Utc::now())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
 
     let route = signed.path(provider);
     let url = match &cli.url {

@@ -1,14 +1,40 @@
-//! The providers' senders, imitated: a callback body signed the way each provider signs it (feature
+//! The providers' senders, imitated, beside the verification they must pass: a callback body signed the way each provider signs it (feature
 //! `signing`, which `payhooks-send` enables and `test-util` includes; the Lambdas build without either).
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::contract::Signer;
+use super::spec;
 use crate::provider::Provider;
-use crate::providers::{self, SignOptions, Signer};
 use crate::verify::json::{self, ReadError};
 use crate::verify::signing::{self, hmac_sha256, CanonicalHash};
-use crate::verify::Secret;
+use crate::verify::{Dialect, Secret};
+
+/// Options a signer needs beyond the secret.
+#[derive(Debug, Clone, Copy)]
+pub struct SignOptions {
+    pub niobi_hash: CanonicalHash,
+    /// How a Choice or Niobi sender writes its canonical string.
+    pub dialect: Dialect,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        Self { niobi_hash: CanonicalHash::Sha256, dialect: Dialect::Postman }
+    }
+}
+
+/// Sign `body` as `provider` would at `now`.
+pub fn sign(
+    provider: Provider,
+    body: &str,
+    secret: &Secret,
+    options: &SignOptions,
+    now: DateTime<Utc>,
+) -> Result<SignedRequest, ReadError> {
+    sign_as(spec(provider).signer, body, secret, options, now)
+}
 
 /// A callback signed the way its provider signs it, ready to send.
 #[derive(Debug, Clone)]
@@ -36,12 +62,12 @@ impl SignedRequest {
 
     /// The path to POST to: the provider's route with the token, if any.
     pub fn path(&self, provider: Provider) -> String {
-        providers::route(provider).path(provider, self.path_token.as_deref())
+        spec(provider).route.path(provider, self.path_token.as_deref())
     }
 }
 
 /// Sign `body` the way `signer` describes, at `now`.
-pub(crate) fn sign_as(
+fn sign_as(
     signer: Signer,
     body: &str,
     secret: &Secret,
@@ -73,13 +99,7 @@ fn canonical_request(
     Ok(SignedRequest::new(signing::sign_canonical_body(&restamped, secret, hash, options.dialect)?))
 }
 
-/// One typical fixture per provider (the benchmark's and most tests' callback).
+/// The provider's typical fixture (the benchmark's and most tests' callback).
 pub fn typical(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Niobi => "payin_ussd_push",
-        Provider::Choice => "0002_transaction",
-        Provider::M2Money => "payout_success",
-        Provider::Lipia => "stk_success",
-        Provider::Muda => "transaction_event_success",
-    }
+    spec(provider).typical
 }
