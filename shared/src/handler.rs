@@ -13,8 +13,7 @@ use lambda_http::{Body, IntoResponse, Request, RequestExt, Response};
 use crate::error::IngestError;
 use crate::metrics::{self, CallbackMetrics};
 use crate::pipeline::{Pipeline, Processed};
-use crate::provider::Provider;
-use crate::providers::{self, Incoming};
+use crate::providers::{Ack, Incoming};
 
 /// The lease when the request carries no Lambda deadline (local runs): the template's function timeout.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -65,7 +64,7 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
     let provider = pipeline.provider.name();
     let mut measured = CallbackMetrics { recorded, ..CallbackMetrics::default() };
     let response = match result {
-        Ok(Processed { outcome, event_ids, quarantined_ids, verified, counts, sent_at_ms }) => {
+        Ok(Processed { outcome, ack, event_ids, quarantined_ids, verified, counts, sent_at_ms }) => {
             tracing::info!(
                 provider,
                 outcome = outcome.as_str(),
@@ -84,7 +83,7 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
             measured.secret_index = Some(verified.secret_index);
             measured.dialect = verified.dialect;
             measured.clock_skew_ms = sent_at_ms.map(|sent| received.timestamp_millis() - sent);
-            ack(pipeline.provider)
+            acknowledgement(ack)
         }
         Err(err) => {
             let outcome = format!("rejected:{}", err.code());
@@ -106,9 +105,9 @@ pub async fn handle(pipeline: &Pipeline, req: Request) -> Result<Response<Body>,
     Ok(response)
 }
 
-/// The provider's acknowledgement: Choice and Lipia want `200 text/plain ok`, the others a small JSON body.
-pub fn ack(provider: Provider) -> Response<Body> {
-    let (content_type, body) = providers::ack(provider).parts();
+/// A provider's acknowledgement: Choice and Lipia want `200 text/plain ok`, the others a small JSON body.
+pub fn acknowledgement(ack: Ack) -> Response<Body> {
+    let (content_type, body) = ack.parts();
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, content_type)

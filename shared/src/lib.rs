@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -28,6 +29,7 @@ pub mod sweeper;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod verify;
+pub mod wiring;
 
 #[cfg(feature = "signing")]
 pub use providers::signing;

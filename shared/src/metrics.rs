@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::provider::Provider;
-use crate::sweeper::SweepReport;
 use crate::verify::Dialect;
 
 pub const NAMESPACE: &str = "Payhooks";
@@ -121,19 +120,19 @@ impl MetricsSink for MemorySink {
 }
 
 /// One EMF document: directives (dimension sets with their metrics) and the values they point to.
-struct Emf {
+pub(crate) struct Emf {
     directives: Vec<Value>,
     fields: Map<String, Value>,
 }
 
 impl Emf {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { directives: Vec::new(), fields: Map::new() }
     }
 
     /// A directive over `dimensions` (name, value) for `metrics` (name, unit, value); metrics with no value
     /// are left out, and so is a directive left with none.
-    fn directive(&mut self, dimensions: &[(&str, String)], metrics: Vec<(&str, &str, Option<Value>)>) {
+    pub(crate) fn directive(&mut self, dimensions: &[(&str, String)], metrics: Vec<(&str, &str, Option<Value>)>) {
         let present: Vec<_> = metrics.into_iter().filter_map(|(n, u, v)| v.map(|v| (n, u, v))).collect();
         if present.is_empty() {
             return;
@@ -149,7 +148,7 @@ impl Emf {
         self.directives.push(json!({"Namespace": NAMESPACE, "Dimensions": [names], "Metrics": definitions}));
     }
 
-    fn render(mut self, timestamp_ms: i64) -> Option<String> {
+    pub(crate) fn render(mut self, timestamp_ms: i64) -> Option<String> {
         if self.directives.is_empty() {
             return None;
         }
@@ -210,20 +209,6 @@ impl CallbackMetrics {
         }
         emf.render(timestamp_ms)
     }
-}
-
-/// The EMF line for one sweep: `Swept`, `SweepFound` and `SweepFailed`, with no dimension.
-pub fn sweep_emf(report: &SweepReport, timestamp_ms: i64) -> Option<String> {
-    let mut emf = Emf::new();
-    emf.directive(
-        &[],
-        vec![
-            ("Swept", "Count", Some(json!(report.swept))),
-            ("SweepFound", "Count", Some(json!(report.found))),
-            ("SweepFailed", "Count", Some(json!(report.failed))),
-        ],
-    );
-    emf.render(timestamp_ms)
 }
 
 #[cfg(test)]

@@ -24,15 +24,15 @@ use futures_util::StreamExt;
 use lambda_http::http::HeaderMap;
 
 use crate::config::{Retention, VerifyConfig};
-use crate::error::{IngestError, PublishError, SecretsError};
-use crate::event::{self, CloudEvent};
+use crate::envelope::CloudEvent;
+use crate::error::{IngestError, PublishError, SecretsError, StoreError};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::ports::{
     BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SecretLoader,
     SignatureClaim, StoredState, TransactionRef,
 };
 use crate::provider::Provider;
-use crate::providers::{self, Callback, Incoming, Reason};
+use crate::providers::{self, Ack, Callback, Incoming, Reason};
 use crate::state::Step;
 use crate::verify::Secrets;
 use crate::verify::Verified;
@@ -82,6 +82,8 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Processed {
     pub outcome: Outcome,
+    /// The provider's acknowledgement, to answer with.
+    pub ack: Ack,
     pub event_ids: Vec<String>,
     pub quarantined_ids: Vec<String>,
     pub verified: Verified,
@@ -200,6 +202,7 @@ impl Pipeline {
         let clock = Clock { received_ms: received.timestamp_millis(), started: Instant::now() };
         let processed = |callback: &Callback<'_>, outcome, counts| Processed {
             outcome,
+            ack: callback.ack,
             event_ids: callback.events.iter().map(|e| e.id.clone()).collect(),
             quarantined_ids: callback.quarantined.iter().map(|q| q.id.clone()).collect(),
             verified: callback.verified,
@@ -395,8 +398,9 @@ impl Pipeline {
         };
         let mut out = Vec::with_capacity(callback.events.len() + callback.quarantined.len());
         for event in &callback.events {
-            let stored = CloudEvent::new(self.provider, event, received);
-            let mut record = record(&event.id, stored.event_type.clone(), event.reference.clone(), stored.to_json());
+            let stored = CloudEvent::event(self.provider, event, received);
+            let mut record =
+                record(&event.id, stored.event_type.to_string(), event.reference.clone(), stored.to_json());
             record.transaction = Some(TransactionRef {
                 key: format!("txn#{}#{}", self.provider, event.reference),
                 step: Step::of(event.status, callback.sent_at_ms.unwrap_or(clock.received_ms)),
@@ -406,7 +410,7 @@ impl Pipeline {
         for q in &callback.quarantined {
             let (reason, field) = (q.reason.as_str(), q.field.as_str());
             let stored = CloudEvent::quarantined(self.provider, &q.id, reason, field, received);
-            let mut record = record(&q.id, stored.event_type.clone(), q.id.clone(), stored.to_json());
+            let mut record = record(&q.id, stored.event_type.to_string(), q.id.clone(), stored.to_json());
             record.quarantine = Some((reason.to_owned(), q.field.clone()));
             out.push(record);
         }
@@ -648,12 +652,14 @@ impl Courier<'_> {
             let transaction = record.transaction.as_ref().map(|t| t.key.as_str()).unwrap_or_default();
             tracing::error!(event_id = %record.id, transaction, transaction_status = ?view.status, "event contradicts the transaction's final outcome: a money question for a human");
         }
+        let envelope = CloudEvent::stored(&record.envelope)
+            .map_err(|e| StoreError { operation: "read a stored envelope", source: Box::new(e) })?;
         let mut message = OutgoingMessage {
             id: record.id.clone(),
             provider: record.provider,
             event_type: record.event_type.clone(),
             group: record.group.clone(),
-            body: event::complete(&record.envelope, view.as_ref(), payload),
+            body: envelope.message(view.as_ref(), payload),
             deduplication_id: None,
         };
         match self.publisher.publish(&message).await {
@@ -661,7 +667,7 @@ impl Courier<'_> {
             // Only a body full of characters the queue needs escaped gets here; the body is in the store.
             Err(PublishError::TooLarge { bytes }) => {
                 tracing::warn!(event_id = %record.id, bytes, "message too large for the queue: sent with a null payload");
-                message.body = event::complete(&record.envelope, view.as_ref(), "null");
+                message.body = envelope.message(view.as_ref(), "null");
                 self.publisher.publish(&message).await?;
             }
             Err(failed) => return Err(failed.into()),

@@ -115,9 +115,10 @@ impl Step {
 }
 
 /// Where a transaction stands after an event, as the event's envelope says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TransactionView {
     /// The transaction's status after this event (`None` when nothing is recorded yet for it).
+    #[serde(rename = "transaction_status")]
     pub status: Option<String>,
     /// The event ranks below the state already recorded.
     pub regression: bool,

@@ -21,10 +21,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{BoxError, IngestError, PublishError, StoreError};
-use crate::metrics::{self, MetricsSink, StdoutSink};
+use crate::metrics::{Emf, MetricsSink, StdoutSink};
 use crate::pipeline::{self, Courier};
 use crate::ports::{EventPublisher, IdempotencyStore, RecordState};
 use crate::provider::Provider;
+use serde_json::json;
 
 /// The most records one query of the index returns.
 pub const SWEEP_LIMIT: usize = 100;
@@ -48,6 +49,22 @@ pub struct SweepReport {
     pub skipped: usize,
     /// Records that failed (backed off for the next runs) or whose body has expired (the `SweepFailed` count).
     pub failed: usize,
+}
+
+impl SweepReport {
+    /// The EMF line for one sweep: `Swept`, `SweepFound` and `SweepFailed`, with no dimension.
+    pub fn to_emf(&self, timestamp_ms: i64) -> Option<String> {
+        let mut emf = Emf::new();
+        emf.directive(
+            &[],
+            vec![
+                ("Swept", "Count", Some(json!(self.swept))),
+                ("SweepFound", "Count", Some(json!(self.found))),
+                ("SweepFailed", "Count", Some(json!(self.failed))),
+            ],
+        );
+        emf.render(timestamp_ms)
+    }
 }
 
 /// How long the sweeper leaves a record alone after its `failures`-th failure (counting from 0).
@@ -157,7 +174,7 @@ impl Sweeper {
 /// One scheduled run: the report as one JSON log line. A failed query is an error the schedule retries.
 pub async fn handle(sweeper: &Sweeper) -> Result<SweepReport, BoxError> {
     let report = sweeper.run(Utc::now()).await?;
-    if let Some(line) = metrics::sweep_emf(&report, Utc::now().timestamp_millis()) {
+    if let Some(line) = report.to_emf(Utc::now().timestamp_millis()) {
         sweeper.metrics.emit(&line);
     }
     tracing::info!(

@@ -39,8 +39,10 @@ async fn every_kind_of_message_holds_to_the_contract() {
     corpus.extend(messages(Choice, &[bad_item]).await);
     corpus.extend(messages(Lipia, &["{\"a\": 1, \"a\": 2}".to_owned(), "not json \u{1}".to_owned()]).await);
     // A replay, as `payhooks-admin replay` sends it.
-    let replayed = payhooks::event::with_extension(&corpus[0], "replayed", "2026-12-07T00:00:00.000Z");
-    corpus.push(replayed);
+    let mut replayed: payhooks::envelope::CloudEvent<Box<serde_json::value::RawValue>> =
+        serde_json::from_str(&corpus[0]).unwrap();
+    replayed.replayed = Some("2026-12-07T00:00:00.000Z".into());
+    corpus.push(serde_json::to_string(&replayed).unwrap());
 
     let text = corpus.join("\n");
     for needle in [

@@ -20,7 +20,6 @@ use payhooks::config::Config;
 use payhooks::error::IngestError;
 use payhooks::pipeline::{Outcome, WarmUpPart};
 use payhooks::testing::{fixture, typical, TestRequest, SECRET};
-use payhooks::Pipeline;
 use payhooks::Provider::{self, *};
 use support::{text, Stack, LEASE};
 
@@ -282,7 +281,7 @@ async fn secrets_come_from_an_ssm_secure_string_and_are_read_again() {
         ]);
         Config::from_lookup(Choice, move |k| vars.get(k).cloned()).unwrap()
     };
-    let pipeline = Pipeline::from_config(env(param.clone())).await;
+    let pipeline = payhooks::wiring::pipeline(env(param.clone())).await;
     let sent = TestRequest::signed(Choice, &fixture(Choice, "0003_balance_change"), "ssm-previous", Utc::now());
     let done = pipeline.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!((done.outcome, done.verified.secret_index), (Outcome::Accepted, 1));
@@ -298,7 +297,7 @@ async fn secrets_come_from_an_ssm_secure_string_and_are_read_again() {
     let done = pipeline.process(&current.incoming(), Utc::now(), LEASE).await.unwrap();
     assert_eq!((done.outcome, done.verified.secret_index), (Outcome::Accepted, 0));
 
-    let unreadable = Pipeline::from_config(env(format!("{param}-missing"))).await;
+    let unreadable = payhooks::wiring::pipeline(env(format!("{param}-missing"))).await;
     let err = unreadable.process(&sent.incoming(), Utc::now(), LEASE).await.unwrap_err();
     assert_eq!((err.status().as_u16(), err.code()), (503, "secrets_unavailable"));
 }

@@ -1,12 +1,12 @@
 //! The m2money callback Lambda: wiring only; the logic is in the shared `payhooks` crate.
 
 use lambda_http::Error;
-use payhooks::{handler, Config, Pipeline, Provider};
+use payhooks::{handler, wiring, Config, Provider};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     payhooks::logging::init();
     let config = Config::from_env(Provider::M2Money)?;
-    let pipeline = Pipeline::from_config(config).await;
+    let pipeline = wiring::pipeline(config).await;
     handler::run(&pipeline).await
 }

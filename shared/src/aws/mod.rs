@@ -1,5 +1,5 @@
-//! The AWS implementations of the ports, and the cold-start wiring that builds a [`Pipeline`] from
-//! [`Config`]. The clients' configuration is read from the environment Lambda sets ([`sdk_config`]), so
+//! The AWS implementations of the ports (DynamoDB, SQS, SSM) and the SDK configuration they share. The
+//! clients' configuration is read from the environment Lambda sets ([`sdk_config`]), so
 //! `AWS_ENDPOINT_URL` (or one service's `AWS_ENDPOINT_URL_<SERVICE>`) points them at a local emulator with no
 //! code branch.
 
@@ -8,13 +8,10 @@ mod sqs;
 mod ssm;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 pub use dynamodb::{pending_shards, DynamoDbIdempotencyStore, PENDING_INDEX};
 pub use sqs::{sqs_id, SqsPublisher, MAX_MESSAGE_BYTES};
 pub use ssm::{SsmClient, SsmSecrets};
-
-use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
@@ -23,56 +20,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext,
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use aws_types::SdkConfig;
 
-use crate::config::{Config, SweeperConfig, TlsRoots};
-
-/// How long init may spend loading secrets and opening connections before the first poll.
-pub const WARM_UP_BUDGET: Duration = Duration::from_secs(2);
-use crate::handler::DEFAULT_LEASE;
-use crate::pipeline::Pipeline;
-use crate::ports::EventPublisher;
-use crate::ports::SecretLoader;
-use crate::sweeper::Sweeper;
-
-impl Pipeline {
-    /// Build the clients once, wire them into a pipeline for `config.provider`, and warm it up (secrets loaded,
-    /// connections open) within [`WARM_UP_BUDGET`].
-    pub async fn from_config(config: Config) -> Self {
-        let pipeline = Self::wire(config).await;
-        // A part not ready is logged with why; the first callback then does it.
-        let _ = pipeline.warm_up(WARM_UP_BUDGET).await;
-        pipeline
-    }
-
-    async fn wire(config: Config) -> Self {
-        let sdk = sdk_config(config.tls_roots);
-        let secrets: Arc<dyn SecretLoader> =
-            Arc::new(SsmSecrets::new(SsmClient::new(&sdk), config.secrets, config.signing_keys));
-        Pipeline::new(
-            config.provider,
-            config.verify,
-            secrets,
-            Arc::new(DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table)),
-            Arc::new(SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), config.events_queue_url)),
-            config.retention,
-        )
-        .with_secrets_refresh(config.secrets_refresh)
-    }
-}
-
-impl Sweeper {
-    /// Build the clients once and wire the sweeper to the table and every provider's queue.
-    pub async fn from_config(config: SweeperConfig) -> Self {
-        let sdk = sdk_config(config.tls_roots);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let publishers = config
-            .queue_urls
-            .into_iter()
-            .map(|(provider, url)| (provider, Arc::new(SqsPublisher::new(sqs.clone(), url)) as Arc<dyn EventPublisher>))
-            .collect();
-        let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table);
-        Sweeper::new(Arc::new(store), publishers, DEFAULT_LEASE)
-    }
-}
+use crate::config::TlsRoots;
 
 /// The roots of Amazon Trust Services, which certifies every AWS endpoint the functions call (the file says
 /// where they come from and their fingerprints).

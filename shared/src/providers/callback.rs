@@ -136,6 +136,7 @@ fn take_apart<'a>(
     }
     Ok(Callback {
         verified,
+        ack: spec.ack,
         body: Cow::Borrowed(body),
         payload: doc.object_without(&[SIGNATURE_FIELD]),
         content_hash,
@@ -178,6 +179,7 @@ fn unreadable<'a>(
     };
     Ok(Callback {
         verified,
+        ack: spec(provider).ack,
         body,
         payload,
         content_hash,

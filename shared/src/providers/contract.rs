@@ -168,6 +168,8 @@ pub struct Incoming<'a> {
 #[derive(Debug)]
 pub struct Callback<'a> {
     pub verified: Verified,
+    /// How the provider wants it acknowledged once every event is recorded and enqueued.
+    pub ack: Ack,
     /// The body as UTF-8 text, exactly as received (an authentic body that is not UTF-8 is quarantined with
     /// U+FFFD in place of what cannot be read).
     pub body: Cow<'a, str>,

@@ -16,13 +16,16 @@ mod niobi;
 #[cfg(feature = "signing")]
 pub mod signing;
 
+#[cfg(feature = "test-util")]
 pub(crate) use callback::VOLATILE_FIELDS;
 pub use callback::{authenticate_and_normalise, canonical_strings, payload_of, stored_callback};
+#[cfg(feature = "test-util")]
+pub(crate) use contract::Signer;
+pub(crate) use contract::Spec;
 pub use contract::{
     Ack, Callback, Incoming, Quarantined, Route, Setting, VerifyConfig, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_EVENT_AGE_SECS, MAX_FUTURE_SKEW,
 };
-pub(crate) use contract::{Signer, Spec};
 pub use fields::{Reason, Unusable};
 
 use crate::provider::Provider;

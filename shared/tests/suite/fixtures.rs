@@ -5,7 +5,7 @@ use payhooks::testing;
 
 use chrono::Utc;
 use payhooks::config::VerifyConfig;
-use payhooks::event::{complete, CloudEvent};
+use payhooks::envelope::CloudEvent;
 use payhooks::testing::TestRequest;
 use payhooks::Provider::{self, *};
 
@@ -96,8 +96,7 @@ fn envelope_is_cloudevents_with_payload_as_received() {
     let callback = req.check(Niobi, &VerifyConfig::default(), now).unwrap();
     let event = &callback.events[0];
     let json: serde_json::Value =
-        serde_json::from_str(&complete(&CloudEvent::new(Niobi, event, now).to_json(), None, &callback.payload))
-            .unwrap();
+        serde_json::from_str(&CloudEvent::event(Niobi, event, now).message(None, &callback.payload)).unwrap();
     assert_eq!(json["specversion"], "1.0");
     assert_eq!(json["id"], "niobi:payin:A7KQ2M9XW002:000000");
     assert_eq!(json["source"], "payhooks/niobi");

@@ -32,7 +32,10 @@ async fn each_provider_gets_its_acknowledgement() {
 async fn answers_reach_lambda_http_as_its_own_conversion_would_make_them() {
     use lambda_http::IntoResponse;
     let forged = payhooks::error::IngestError::Rejected(payhooks::error::Rejection::InvalidSignature);
-    let mut answers: Vec<_> = [Niobi, Choice, M2Money, Lipia, Muda].into_iter().map(handler::ack).collect();
+    let mut answers: Vec<_> = [Niobi, Choice, M2Money, Lipia, Muda]
+        .into_iter()
+        .map(|p| handler::acknowledgement(payhooks::providers::ack(p)))
+        .collect();
     answers.push(handler::error_response(&forged));
     for answer in answers {
         let ours = handler::Answer(answer.clone()).into_response().await;

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
 use payhooks::config::{Retention, VerifyConfig};
-use payhooks::event;
+use payhooks::envelope::CloudEvent;
 use payhooks::pipeline;
 use payhooks::ports::{EventPublisher, IdempotencyStore, OutgoingMessage, RecordState, SecretLoader};
 use payhooks::providers::{self, Incoming};
@@ -352,8 +352,9 @@ impl Admin {
             None => None,
         };
         let replayed = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let body =
-            event::with_extension(&event::complete(&record.envelope, view.as_ref(), &payload), "replayed", &replayed);
+        let mut envelope = CloudEvent::stored(&record.envelope)?;
+        envelope.replayed = Some(replayed.into());
+        let body = envelope.message(view.as_ref(), &payload);
         Ok(Replay {
             id: record.id.clone(),
             queue: queue.clone(),
