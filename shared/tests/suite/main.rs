@@ -8,6 +8,7 @@ mod fuzz;
 mod handler;
 mod hostile;
 mod interop;
+mod layers;
 mod metrics;
 mod pipeline;
 mod signatures;
