@@ -26,7 +26,8 @@ pub enum SecretSource {
 }
 
 /// Which root certificates the functions' TLS connections to AWS trust (`TLS_ROOTS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, strum::EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum TlsRoots {
     /// The five roots of Amazon Trust Services, built into the binary: every AWS endpoint the functions call
     /// chains to one of them. Nothing is read from disk at init, and no other authority can vouch for an
@@ -40,11 +41,7 @@ pub enum TlsRoots {
 
 impl TlsRoots {
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
-            "amazon" => Some(TlsRoots::Amazon),
-            "system" => Some(TlsRoots::System),
-            _ => None,
-        }
+        s.trim().parse().ok()
     }
 
     /// Read `TLS_ROOTS` through `get` (unset: [`TlsRoots::Amazon`]).

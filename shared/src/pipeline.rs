@@ -56,7 +56,8 @@ pub const STORED_HEADERS: [&str; 7] = [
 ];
 
 /// What happened to a callback that was acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Outcome {
     /// At least one event was new and is now recorded and enqueued.
     Accepted,
@@ -70,12 +71,7 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Quarantined => "quarantined",
-            Outcome::Conflict => "conflict",
-            Outcome::Duplicate => "duplicate",
-        }
+        self.into()
     }
 }
 
@@ -540,7 +536,8 @@ impl SecretCache {
 }
 
 /// A part of the init warm-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum WarmUpPart {
     /// The provider secrets (SSM `GetParameter`).
     Secrets,
@@ -552,11 +549,7 @@ pub enum WarmUpPart {
 
 impl WarmUpPart {
     pub fn as_str(self) -> &'static str {
-        match self {
-            WarmUpPart::Secrets => "secrets",
-            WarmUpPart::Store => "store",
-            WarmUpPart::Queue => "queue",
-        }
+        self.into()
     }
 }
 

@@ -16,7 +16,8 @@ use crate::verify::{Dialect, Scheme};
 /// The life of a record: `RECEIVED` at the put, then `ENQUEUED` (an event) or `QUARANTINED` (what could not
 /// be normalised) once its message is on the queue. A delivery whose content differs from the first one
 /// with the same id is kept in its own `CONFLICT` record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum RecordState {
     Received,
     Enqueued,
@@ -25,20 +26,12 @@ pub enum RecordState {
 }
 
 impl RecordState {
-    pub const ALL: [RecordState; 4] =
-        [RecordState::Received, RecordState::Enqueued, RecordState::Quarantined, RecordState::Conflict];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            RecordState::Received => "RECEIVED",
-            RecordState::Enqueued => "ENQUEUED",
-            RecordState::Quarantined => "QUARANTINED",
-            RecordState::Conflict => "CONFLICT",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s)
+        s.parse().ok()
     }
 
     /// Whether the record's message is on the queue: nothing more to do for its id.

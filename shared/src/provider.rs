@@ -3,9 +3,24 @@
 //! Each provider's behaviour lives in its module under [`crate::providers`]; this enum only names them.
 
 use std::fmt;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+use strum::{EnumCount, VariantArray};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    strum::EnumCount,
+)]
+#[strum(serialize_all = "lowercase", parse_err_fn = unknown_provider, parse_err_ty = UnknownProvider)]
 pub enum Provider {
     Niobi,
     Choice,
@@ -16,31 +31,18 @@ pub enum Provider {
 
 impl Provider {
     /// Every provider: the one list the functions, scripts and tools derive from.
-    pub const ALL: [Provider; 5] =
-        [Provider::Niobi, Provider::Choice, Provider::M2Money, Provider::Lipia, Provider::Muda];
+    pub const ALL: [Provider; Self::COUNT] = *Self::VARIANTS.first_chunk().expect("one entry per variant");
 
     /// The provider's name: its function's binary name, event source and id prefix.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Provider::Niobi => "niobi",
-            Provider::Choice => "choice",
-            Provider::M2Money => "m2money",
-            Provider::Lipia => "lipia",
-            Provider::Muda => "muda",
-        }
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
 
 impl Provider {
     /// The provider's name in the SAM template's resource and output names (`NiobiQueue`, `M2MoneyCallbackUrl`).
-    pub const fn template_name(self) -> &'static str {
-        match self {
-            Provider::Niobi => "Niobi",
-            Provider::Choice => "Choice",
-            Provider::M2Money => "M2Money",
-            Provider::Lipia => "Lipia",
-            Provider::Muda => "Muda",
-        }
+    pub fn template_name(self) -> String {
+        format!("{self:?}")
     }
 }
 
@@ -52,14 +54,11 @@ impl fmt::Display for Provider {
 
 /// A provider name that is not one of [`Provider::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}` (expected one of niobi, choice, m2money, lipia, muda)")]
+#[error("unknown provider `{0}` (expected one of {expected})", expected = Provider::ALL.map(Provider::name).join(", "))]
 pub struct UnknownProvider(pub String);
 
-impl FromStr for Provider {
-    type Err = UnknownProvider;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Provider::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| UnknownProvider(s.to_owned()))
-    }
+fn unknown_provider(name: &str) -> UnknownProvider {
+    UnknownProvider(name.to_owned())
 }
 
 #[cfg(test)]
@@ -72,6 +71,10 @@ mod tests {
             assert_eq!(p.name().parse::<Provider>(), Ok(p));
             assert_eq!(p.to_string(), p.name());
         }
-        assert!("stripe".parse::<Provider>().is_err());
+        assert_eq!(
+            "stripe".parse::<Provider>().unwrap_err().to_string(),
+            "unknown provider `stripe` (expected one of niobi, choice, m2money, lipia, muda)"
+        );
+        assert_eq!(Provider::M2Money.template_name(), "M2Money");
     }
 }

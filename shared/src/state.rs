@@ -12,10 +12,15 @@
 //! The store applies these rules with one conditional write per event ([`crate::ports::IdempotencyStore::advance`]);
 //! this module says what the write may do and what the event's flags are.
 
+use strum::{EnumCount, VariantArray};
+
 use crate::event::Status;
 
 /// A payment status, ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray, strum::EnumCount,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum PaymentStatus {
     Pending,
     Timeout,
@@ -25,13 +30,7 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 5] = [
-        PaymentStatus::Pending,
-        PaymentStatus::Timeout,
-        PaymentStatus::Failed,
-        PaymentStatus::Succeeded,
-        PaymentStatus::Reversed,
-    ];
+    pub const ALL: [PaymentStatus; Self::COUNT] = *Self::VARIANTS.first_chunk().expect("one entry per variant");
 
     pub fn rank(self) -> u8 {
         match self {
@@ -43,11 +42,11 @@ impl PaymentStatus {
     }
 
     pub fn as_str(self) -> &'static str {
-        self.status().as_str()
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
+        s.parse().ok()
     }
 
     fn status(self) -> Status {

@@ -229,7 +229,7 @@ async fn quarantined_by_an_earlier_version(stack: &Stack, provider: Provider, bo
     record.provider = provider;
     record.event_type = format!("{provider}.quarantined");
     record.body_ref = body_ref;
-    record.scheme = payhooks::verify::Scheme::M2MoneyHmacSha256;
+    record.scheme = payhooks::verify::Scheme::BodyHmacSha256;
     record.quarantine = Some(("unknown_shape".into(), "event".into()));
     record.state = RecordState::Quarantined;
     store.insert(&record).await.unwrap();

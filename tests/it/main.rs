@@ -309,7 +309,7 @@ async fn conditional_updates_hold_on_dynamodb() {
     let stack = Stack::new(false).await;
     let store = payhooks::aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
     let record = payhooks::ports::EventRecord {
-        scheme: payhooks::verify::Scheme::ChoiceSha256,
+        scheme: payhooks::verify::Scheme::CanonicalSha256Millis,
         dialect: Some(payhooks::verify::Dialect::Java),
         transaction: Some(payhooks::ports::TransactionRef {
             key: "txn#choice#T1".into(),
@@ -340,7 +340,7 @@ async fn conditional_updates_hold_on_dynamodb() {
         key: "sig#choice#s".into(),
         content_hash: "h1".into(),
         body_ref: "body#choice#h1".into(),
-        scheme: Some(payhooks::verify::Scheme::ChoiceSha256),
+        scheme: Some(payhooks::verify::Scheme::CanonicalSha256Millis),
         secret_index: 1,
         dialect: Some(payhooks::verify::Dialect::Compact),
         received_at_ms: 5,

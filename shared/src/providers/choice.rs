@@ -29,7 +29,7 @@ pub(super) const SPEC: Spec = Spec {
 };
 
 fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
-    ctx.verify_canonical(doc, CanonicalHash::Sha256, Scheme::ChoiceSha256)
+    ctx.verify_canonical(doc, CanonicalHash::Sha256, Scheme::CanonicalSha256Millis)
 }
 
 /// Notification types whose `params.resultArray` holds one event per item.

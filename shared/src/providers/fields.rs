@@ -10,7 +10,8 @@ pub use crate::verify::number::decimal;
 pub const MAX_ID_PART: usize = 128;
 
 /// Why an authenticated callback (or batch item) cannot become an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     MissingField,
     InvalidId,
@@ -25,15 +26,7 @@ pub enum Reason {
 
 impl Reason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MissingField => "missing_field",
-            Reason::InvalidId => "invalid_id",
-            Reason::InvalidAmount => "invalid_amount",
-            Reason::UnknownShape => "unknown_shape",
-            Reason::AmbiguousSignature => "ambiguous_signature",
-            Reason::EmptyBatch => "empty_batch",
-            Reason::UnreadableBody => "unreadable_body",
-        }
+        self.into()
     }
 }
 

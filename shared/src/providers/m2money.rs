@@ -33,7 +33,7 @@ fn authenticate(ctx: &Context<'_, '_>) -> Result<Verified, Rejection> {
         .webhook
         .find(|s| secrets::hex_matches(&signing::hmac_sha256(s.expose().as_bytes(), &[ctx.req.body]), provided))
         .ok_or(Rejection::InvalidSignature)?;
-    Ok(Verified { scheme: Scheme::M2MoneyHmacSha256, secret_index, dialect: None })
+    Ok(Verified { scheme: Scheme::BodyHmacSha256, secret_index, dialect: None })
 }
 
 model!(Data {

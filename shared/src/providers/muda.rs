@@ -36,7 +36,7 @@ fn authenticate(ctx: &Context<'_, '_>) -> Result<Verified, Rejection> {
     keys.find(|k| secrets::hex_matches(&signing::hmac_sha256(k.expose().as_bytes(), &body_and_time), provided))
         .ok_or(Rejection::InvalidSignature)?;
     ctx.check_timestamp(timestamp)?;
-    Ok(Verified { scheme: Scheme::UrlTokenMudaHmac, ..verified })
+    Ok(Verified { scheme: Scheme::UrlTokenAndBodyHmac, ..verified })
 }
 
 model!(Webhook {

@@ -28,8 +28,8 @@ pub(super) const SPEC: Spec = Spec {
 fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
     let hash = ctx.config.niobi_hash;
     let scheme = match hash {
-        CanonicalHash::Sha256 => Scheme::NiobiSha256,
-        CanonicalHash::HmacSha256 => Scheme::NiobiHmacSha256,
+        CanonicalHash::Sha256 => Scheme::CanonicalSha256,
+        CanonicalHash::HmacSha256 => Scheme::CanonicalHmacSha256,
     };
     ctx.verify_canonical(doc, hash, scheme)
 }

@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use strum::{EnumCount, VariantArray};
+
 use super::json::{shown, Document, Kind, Pair, Segment, SuspectKind};
 use super::number;
 
@@ -22,7 +24,19 @@ pub const SIGNATURE_FIELD: &str = "signature";
 /// its servers use, so each callback is verified with the first that matches, in the configured order
 /// (`CANONICAL_DIALECTS`). A dialect changes only how the same leaves are written and ordered, never which
 /// leaves are signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    strum::EnumCount,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Dialect {
     /// Choice's Postman script: value text as sent, `null` and `{}`/`[]` written out, whole `key=value`
     /// strings sorted in JavaScript (UTF-16) order.
@@ -46,21 +60,14 @@ enum Numbers {
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 5] =
-        [Dialect::Postman, Dialect::JavaScript, Dialect::Jackson, Dialect::Compact, Dialect::Java];
+    pub const ALL: [Dialect; Self::COUNT] = *Self::VARIANTS.first_chunk().expect("one entry per variant");
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::Postman => "postman",
-            Dialect::JavaScript => "javascript",
-            Dialect::Jackson => "jackson",
-            Dialect::Compact => "compact",
-            Dialect::Java => "java",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.as_str() == s.trim())
+        s.trim().parse().ok()
     }
 
     fn numbers(self) -> Numbers {

@@ -11,53 +11,42 @@ pub use canonical::Dialect;
 pub use secrets::{Secret, SecretSet, Secrets};
 pub use signing::CanonicalHash;
 
-/// How a callback was authenticated: the closed set of schemes, rendered once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a callback was authenticated, by mechanism. The text a record stores (`serialize`) is the label each
+/// scheme has carried since the first release, named after the provider that first used it: a label, read
+/// back with [`Scheme::parse`], not a provider fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString, strum::VariantArray)]
 pub enum Scheme {
-    /// A secret token as the callback URL's last path segment (Lipia, MUDA).
+    /// A secret token as the callback URL's last path segment.
+    #[strum(serialize = "url-token")]
     UrlToken,
-    /// MUDA's URL token plus its `X-Muda-Signature` HMAC over body and timestamp.
-    UrlTokenMudaHmac,
-    /// Niobi's canonical string, SHA-256 with `senderKey`.
-    NiobiSha256,
-    /// Niobi's canonical string, HMAC-SHA256 keyed with the secret.
-    NiobiHmacSha256,
-    /// Choice's canonical string, SHA-256 with `senderKey`.
-    ChoiceSha256,
-    /// M2Money's `Signature` header: HMAC-SHA256 over the raw body.
-    M2MoneyHmacSha256,
+    /// The URL token, plus an HMAC-SHA256 over the body and a timestamp in a header.
+    #[strum(serialize = "url-token+muda-hmac-sha256")]
+    UrlTokenAndBodyHmac,
+    /// The canonical string with the secret as `senderKey`, SHA-256; timestamp in seconds.
+    #[strum(serialize = "niobi-sha256")]
+    CanonicalSha256,
+    /// The canonical string, HMAC-SHA256 keyed with the secret; timestamp in seconds.
+    #[strum(serialize = "niobi-hmac-sha256")]
+    CanonicalHmacSha256,
+    /// The canonical string with the secret as `senderKey`, SHA-256; timestamp in milliseconds.
+    #[strum(serialize = "choice-sha256")]
+    CanonicalSha256Millis,
+    /// HMAC-SHA256 over the raw body, in a header.
+    #[strum(serialize = "m2money-hmac-sha256")]
+    BodyHmacSha256,
 }
 
 impl Scheme {
-    const ALL: [Scheme; 6] = [
-        Scheme::UrlToken,
-        Scheme::UrlTokenMudaHmac,
-        Scheme::NiobiSha256,
-        Scheme::NiobiHmacSha256,
-        Scheme::ChoiceSha256,
-        Scheme::M2MoneyHmacSha256,
-    ];
-
-    /// The scheme a stored record names.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scheme| scheme.as_str() == s)
+        s.parse().ok()
     }
 
-    /// Whether the signature covers the canonical string (not the bytes): then one signed body has other
-    /// spellings, so each signature is recorded once.
     pub fn signs_canonical_string(self) -> bool {
-        matches!(self, Scheme::NiobiSha256 | Scheme::NiobiHmacSha256 | Scheme::ChoiceSha256)
+        matches!(self, Scheme::CanonicalSha256 | Scheme::CanonicalHmacSha256 | Scheme::CanonicalSha256Millis)
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::UrlToken => "url-token",
-            Scheme::UrlTokenMudaHmac => "url-token+muda-hmac-sha256",
-            Scheme::NiobiSha256 => "niobi-sha256",
-            Scheme::NiobiHmacSha256 => "niobi-hmac-sha256",
-            Scheme::ChoiceSha256 => "choice-sha256",
-            Scheme::M2MoneyHmacSha256 => "m2money-hmac-sha256",
-        }
+        self.into()
     }
 }
 
@@ -101,4 +90,31 @@ pub(crate) fn hex32(digest: &[u8; 32]) -> String {
     let mut out = [0u8; 64];
     hex::encode_to_slice(digest, &mut out).expect("64 hex digits for 32 bytes");
     String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    /// Records store these labels: renaming a variant must not change them.
+    #[test]
+    fn the_stored_scheme_labels_are_unchanged() {
+        let labels: Vec<&str> = Scheme::VARIANTS.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "url-token",
+                "url-token+muda-hmac-sha256",
+                "niobi-sha256",
+                "niobi-hmac-sha256",
+                "choice-sha256",
+                "m2money-hmac-sha256"
+            ]
+        );
+        for scheme in Scheme::VARIANTS {
+            assert_eq!(Scheme::parse(scheme.as_str()), Some(*scheme));
+        }
+        assert_eq!(Scheme::parse("niobi"), None);
+    }
 }

@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+use strum::{EnumCount, VariantArray};
 
 use super::canonical::CanonicalPairs;
 use super::secrets::Secret;
@@ -10,7 +11,10 @@ use super::secrets::Secret;
 use super::{canonical::SIGNATURE_FIELD, json};
 
 /// How Niobi (and Choice, always `Sha256`) turn the canonical string into a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray, strum::EnumCount,
+)]
+#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
 pub enum CanonicalHash {
     /// Plain SHA-256 over the canonical string, which contains `senderKey=<secret>` (Choice's documented scheme).
     Sha256,
@@ -19,22 +23,15 @@ pub enum CanonicalHash {
 }
 
 impl CanonicalHash {
-    pub const ALL: [CanonicalHash; 2] = [CanonicalHash::Sha256, CanonicalHash::HmacSha256];
+    pub const ALL: [CanonicalHash; Self::COUNT] = *Self::VARIANTS.first_chunk().expect("one entry per variant");
 
     /// The name `NIOBI_SIGNATURE_HASH` takes.
     pub fn as_str(self) -> &'static str {
-        match self {
-            CanonicalHash::Sha256 => "sha256",
-            CanonicalHash::HmacSha256 => "hmac-sha256",
-        }
+        self.into()
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "sha256" => Some(Self::Sha256),
-            "hmac-sha256" => Some(Self::HmacSha256),
-            _ => None,
-        }
+        value.trim().parse().ok()
     }
 }
 

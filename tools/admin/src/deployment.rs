@@ -30,10 +30,10 @@ impl Function {
     }
 
     /// Its name in the template's resource and output names.
-    pub fn template_name(self) -> &'static str {
+    pub fn template_name(self) -> String {
         match self {
             Function::Provider(p) => p.template_name(),
-            Function::Sweeper => "Sweeper",
+            Function::Sweeper => "Sweeper".to_owned(),
         }
     }
 }
