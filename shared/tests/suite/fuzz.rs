@@ -168,3 +168,153 @@ provider_targets! {
     fuzz_lipia => Provider::Lipia,
     fuzz_muda => Provider::Muda,
 }
+
+/// JSON built from fuzz bytes, with the leaves it holds: objects with unique keys (after unescaping), arrays,
+/// strings with every escape, numbers in every spelling, literals, whitespace between tokens.
+struct JsonGen<'b> {
+    bytes: &'b [u8],
+    at: usize,
+    text: String,
+    /// `path=value` of every leaf, in document order, as the reader joins them.
+    leaves: Vec<String>,
+    depth: usize,
+}
+
+impl JsonGen<'_> {
+    fn next(&mut self) -> u8 {
+        let byte = self.bytes.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        byte
+    }
+
+    fn space(&mut self) {
+        const SPACES: [&str; 5] = ["", " ", "\n", "\t ", "\r\n  "];
+        let pick = SPACES[usize::from(self.next()) % SPACES.len()];
+        self.text.push_str(pick);
+    }
+
+    /// A string: its JSON text and its value.
+    fn string(&mut self) -> (String, String) {
+        const PIECES: [(&str, &str); 14] = [
+            ("a", "a"),
+            ("Zz", "Zz"),
+            ("é", "é"),
+            ("\\\"", "\""),
+            ("\\\\", "\\"),
+            ("\\/", "/"),
+            ("\\n\\t", "\n\t"),
+            ("\\b\\f\\r", "\u{8}\u{c}\r"),
+            ("\\u00e9", "é"),
+            ("\\u0041", "A"),
+            ("\\ud83d\\ude00", "😀"),
+            ("&x=", "&x="),
+            (".[0]", ".[0]"),
+            (" ", " "),
+        ];
+        let (mut text, mut value) = ("\"".to_owned(), String::new());
+        for _ in 0..self.next() % 5 {
+            let (t, v) = PIECES[usize::from(self.next()) % PIECES.len()];
+            text.push_str(t);
+            value.push_str(v);
+        }
+        text.push('"');
+        (text, value)
+    }
+
+    fn value(&mut self, path: &str) {
+        const NUMBERS: [&str; 9] =
+            ["0", "-0", "12", "-3.25", "1e3", "1E+2", "2.50e-3", "100.50", "12345678901234567890123"];
+        let kind = if self.depth >= 6 { self.next() % 4 } else { self.next() % 6 };
+        match kind {
+            0 => {
+                let (text, value) = self.string();
+                self.text.push_str(&text);
+                self.leaves.push(format!("{path}={value}"));
+            }
+            1 => {
+                let number = NUMBERS[usize::from(self.next()) % NUMBERS.len()];
+                self.text.push_str(number);
+                self.leaves.push(format!("{path}={number}"));
+            }
+            2 => {
+                let literal = ["true", "false"][usize::from(self.next() % 2)];
+                self.text.push_str(literal);
+                self.leaves.push(format!("{path}={literal}"));
+            }
+            3 => {
+                self.text.push_str("null");
+                self.leaves.push(format!("{path}=null"));
+            }
+            4 => self.object(path),
+            _ => self.array(path),
+        }
+    }
+
+    fn object(&mut self, path: &str) {
+        self.depth += 1;
+        self.text.push('{');
+        let mut seen = std::collections::HashSet::new();
+        let mut count = 0;
+        for _ in 0..self.next() % 4 {
+            let (text, key) = self.string();
+            if !seen.insert(key.clone()) {
+                continue; // a repeated key: the reader refuses it, serde_json takes the last
+            }
+            if count > 0 {
+                self.text.push(',');
+            }
+            self.space();
+            self.text.push_str(&text);
+            self.space();
+            self.text.push(':');
+            self.space();
+            let inner = if self.depth == 1 { key } else { format!("{path}.{key}") };
+            self.value(&inner);
+            self.space();
+            count += 1;
+        }
+        if count == 0 && self.depth > 1 {
+            self.leaves.push(format!("{path}={{}}"));
+        }
+        self.text.push('}');
+        self.depth -= 1;
+    }
+
+    fn array(&mut self, path: &str) {
+        self.depth += 1;
+        self.text.push('[');
+        let items = self.next() % 4;
+        for i in 0..items {
+            if i > 0 {
+                self.text.push(',');
+            }
+            self.space();
+            self.value(&format!("{path}[{i}]"));
+            self.space();
+        }
+        if items == 0 {
+            self.leaves.push(format!("{path}=[]"));
+        }
+        self.text.push(']');
+        self.depth -= 1;
+    }
+}
+
+/// The other direction of `fuzz_json_reader`: JSON that serde_json accepts, within the reader's limits and
+/// with no repeated key, the reader accepts too, with the leaves it holds (values as sent, unescaped once).
+#[test]
+fn fuzz_json_reader_accepts_what_serde_json_accepts() {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    bolero::check!().for_each(|bytes: &[u8]| {
+        COUNT.fetch_add(1, Ordering::Relaxed);
+        let mut generated = JsonGen { bytes, at: 0, text: String::new(), leaves: Vec::new(), depth: 0 };
+        generated.space();
+        generated.object("");
+        generated.space();
+        serde_json::from_str::<serde_json::Value>(&generated.text).expect("the generator writes JSON");
+        let (_, leaves, _, _) = testing::read_parts(&generated.text)
+            .unwrap_or_else(|e| panic!("the reader refused JSON serde_json accepts: {e}\n{}", generated.text));
+        assert_eq!(leaves, generated.leaves, "{}", generated.text);
+    });
+    report("json_reader_accepts_what_serde_json_accepts", &COUNT);
+}
