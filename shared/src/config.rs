@@ -156,7 +156,7 @@ impl Config {
         let mut signing_keys = None;
         for setting in providers::settings(provider) {
             match *setting {
-                Setting::CanonicalHash(name) => {
+                Setting::CanonicalHash { variable: name, .. } => {
                     if let Some(v) = get(name) {
                         verify.niobi_hash = CanonicalHash::parse(&v)
                             .ok_or_else(|| invalid(name, &v, "expected sha256 or hmac-sha256"))?;
@@ -167,7 +167,7 @@ impl Config {
                         verify.dialects = parse_dialects(&list)?;
                     }
                 }
-                Setting::SigningKeys(name) => {
+                Setting::SigningKeys { variable: name, .. } => {
                     signing_keys = match (get(name), get(&format!("{name}_PARAM"))) {
                         (Some(list), _) => Some(SecretSource::Inline(SecretSet::parse(&list, name)?)),
                         (None, Some(param)) => Some(SecretSource::SsmParameter(param)),

@@ -41,6 +41,8 @@ pub struct CloudEvent<'a, D = Data<'a>> {
 /// `data` as stored: an event's, or a quarantined item's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+// One per message, built and dropped at once: boxing the event's data would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Data<'a> {
     Event(#[serde(borrow)] EventData<'a>),
     Quarantine(#[serde(borrow)] QuarantineData<'a>),

@@ -63,7 +63,7 @@ impl SecretLoader for SsmSecrets {
     async fn load(&self) -> Result<Secrets, SecretsError> {
         let webhook = self.load_one(&self.webhook, "WEBHOOK_SECRETS_PARAM").await?;
         let signing_keys = match &self.signing_keys {
-            Some(source) => Some(self.load_one(source, "MUDA_SIGNING_KEYS_PARAM").await?),
+            Some(source) => Some(self.load_one(source, "the signing keys' parameter").await?),
             None => None,
         };
         Ok(Secrets { webhook, signing_keys })

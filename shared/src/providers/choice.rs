@@ -19,7 +19,7 @@ use crate::verify::{Scheme, Verified};
 
 pub(super) const SPEC: Spec = Spec {
     settings: &[Setting::CanonicalDialects],
-    typical: "0002_transaction",
+    typical: ("0002_transaction", "BAAS000220251122000001"),
     registration: "Give the URL to Choice (it takes 8-10 hours to activate a new one). The secret parameter holds the private key Choice issued (the senderKey every callback is signed with).",
     ack: Ack::PlainOk,
     route: Route::Plain,

@@ -38,9 +38,10 @@ pub(crate) struct Spec {
     pub authenticate: Authenticate,
     /// The settings of its own it reads from the environment.
     pub settings: &'static [Setting],
-    /// The fixture most tests and the benchmark send (`fixtures/<provider>/<name>.json`).
+    /// The fixture most tests and the benchmark send (`fixtures/<provider>/<name>.json`), and the id text in
+    /// it that the load test replaces to make each copy a new callback.
     #[cfg_attr(not(feature = "signing"), allow(dead_code))]
-    pub typical: &'static str,
+    pub typical: (&'static str, &'static str),
     /// Normalise an authenticated callback, given where its signed string reads another way: one entry per
     /// event (a batch has several), each an event or the reason it cannot be one.
     pub normalise: fn(&Document<'_>, &[Ambiguity]) -> Normalised,
@@ -74,16 +75,36 @@ pub(crate) enum Signer {
     PathToken,
 }
 
-/// A setting of its own that a provider reads from the environment, beside the common ones.
+/// A setting of its own that a provider reads from the environment, beside the common ones: its variable,
+/// and the SAM template parameter that sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
-    /// The hash of the canonical string, `sha256` or `hmac-sha256`, in the named variable.
-    CanonicalHash(&'static str),
+    /// The hash of the canonical string, `sha256` or `hmac-sha256`.
+    CanonicalHash { variable: &'static str, parameter: &'static str },
     /// `CANONICAL_DIALECTS`: the canonical-string dialects to try.
     CanonicalDialects,
-    /// Keys of a second signature over the body, in the named variable (inline) or the SSM parameter named
-    /// by `<variable>_PARAM`.
-    SigningKeys(&'static str),
+    /// Keys of a second signature over the body: inline in `variable` (local runs), or in the SSM parameter
+    /// that `<variable>_PARAM` names (deployed).
+    SigningKeys { variable: &'static str, parameter: &'static str },
+}
+
+impl Setting {
+    /// The variable a deployed function is given.
+    pub fn deployed_variable(self) -> String {
+        match self {
+            Setting::CanonicalHash { variable, .. } => variable.to_owned(),
+            Setting::CanonicalDialects => "CANONICAL_DIALECTS".to_owned(),
+            Setting::SigningKeys { variable, .. } => format!("{variable}_PARAM"),
+        }
+    }
+
+    /// The template parameter that sets it.
+    pub fn template_parameter(self) -> &'static str {
+        match self {
+            Setting::CanonicalHash { parameter, .. } | Setting::SigningKeys { parameter, .. } => parameter,
+            Setting::CanonicalDialects => "CanonicalDialects",
+        }
+    }
 }
 
 /// How a provider wants a callback acknowledged.

@@ -13,7 +13,7 @@ use crate::verify::Verified;
 
 pub(super) const SPEC: Spec = Spec {
     settings: &[],
-    typical: "stk_success",
+    typical: ("stk_success", "ws_CO_22112025101500123456"),
     registration: "Lipia signs nothing: the token at the end of the URL is the secret, the first value of the secret parameter. Rotating it changes the URL: put `new,old` in the parameter, give Lipia the new URL, drop `old` once its callbacks stop.",
     ack: Ack::PlainOk,
     route: Route::Token,

@@ -17,7 +17,7 @@ pub(crate) const SIGNATURE_HEADER: &str = "signature";
 
 pub(super) const SPEC: Spec = Spec {
     settings: &[],
-    typical: "payout_success",
+    typical: ("payout_success", "ORD2025112200017"),
     registration: "Register the URL with a webhook secret; the same secret goes in the secret parameter (M2Money signs the body with HMAC-SHA256 in the Signature header).",
     ack: Ack::JsonOk,
     route: Route::Plain,

@@ -17,8 +17,8 @@ pub(crate) const SIGNATURE_HEADER: &str = "x-muda-signature";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-muda-timestamp";
 
 pub(super) const SPEC: Spec = Spec {
-    settings: &[Setting::SigningKeys("MUDA_SIGNING_KEYS")],
-    typical: "transaction_event_success",
+    settings: &[Setting::SigningKeys { variable: "MUDA_SIGNING_KEYS", parameter: "MudaSigningKeysParameter" }],
+    typical: ("transaction_event_success", "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"),
     registration: "The token at the end of the URL is the secret, the first value of the secret parameter. Rotating it changes the URL: put `new,old` in the parameter, give MUDA the new URL, drop `old` once its callbacks stop. If MUDA signs (X-Muda-Signature), its keys go in MudaSigningKeysParameter.",
     ack: Ack::JsonOk,
     route: Route::Token,

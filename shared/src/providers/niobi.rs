@@ -15,8 +15,8 @@ use crate::verify::signing::CanonicalHash;
 use crate::verify::{Scheme, Verified};
 
 pub(super) const SPEC: Spec = Spec {
-    settings: &[Setting::CanonicalHash("NIOBI_SIGNATURE_HASH"), Setting::CanonicalDialects],
-    typical: "payin_ussd_push",
+    settings: &[Setting::CanonicalHash { variable: "NIOBI_SIGNATURE_HASH", parameter: "NiobiSignatureHash" }, Setting::CanonicalDialects],
+    typical: ("payin_ussd_push", "A7KQ2M9XW001"),
     registration: "Set the URL in Niobi's portal. The secret parameter holds Niobi's client secret (the senderKey every callback is signed with); confirm NIOBI_SIGNATURE_HASH with `payhooks-admin verify` on the first real callback.",
     ack: Ack::JsonOk,
     route: Route::Plain,

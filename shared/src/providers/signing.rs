@@ -101,5 +101,22 @@ fn canonical_request(
 
 /// The provider's typical fixture (the benchmark's and most tests' callback).
 pub fn typical(provider: Provider) -> &'static str {
-    spec(provider).typical
+    spec(provider).typical.0
+}
+
+/// The id text in the provider's typical fixture that a unique copy replaces (the load test).
+pub fn typical_id(provider: Provider) -> &'static str {
+    spec(provider).typical.1
+}
+
+impl SignOptions {
+    /// The options a provider's sender is configured with, from the provider's own settings in `lookup`
+    /// (the canonical hash, e.g. `NIOBI_SIGNATURE_HASH`).
+    pub fn from_lookup(provider: Provider, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let hash = spec(provider).settings.iter().find_map(|setting| match setting {
+            super::Setting::CanonicalHash { variable, .. } => lookup(variable).and_then(|h| CanonicalHash::parse(&h)),
+            _ => None,
+        });
+        Self { niobi_hash: hash.unwrap_or(CanonicalHash::Sha256), ..Self::default() }
+    }
 }

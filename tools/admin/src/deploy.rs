@@ -28,16 +28,9 @@ const GLOBAL_PARAMETERS: [(&str, &str); 8] = [
     ("TLS_ROOTS", "TlsRoots"),
 ];
 
-/// A provider function's own variables set from a parameter.
-fn provider_parameters(provider: Provider) -> &'static [(&'static str, &'static str)] {
-    match provider {
-        Provider::Niobi => {
-            &[("NIOBI_SIGNATURE_HASH", "NiobiSignatureHash"), ("CANONICAL_DIALECTS", "CanonicalDialects")]
-        }
-        Provider::Choice => &[("CANONICAL_DIALECTS", "CanonicalDialects")],
-        Provider::Muda => &[("MUDA_SIGNING_KEYS_PARAM", "MudaSigningKeysParameter")],
-        Provider::M2Money | Provider::Lipia => &[],
-    }
+/// A provider function's own variables set from a parameter (its settings, from its module).
+fn provider_parameters(provider: Provider) -> Vec<(String, &'static str)> {
+    payhooks::providers::settings(provider).iter().map(|s| (s.deployed_variable(), s.template_parameter())).collect()
 }
 
 /// One function as `cargo lambda deploy` deploys it.
@@ -88,7 +81,7 @@ pub fn function_configs(stack: &Deployment) -> Result<Vec<FunctionConfig>, Error
                         format!("{}/{provider}", get(Part::SecretsParameterPrefix)),
                     );
                     for (var, p) in provider_parameters(provider) {
-                        environment.insert((*var).to_owned(), param(p));
+                        environment.insert(var, param(p));
                     }
                 }
                 Function::Sweeper => {

@@ -131,9 +131,11 @@ async fn queue_check(clients: &Clients, queue: &str) -> Result<String, Error> {
 async fn secrets_check(deployment: &Deployment, clients: &Clients, provider: Provider) -> Result<String, Error> {
     let source = crate::urls::secret_source(deployment, provider)?;
     let mut signing_keys = None;
-    if let (Provider::Muda, Some(name)) = (provider, deployment.parameter("MudaSigningKeysParameter")) {
-        if !name.is_empty() {
-            signing_keys = Some(payhooks::config::SecretSource::SsmParameter(name.to_owned()));
+    for setting in payhooks::providers::settings(provider) {
+        if let payhooks::providers::Setting::SigningKeys { parameter, .. } = setting {
+            if let Some(name) = deployment.parameter(parameter).filter(|name| !name.is_empty()) {
+                signing_keys = Some(payhooks::config::SecretSource::SsmParameter(name.to_owned()));
+            }
         }
     }
     let what = match &source {

@@ -512,8 +512,9 @@ pub fn verify(
             would_pass_with: None,
         },
         Err(rejection) => {
-            let canonical = match (provider, rejection.status().as_u16()) {
-                (Provider::Niobi | Provider::Choice, 401) => std::str::from_utf8(body)
+            let signs_canonical_string = providers::settings(provider).contains(&providers::Setting::CanonicalDialects);
+            let canonical = match (signs_canonical_string, rejection.status().as_u16()) {
+                (true, 401) => std::str::from_utf8(body)
                     .ok()
                     .and_then(|text| providers::canonical_strings(text, "<secret>").ok())
                     .unwrap_or_default()
@@ -550,18 +551,23 @@ fn other_configuration(
     req: &Incoming<'_>,
     now: DateTime<Utc>,
 ) -> Option<String> {
-    let hashes: &[CanonicalHash] = match provider {
-        Provider::Niobi => &CanonicalHash::ALL,
-        Provider::Choice => &[CanonicalHash::Sha256],
-        _ => return None,
+    let settings = providers::settings(provider);
+    let hash_variable = settings.iter().find_map(|s| match s {
+        providers::Setting::CanonicalHash { variable, .. } => Some(*variable),
+        _ => None,
+    });
+    let hashes: &[CanonicalHash] = match (hash_variable, settings.contains(&providers::Setting::CanonicalDialects)) {
+        (Some(_), _) => &CanonicalHash::ALL,
+        (None, true) => &[CanonicalHash::Sha256],
+        (None, false) => return None,
     };
     for &hash in hashes {
         for dialect in Dialect::ALL {
             let trial = VerifyConfig { niobi_hash: hash, dialects: vec![dialect], ..config.clone() };
             if providers::authenticate_and_normalise(provider, &trial, secrets, req, now).is_ok() {
                 let mut settings = Vec::new();
-                if provider == Provider::Niobi && hash != config.niobi_hash {
-                    settings.push(format!("NIOBI_SIGNATURE_HASH={}", hash.as_str()));
+                if let Some(variable) = hash_variable.filter(|_| hash != config.niobi_hash) {
+                    settings.push(format!("{variable}={}", hash.as_str()));
                 }
                 if !config.dialects.contains(&dialect) {
                     settings.push(format!("CANONICAL_DIALECTS with {}", dialect.as_str()));

@@ -9,20 +9,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use payhooks::config::{provider_overrides, VerifyConfig};
 use payhooks::signing::SignOptions;
-use payhooks::signing::{typical, SignedRequest};
-use payhooks::verify::{CanonicalHash, SecretSet};
+use payhooks::signing::{typical, typical_id, SignedRequest};
+use payhooks::verify::SecretSet;
 use payhooks::Provider;
-
-/// The id text in each provider's typical fixture that a unique callback replaces.
-fn id_text(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Niobi => "A7KQ2M9XW001",
-        Provider::Choice => "BAAS000220251122000001",
-        Provider::M2Money => "ORD2025112200017",
-        Provider::Lipia => "ws_CO_22112025101500123456",
-        Provider::Muda => "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
-    }
-}
 
 struct Job {
     provider: Provider,
@@ -42,13 +31,8 @@ pub fn load(total: usize, concurrency: usize, duplicate_pct: usize, expected_fil
         let secret = SecretSet::parse(&secrets, "WEBHOOK_SECRETS").map_err(|e| e.to_string())?.current().clone();
         let path = format!("tests/fixtures/{provider}/{}.json", typical(provider));
         let fixture = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e} (run from the repository)"))?;
-        let body = fixture.replace(id_text(provider), &format!("L{run_id}-{i}"));
-        let options = SignOptions {
-            niobi_hash: env("NIOBI_SIGNATURE_HASH")
-                .and_then(|h| CanonicalHash::parse(&h))
-                .unwrap_or(CanonicalHash::Sha256),
-            ..Default::default()
-        };
+        let body = fixture.replace(typical_id(provider), &format!("L{run_id}-{i}"));
+        let options = SignOptions::from_lookup(provider, &env);
         let signed =
             payhooks::signing::sign(provider, &body, &secret, &options, Utc::now()).map_err(|e| e.to_string())?;
         // The events payhooks will record for it, from its own code: what the audit expects on the queues.

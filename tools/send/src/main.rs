@@ -12,7 +12,7 @@ use clap::Parser;
 use payhooks::config::provider_overrides;
 use payhooks::providers;
 use payhooks::signing::{self, SignOptions};
-use payhooks::verify::{CanonicalHash, Secret, SecretSet};
+use payhooks::verify::{Secret, SecretSet};
 use payhooks::Provider;
 
 mod body;
@@ -91,11 +91,9 @@ fn send(cli: Cli) -> Result<bool, String> {
     ))?;
     let secret = SecretSet::parse(&secrets, "WEBHOOK_SECRETS").map_err(|e| e.to_string())?.current().clone();
     let secret = if cli.forge { Secret::new(format!("forged-{}", secret.expose())) } else { secret };
-    let niobi_hash =
-        env("NIOBI_SIGNATURE_HASH").and_then(|h| CanonicalHash::parse(&h)).unwrap_or(CanonicalHash::Sha256);
-    let signed =
-        signing::sign(provider, &body, &secret, &SignOptions { niobi_hash, ..Default::default() }, chrono::Utc::now())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+    let options = SignOptions::from_lookup(provider, &env);
+    let signed = signing::sign(provider, &body, &secret, &options, chrono::Utc::now())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
 
     let route = signed.path(provider);
     let url = match &cli.url {
