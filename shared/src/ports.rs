@@ -138,18 +138,28 @@ pub enum Insert {
     Exists(StoredState),
 }
 
-/// Records events once: the idempotency half of a delivery.
+/// Raw bodies (`body#<provider>#<content hash>`), stored once per content and never rewritten.
 #[async_trait]
-pub trait IdempotencyStore: Send + Sync {
+pub trait BodyStore: Send + Sync {
     /// Store a callback's raw body unless its key is stored already: a stored body is never rewritten.
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError>;
     /// A stored raw body (its bytes as text, U+FFFD for what is not UTF-8), if it has not expired.
     async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// The first use of each Choice and Niobi signature (`sig#<provider>#<hash>`).
+#[async_trait]
+pub trait SignatureStore: Send + Sync {
     /// The first use of a signature, if it is recorded (a read).
     async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError>;
     /// Record `claim` as the first use of its signature unless one is recorded; `None` when this is the first
     /// use, else the first use (written by another delivery in the meantime).
     async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError>;
+}
+
+/// Event records: the idempotency markers, their leases and states, conflicts, and the sweeper's index.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     /// Write `record` unless a record with its id exists; if one does, return its state.
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError>;
     /// The current state of a record.
@@ -177,6 +187,18 @@ pub trait IdempotencyStore: Send + Sync {
     async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError>;
     /// Note on record `id` that a delivery with other content was kept as `conflict_id`.
     async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError>;
+    /// Ids of event records still `RECEIVED` whose lease ended before `now_ms` (through the sparse `pending`
+    /// index: one query, never a scan), at most `limit`.
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Open the connection (TLS, credentials) before the first callback needs it: a cheap read.
+    async fn warm(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Where each transaction stands.
+#[async_trait]
+pub trait TransactionStore: Send + Sync {
     /// Apply an event to its transaction's state with one conditional write (forward only, see
     /// [`crate::state`]) and say where the transaction stands after it.
     async fn advance(
@@ -185,14 +207,13 @@ pub trait IdempotencyStore: Send + Sync {
         event_id: &str,
         now_ms: i64,
     ) -> Result<TransactionView, StoreError>;
-    /// Open the connection (TLS, credentials) before the first callback needs it: a cheap read.
-    async fn warm(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    /// Ids of event records still `RECEIVED` whose lease ended before `now_ms` (through the sparse `pending`
-    /// index: one query, never a scan), at most `limit`.
-    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError>;
 }
+
+/// The four kinds of item in one store (one DynamoDB table): what the pipeline and the sweeper are given.
+/// Each step takes only the part it uses.
+pub trait Store: BodyStore + SignatureStore + EventStore + TransactionStore {}
+
+impl<T: BodyStore + SignatureStore + EventStore + TransactionStore + ?Sized> Store for T {}
 
 /// One queue message: the CloudEvents JSON and what the queue needs to route and deduplicate it.
 #[derive(Debug, Clone, PartialEq, Eq)]

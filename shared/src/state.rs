@@ -9,7 +9,7 @@
 //! (Choice onboarding, OTPs, account status...) keep their own state apart, the latest by the notification's
 //! own time, else by arrival: they never move, or hide, a payment status.
 //!
-//! The store applies these rules with one conditional write per event ([`crate::ports::IdempotencyStore::advance`]);
+//! The store applies these rules with one conditional write per event ([`crate::ports::TransactionStore::advance`]);
 //! this module says what the write may do and what the event's flags are.
 
 use strum::{EnumCount, VariantArray};

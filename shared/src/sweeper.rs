@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::error::{BoxError, IngestError, PublishError, StoreError};
 use crate::metrics::{Emf, MetricsSink, StdoutSink};
 use crate::pipeline::{self, Courier};
-use crate::ports::{EventPublisher, IdempotencyStore, RecordState};
+use crate::ports::{EventPublisher, RecordState, Store};
 use crate::provider::Provider;
 use serde_json::json;
 
@@ -74,7 +74,7 @@ pub fn backoff(failures: u32) -> Duration {
 
 /// Completes stalled deliveries for every provider.
 pub struct Sweeper {
-    store: Arc<dyn IdempotencyStore>,
+    store: Arc<dyn Store>,
     publishers: HashMap<Provider, Arc<dyn EventPublisher>>,
     lease: Duration,
     metrics: Arc<dyn MetricsSink>,
@@ -82,11 +82,7 @@ pub struct Sweeper {
 
 impl Sweeper {
     /// `publishers`: each provider's queue; `lease`: how long a sweep holds a record (the function timeout).
-    pub fn new(
-        store: Arc<dyn IdempotencyStore>,
-        publishers: HashMap<Provider, Arc<dyn EventPublisher>>,
-        lease: Duration,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, publishers: HashMap<Provider, Arc<dyn EventPublisher>>, lease: Duration) -> Self {
         Self { store, publishers, lease, metrics: Arc::new(StdoutSink) }
     }
 
@@ -157,7 +153,7 @@ impl Sweeper {
     /// Rebuild a taken-over record's message from the store, send it and mark it.
     async fn send(&self, id: &str, now_ms: i64) -> Result<(), IngestError> {
         let store = &*self.store;
-        let Some((record, payload)) = pipeline::stored(store, id).await? else {
+        let Some((record, payload)) = pipeline::stored(store, store, id).await? else {
             let source = format!("{id}: its record or body is gone").into();
             return Err(StoreError { operation: "GetItem", source }.into());
         };
@@ -165,7 +161,9 @@ impl Sweeper {
             .publishers
             .get(&record.provider)
             .ok_or_else(|| PublishError::Failed(format!("no queue configured for {}", record.provider).into()))?;
-        Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms).await?;
+        Courier { events: store, transactions: store, publisher: &**publisher }
+            .send_and_mark(&record, &payload, now_ms)
+            .await?;
         tracing::info!(event_id = %id, provider = %record.provider, "swept: a delivery no provider retried is now enqueued");
         Ok(())
     }

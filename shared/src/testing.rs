@@ -18,8 +18,8 @@ use crate::error::{PublishError, Rejection, StoreError};
 use crate::metrics::MemorySink;
 use crate::pipeline::Pipeline;
 use crate::ports::{
-    BodyRecord, EventPublisher, EventRecord, IdempotencyStore, Insert, OutgoingMessage, RecordState, SignatureClaim,
-    StaticSecrets, StoredState, TransactionRef,
+    BodyRecord, BodyStore, EventPublisher, EventRecord, EventStore, Insert, OutgoingMessage, RecordState,
+    SignatureClaim, SignatureStore, StaticSecrets, StoredState, TransactionRef, TransactionStore,
 };
 use crate::provider::Provider;
 use crate::providers::signing::{self as signer, SignOptions};
@@ -391,7 +391,7 @@ impl TestPipeline {
     }
 }
 
-/// An [`IdempotencyStore`] in a `HashMap`, with the same conditional semantics as the DynamoDB one.
+/// A [`Store`] in a `HashMap`, with the same conditional semantics as the DynamoDB one.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, EventRecord>>,
@@ -480,7 +480,7 @@ fn stored(record: &EventRecord, sweeps: &HashMap<String, (u32, bool)>) -> Stored
 }
 
 #[async_trait]
-impl IdempotencyStore for MemoryStore {
+impl BodyStore for MemoryStore {
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
         self.check_available("PutItem")?;
         self.bodies.lock().unwrap().entry(body.key.clone()).or_insert_with(|| body.clone());
@@ -491,7 +491,10 @@ impl IdempotencyStore for MemoryStore {
         self.check_available("GetItem")?;
         Ok(self.bodies.lock().unwrap().get(key).map(|b| b.text()))
     }
+}
 
+#[async_trait]
+impl SignatureStore for MemoryStore {
     async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
         self.check_available("GetItem")?;
         Ok(self.signatures.lock().unwrap().get(key).cloned())
@@ -508,7 +511,10 @@ impl IdempotencyStore for MemoryStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl EventStore for MemoryStore {
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
         self.check_available("PutItem")?;
         let mut records = self.records.lock().unwrap();
@@ -584,6 +590,23 @@ impl IdempotencyStore for MemoryStore {
         self.check_available("UpdateItem")
     }
 
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.check_available("Query")?;
+        self.stalled_queries.fetch_add(1, Ordering::SeqCst);
+        let records = self.records.lock().unwrap();
+        let mut ids: Vec<String> = records
+            .values()
+            .filter(|r| r.state == RecordState::Received && r.lease_until_ms < now_ms)
+            .map(|r| r.id.clone())
+            .collect();
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
+    }
+}
+
+#[async_trait]
+impl TransactionStore for MemoryStore {
     async fn advance(
         &self,
         transaction: &TransactionRef,
@@ -613,23 +636,9 @@ impl IdempotencyStore for MemoryStore {
             Step::Unknown => TransactionView { status: entry.standing(), regression: false, contradiction: false },
         })
     }
-
-    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.check_available("Query")?;
-        self.stalled_queries.fetch_add(1, Ordering::SeqCst);
-        let records = self.records.lock().unwrap();
-        let mut ids: Vec<String> = records
-            .values()
-            .filter(|r| r.state == RecordState::Received && r.lease_until_ms < now_ms)
-            .map(|r| r.id.clone())
-            .collect();
-        ids.sort();
-        ids.truncate(limit);
-        Ok(ids)
-    }
 }
 
-/// An [`IdempotencyStore`] that fails the calls it is told to (by port method name: `"insert"`,
+/// A [`Store`] that fails the calls it is told to (by port method name: `"insert"`,
 /// `"mark_sent"`...) and passes every other call to `inner`: a fault at one chosen point of a delivery. It
 /// also keeps the name of every call made, in order.
 pub struct FaultyStore<S> {
@@ -638,7 +647,7 @@ pub struct FaultyStore<S> {
     calls: Mutex<Vec<&'static str>>,
 }
 
-impl<S: IdempotencyStore> FaultyStore<S> {
+impl<S> FaultyStore<S> {
     pub fn new(inner: S) -> Self {
         Self { inner, failing: Mutex::new(Vec::new()), calls: Mutex::new(Vec::new()) }
     }
@@ -667,59 +676,86 @@ impl<S: IdempotencyStore> FaultyStore<S> {
 }
 
 #[async_trait]
-impl<S: IdempotencyStore> IdempotencyStore for FaultyStore<S> {
+impl<S: BodyStore> BodyStore for FaultyStore<S> {
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
         self.check("put_body")?;
         self.inner.put_body(body).await
     }
+
     async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.check("get_body")?;
         self.inner.get_body(key).await
     }
+}
+
+#[async_trait]
+impl<S: SignatureStore> SignatureStore for FaultyStore<S> {
     async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
         self.check("signature")?;
         self.inner.signature(key).await
     }
+
     async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
         self.check("claim_signature")?;
         self.inner.claim_signature(claim).await
     }
+}
+
+#[async_trait]
+impl<S: EventStore> EventStore for FaultyStore<S> {
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError> {
         self.check("insert")?;
         self.inner.insert(record).await
     }
+
     async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
         self.check("get")?;
         self.inner.get(id).await
     }
+
     async fn states(&self, ids: &[&str]) -> Result<Vec<Option<StoredState>>, StoreError> {
         self.check("states")?;
         self.inner.states(ids).await
     }
+
     async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
         self.check("load")?;
         self.inner.load(id).await
     }
+
     async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
         self.check("take_over")?;
         self.inner.take_over(id, expired_lease_ms, new_lease_ms).await
     }
+
     async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError> {
         self.check("mark_sent")?;
         self.inner.mark_sent(id, state, at_ms).await
     }
+
     async fn release(&self, id: &str) -> Result<(), StoreError> {
         self.check("release")?;
         self.inner.release(id).await
     }
+
     async fn back_off(&self, id: &str, held_until_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
         self.check("back_off")?;
         self.inner.back_off(id, held_until_ms, until_ms).await
     }
+
     async fn note_conflict(&self, id: &str, conflict_id: &str) -> Result<(), StoreError> {
         self.check("note_conflict")?;
         self.inner.note_conflict(id, conflict_id).await
     }
+
+    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.check("stalled")?;
+        self.inner.stalled(now_ms, limit).await
+    }
+}
+
+#[async_trait]
+impl<S: TransactionStore> TransactionStore for FaultyStore<S> {
     async fn advance(
         &self,
         transaction: &TransactionRef,
@@ -728,10 +764,6 @@ impl<S: IdempotencyStore> IdempotencyStore for FaultyStore<S> {
     ) -> Result<TransactionView, StoreError> {
         self.check("advance")?;
         self.inner.advance(transaction, event_id, now_ms).await
-    }
-    async fn stalled(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.check("stalled")?;
-        self.inner.stalled(now_ms, limit).await
     }
 }
 

@@ -208,7 +208,7 @@ async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
 /// A body an earlier version quarantined (an event shape its model did not know), as that version stored it:
 /// the body, and the quarantine record pointing to it.
 async fn quarantined_by_an_earlier_version(stack: &Stack, provider: Provider, body: &str) -> String {
-    use payhooks::ports::{BodyRecord, IdempotencyStore};
+    use payhooks::ports::{BodyRecord, BodyStore, EventStore};
     let store = stack.store();
     let hash = format!("{:016x}", body.len() as u64 * 0x9e37_79b9);
     let body_ref = format!("body#{provider}#{hash}");

@@ -305,7 +305,7 @@ async fn secrets_come_from_an_ssm_secure_string_and_are_read_again() {
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn conditional_updates_hold_on_dynamodb() {
-    use payhooks::ports::{IdempotencyStore, Insert, RecordState};
+    use payhooks::ports::{EventStore, Insert, RecordState, SignatureStore};
     let stack = Stack::new(false).await;
     let store = payhooks::aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
     let record = payhooks::ports::EventRecord {

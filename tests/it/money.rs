@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use payhooks::pipeline::Outcome;
-use payhooks::ports::{IdempotencyStore, RecordState};
+use payhooks::ports::{EventStore, RecordState};
 use payhooks::testing::{choice_transaction, fixture, TestRequest, SECRET};
 use payhooks::Provider::*;
 use serde_json::Value;

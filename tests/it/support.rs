@@ -111,7 +111,7 @@ impl Stack {
     pub fn pipeline_on(
         &self,
         provider: Provider,
-        store: Arc<dyn payhooks::ports::IdempotencyStore>,
+        store: Arc<dyn payhooks::ports::Store>,
         verify: VerifyConfig,
     ) -> Pipeline {
         Pipeline::new(

@@ -6,19 +6,19 @@ use std::time::Duration;
 
 use chrono::Utc;
 use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher};
-use payhooks::ports::{BodyRecord, EventPublisher, IdempotencyStore, RecordState};
+use payhooks::ports::{BodyRecord, BodyStore, EventPublisher, EventStore, RecordState, Store};
 use payhooks::sweeper::Sweeper;
 use payhooks::testing::{fixture, TestRequest, SECRET};
 use payhooks::Provider::{self, *};
 
 use crate::support::{marker, text, Stack, LEASE};
 
-fn sweeper(stack: &Stack, store: Arc<dyn IdempotencyStore>) -> Sweeper {
+fn sweeper(stack: &Stack, store: Arc<dyn Store>) -> Sweeper {
     sweeper_with_broken(stack, store, &[])
 }
 
 /// A sweeper whose queue is the stack's, except for the providers in `broken`, whose queue does not exist.
-fn sweeper_with_broken(stack: &Stack, store: Arc<dyn IdempotencyStore>, broken: &[Provider]) -> Sweeper {
+fn sweeper_with_broken(stack: &Stack, store: Arc<dyn Store>, broken: &[Provider]) -> Sweeper {
     let queue = |url: String| -> Arc<dyn EventPublisher> { Arc::new(SqsPublisher::new(stack.sqs.clone(), url)) };
     let (good, missing) = (queue(stack.queue_url.clone()), queue(format!("{}-missing", stack.queue_url)));
     let publishers =
@@ -26,7 +26,7 @@ fn sweeper_with_broken(stack: &Stack, store: Arc<dyn IdempotencyStore>, broken: 
     Sweeper::new(store, publishers, Duration::from_secs(10))
 }
 
-fn store(stack: &Stack) -> Arc<dyn IdempotencyStore> {
+fn store(stack: &Stack) -> Arc<dyn Store> {
     Arc::new(DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone()))
 }
 

@@ -2,17 +2,56 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::error::StoreError;
 use crate::metrics;
 use crate::ports::{
-    BodyRecord, EventRecord, IdempotencyStore, Insert, RecordState, SignatureClaim, StoredState, TransactionRef,
+    BodyRecord, BodyStore, EventRecord, EventStore, Insert, RecordState, SignatureClaim, SignatureStore, StoredState,
+    TransactionRef, TransactionStore,
 };
 use crate::provider::Provider;
 use crate::state::{payment_view, PaymentStatus, Step, TransactionView};
 use crate::verify::{Dialect, Scheme};
+
+/// The table's attribute names, spelled once: the adapter writes and reads them, the admin tool shows them.
+pub mod attribute {
+    pub const AT: &str = "at";
+    pub const BACKED_OFF: &str = "backed_off";
+    pub const BODY_REF: &str = "body_ref";
+    pub const CONTENT_HASH: &str = "content_hash";
+    pub const DIALECT: &str = "dialect";
+    pub const ENVELOPE: &str = "envelope";
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const FIELD: &str = "field";
+    pub const GROUP: &str = "group";
+    pub const HEADERS: &str = "headers";
+    pub const LEASE_UNTIL: &str = "lease_until";
+    pub const NOTICE: &str = "notice";
+    pub const PENDING: &str = "pending";
+    pub const PK: &str = "pk";
+    pub const PROVIDER: &str = "provider";
+    pub const RANK: &str = "rank";
+    pub const RAW_BODY: &str = "raw_body";
+    pub const RAW_BYTES: &str = "raw_bytes";
+    pub const REASON: &str = "reason";
+    pub const RECEIVED_AT: &str = "received_at";
+    pub const SCHEME: &str = "scheme";
+    pub const SECRET_INDEX: &str = "secret_index";
+    pub const STATE: &str = "state";
+    pub const STATUS: &str = "status";
+    pub const SWEEP_FAILURES: &str = "sweep_failures";
+    pub const TXN_AT: &str = "txn_at";
+    pub const TXN_KEY: &str = "txn_key";
+    pub const TXN_STATE: &str = "txn_state";
+    pub const TXN_STATUS: &str = "txn_status";
+    pub const TYPE: &str = "type";
+    pub const SENT_AT: &str = "sent_at";
+    pub const UPDATED_AT: &str = "updated_at";
+}
 
 /// The events table: string partition key `pk`; `expires_at` is its TTL attribute. It holds five kinds of
 /// item: event markers (`pk` = event id), conflict records (`{id}#conflict#{hash}`), raw bodies
@@ -68,22 +107,18 @@ impl DynamoDbIdempotencyStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(id))
+            .key(attribute::PK, s(id))
             .update_expression(set)
             .condition_expression(condition)
-            .expression_attribute_names("#state", "state");
+            .expression_attribute_names("#state", attribute::STATE);
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
-        match metrics::store_call(update.send()).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(store_error(operation, e)),
-        }
+        Ok(conditional(operation, metrics::store_call(update.send()).await)?.is_ok())
     }
 
     async fn get_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        let get = self.client.get_item().table_name(&self.table).key("pk", s(id)).consistent_read(true);
+        let get = self.client.get_item().table_name(&self.table).key(attribute::PK, s(id)).consistent_read(true);
         let out = metrics::store_call(get.send()).await.map_err(|e| store_error("GetItem", e))?;
         Ok(out.item)
     }
@@ -108,44 +143,93 @@ where
     StoreError { operation, source: Box::new(err) }
 }
 
+/// A write error that may be its condition failing, with the item as it stood then.
+trait ConditionFailed: Sized {
+    fn is_condition_failed(&self) -> bool;
+    /// The item as it stood when the condition failed, where DynamoDB returned it (older emulators do not).
+    fn old_item(self) -> Option<Item>;
+}
+
+impl ConditionFailed for PutItemError {
+    fn is_condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+    fn old_item(self) -> Option<Item> {
+        match self {
+            PutItemError::ConditionalCheckFailedException(failed) => failed.item,
+            _ => None,
+        }
+    }
+}
+
+impl ConditionFailed for UpdateItemError {
+    fn is_condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+    fn old_item(self) -> Option<Item> {
+        match self {
+            UpdateItemError::ConditionalCheckFailedException(failed) => failed.item,
+            _ => None,
+        }
+    }
+}
+
+/// A conditional write's answer: `Ok(output)` when written, `Err(item as it stood)` when its condition did
+/// not hold (the item `None` where DynamoDB did not return it); any other failure is a [`StoreError`].
+fn conditional<T, E: ConditionFailed, R>(
+    operation: &'static str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Result<T, Option<Item>>, StoreError>
+where
+    SdkError<E, R>: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Ok(out)),
+        Err(SdkError::ServiceError(failed)) if failed.err().is_condition_failed() => {
+            Ok(Err(failed.into_err().old_item()))
+        }
+        Err(e) => Err(store_error(operation, e)),
+    }
+}
+
 fn to_item(r: &EventRecord) -> Item {
     let mut item = HashMap::from([
-        ("pk".to_owned(), s(&r.id)),
-        ("provider".to_owned(), s(r.provider.name())),
-        ("type".to_owned(), s(&r.event_type)),
-        ("state".to_owned(), state(r.state)),
-        ("received_at".to_owned(), n(r.received_at_ms)),
-        ("lease_until".to_owned(), n(r.lease_until_ms)),
-        ("body_ref".to_owned(), s(&r.body_ref)),
-        ("scheme".to_owned(), s(r.scheme.as_str())),
-        ("secret_index".to_owned(), n(r.secret_index as i64)),
-        ("content_hash".to_owned(), s(&r.content_hash)),
-        ("group".to_owned(), s(&r.group)),
-        ("envelope".to_owned(), s(&r.envelope)),
-        ("expires_at".to_owned(), n(r.expires_at)),
+        (attribute::PK.to_owned(), s(&r.id)),
+        (attribute::PROVIDER.to_owned(), s(r.provider.name())),
+        (attribute::TYPE.to_owned(), s(&r.event_type)),
+        (attribute::STATE.to_owned(), state(r.state)),
+        (attribute::RECEIVED_AT.to_owned(), n(r.received_at_ms)),
+        (attribute::LEASE_UNTIL.to_owned(), n(r.lease_until_ms)),
+        (attribute::BODY_REF.to_owned(), s(&r.body_ref)),
+        (attribute::SCHEME.to_owned(), s(r.scheme.as_str())),
+        (attribute::SECRET_INDEX.to_owned(), n(r.secret_index as i64)),
+        (attribute::CONTENT_HASH.to_owned(), s(&r.content_hash)),
+        (attribute::GROUP.to_owned(), s(&r.group)),
+        (attribute::ENVELOPE.to_owned(), s(&r.envelope)),
+        (attribute::EXPIRES_AT.to_owned(), n(r.expires_at)),
     ]);
     if r.state == RecordState::Received {
-        item.insert("pending".to_owned(), s(&pending_shard(&r.id)));
+        item.insert(attribute::PENDING.to_owned(), s(&pending_shard(&r.id)));
     }
     if let Some(transaction) = &r.transaction {
-        item.insert("txn_key".to_owned(), s(&transaction.key));
+        item.insert(attribute::TXN_KEY.to_owned(), s(&transaction.key));
         match &transaction.step {
             Step::Payment(status) => {
-                item.insert("txn_status".to_owned(), s(status.as_str()));
+                item.insert(attribute::TXN_STATUS.to_owned(), s(status.as_str()));
             }
             Step::Notification { state, at_ms } => {
-                item.insert("txn_state".to_owned(), s(state));
-                item.insert("txn_at".to_owned(), n(*at_ms));
+                item.insert(attribute::TXN_STATE.to_owned(), s(state));
+                item.insert(attribute::TXN_AT.to_owned(), n(*at_ms));
             }
             Step::Unknown => {}
         }
     }
     if let Some(dialect) = r.dialect {
-        item.insert("dialect".to_owned(), s(dialect.as_str()));
+        item.insert(attribute::DIALECT.to_owned(), s(dialect.as_str()));
     }
     if let Some((reason, field)) = &r.quarantine {
-        item.insert("reason".to_owned(), s(reason));
-        item.insert("field".to_owned(), s(field));
+        item.insert(attribute::REASON.to_owned(), s(reason));
+        item.insert(attribute::FIELD.to_owned(), s(field));
     }
     item
 }
@@ -161,79 +245,80 @@ fn number(item: &Item, key: &str) -> i64 {
 /// Where a transaction item says the transaction stands: its payment status once one is ranked, else the
 /// latest notification's state (`status` on items written before notifications kept their own).
 fn standing(item: &Item) -> Option<String> {
-    let payment = item.contains_key("rank").then(|| text(item, "status")).flatten();
-    payment.or_else(|| text(item, "notice")).or_else(|| text(item, "status")).map(str::to_owned)
+    let payment = item.contains_key(attribute::RANK).then(|| text(item, attribute::STATUS)).flatten();
+    payment.or_else(|| text(item, attribute::NOTICE)).or_else(|| text(item, attribute::STATUS)).map(str::to_owned)
 }
 
 fn state_of(item: &Item) -> Option<StoredState> {
     Some(StoredState {
-        state: RecordState::parse(text(item, "state")?)?,
-        lease_until_ms: number(item, "lease_until"),
-        content_hash: text(item, "content_hash").unwrap_or_default().to_owned(),
-        sweep_failures: number(item, "sweep_failures").clamp(0, i64::from(u32::MAX)) as u32,
-        backed_off: item.contains_key("backed_off"),
+        state: RecordState::parse(text(item, attribute::STATE)?)?,
+        lease_until_ms: number(item, attribute::LEASE_UNTIL),
+        content_hash: text(item, attribute::CONTENT_HASH).unwrap_or_default().to_owned(),
+        sweep_failures: number(item, attribute::SWEEP_FAILURES).clamp(0, i64::from(u32::MAX)) as u32,
+        backed_off: item.contains_key(attribute::BACKED_OFF),
     })
 }
 
 fn claim_of(item: &Item) -> Option<SignatureClaim> {
     Some(SignatureClaim {
-        key: text(item, "pk")?.to_owned(),
-        content_hash: text(item, "content_hash")?.to_owned(),
-        body_ref: text(item, "body_ref").unwrap_or_default().to_owned(),
-        scheme: text(item, "scheme").and_then(Scheme::parse),
-        secret_index: number(item, "secret_index") as usize,
-        dialect: text(item, "dialect").and_then(Dialect::parse),
-        received_at_ms: number(item, "received_at"),
-        expires_at: number(item, "expires_at"),
+        key: text(item, attribute::PK)?.to_owned(),
+        content_hash: text(item, attribute::CONTENT_HASH)?.to_owned(),
+        body_ref: text(item, attribute::BODY_REF).unwrap_or_default().to_owned(),
+        scheme: text(item, attribute::SCHEME).and_then(Scheme::parse),
+        secret_index: number(item, attribute::SECRET_INDEX) as usize,
+        dialect: text(item, attribute::DIALECT).and_then(Dialect::parse),
+        received_at_ms: number(item, attribute::RECEIVED_AT),
+        expires_at: number(item, attribute::EXPIRES_AT),
     })
 }
 
 fn from_item(item: &Item) -> Option<EventRecord> {
     let owned = |key: &str| text(item, key).map(str::to_owned);
-    let scheme = text(item, "scheme")?;
+    let scheme = text(item, attribute::SCHEME)?;
     Some(EventRecord {
-        id: owned("pk")?,
-        provider: text(item, "provider")?.parse::<Provider>().ok()?,
-        event_type: owned("type")?,
-        state: RecordState::parse(text(item, "state")?)?,
-        received_at_ms: number(item, "received_at"),
-        lease_until_ms: number(item, "lease_until"),
-        body_ref: owned("body_ref")?,
+        id: owned(attribute::PK)?,
+        provider: text(item, attribute::PROVIDER)?.parse::<Provider>().ok()?,
+        event_type: owned(attribute::TYPE)?,
+        state: RecordState::parse(text(item, attribute::STATE)?)?,
+        received_at_ms: number(item, attribute::RECEIVED_AT),
+        lease_until_ms: number(item, attribute::LEASE_UNTIL),
+        body_ref: owned(attribute::BODY_REF)?,
         scheme: Scheme::parse(scheme)?,
-        secret_index: number(item, "secret_index") as usize,
-        dialect: text(item, "dialect").and_then(Dialect::parse),
-        content_hash: owned("content_hash")?,
-        group: owned("group")?,
-        envelope: owned("envelope")?,
-        quarantine: owned("reason").zip(owned("field")),
-        transaction: owned("txn_key").map(|key| TransactionRef {
+        secret_index: number(item, attribute::SECRET_INDEX) as usize,
+        dialect: text(item, attribute::DIALECT).and_then(Dialect::parse),
+        content_hash: owned(attribute::CONTENT_HASH)?,
+        group: owned(attribute::GROUP)?,
+        envelope: owned(attribute::ENVELOPE)?,
+        quarantine: owned(attribute::REASON).zip(owned(attribute::FIELD)),
+        transaction: owned(attribute::TXN_KEY).map(|key| TransactionRef {
             key,
-            step: match (text(item, "txn_status").and_then(PaymentStatus::parse), owned("txn_state")) {
+            step: match (text(item, attribute::TXN_STATUS).and_then(PaymentStatus::parse), owned(attribute::TXN_STATE))
+            {
                 (Some(status), _) => Step::Payment(status),
-                (None, Some(state)) => Step::Notification { state, at_ms: number(item, "txn_at") },
+                (None, Some(state)) => Step::Notification { state, at_ms: number(item, attribute::TXN_AT) },
                 (None, None) => Step::Unknown,
             },
         }),
-        expires_at: number(item, "expires_at"),
+        expires_at: number(item, attribute::EXPIRES_AT),
     })
 }
 
 #[async_trait]
-impl IdempotencyStore for DynamoDbIdempotencyStore {
+impl BodyStore for DynamoDbIdempotencyStore {
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
         let headers: HashMap<String, AttributeValue> = body.headers.iter().map(|(k, v)| (k.clone(), s(v))).collect();
         // Text as text (readable in the console); other bytes as binary, never expanded by a lossy decoding.
         let raw = match std::str::from_utf8(&body.raw_body) {
-            Ok(text) => ("raw_body", s(text)),
-            Err(_) => ("raw_bytes", AttributeValue::B(Blob::new(body.raw_body.clone()))),
+            Ok(text) => (attribute::RAW_BODY, s(text)),
+            Err(_) => (attribute::RAW_BYTES, AttributeValue::B(Blob::new(body.raw_body.clone()))),
         };
         let item = HashMap::from([
-            ("pk".to_owned(), s(&body.key)),
-            ("provider".to_owned(), s(body.provider.name())),
+            (attribute::PK.to_owned(), s(&body.key)),
+            (attribute::PROVIDER.to_owned(), s(body.provider.name())),
             (raw.0.to_owned(), raw.1),
-            ("headers".to_owned(), AttributeValue::M(headers)),
-            ("received_at".to_owned(), n(body.received_at_ms)),
-            ("expires_at".to_owned(), n(body.expires_at)),
+            (attribute::HEADERS.to_owned(), AttributeValue::M(headers)),
+            (attribute::RECEIVED_AT.to_owned(), n(body.received_at_ms)),
+            (attribute::EXPIRES_AT.to_owned(), n(body.expires_at)),
         ]);
         let put = self
             .client
@@ -241,41 +326,40 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)");
-        match metrics::store_call(put.send()).await {
-            Ok(_) => Ok(()),
-            // Stored already (the same content, another delivery): kept as first written.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(store_error("PutItem", e)),
-        }
+        // Stored already (the same content, another delivery): kept as first written.
+        conditional("PutItem", metrics::store_call(put.send()).await).map(|_| ())
     }
 
     async fn get_body(&self, key: &str) -> Result<Option<String>, StoreError> {
         let Some(item) = self.get_item(key).await? else { return Ok(None) };
-        Ok(match (text(&item, "raw_body"), item.get("raw_bytes").and_then(|v| v.as_b().ok())) {
+        Ok(match (text(&item, attribute::RAW_BODY), item.get(attribute::RAW_BYTES).and_then(|v| v.as_b().ok())) {
             (Some(body), _) => Some(body.to_owned()),
             (None, Some(bytes)) => Some(String::from_utf8_lossy(bytes.as_ref()).into_owned()),
             (None, None) => None,
         })
     }
+}
 
+#[async_trait]
+impl SignatureStore for DynamoDbIdempotencyStore {
     async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
         Ok(self.get_item(key).await?.as_ref().and_then(claim_of))
     }
 
     async fn claim_signature(&self, claim: &SignatureClaim) -> Result<Option<SignatureClaim>, StoreError> {
         let mut item = HashMap::from([
-            ("pk".to_owned(), s(&claim.key)),
-            ("content_hash".to_owned(), s(&claim.content_hash)),
-            ("body_ref".to_owned(), s(&claim.body_ref)),
-            ("secret_index".to_owned(), n(claim.secret_index as i64)),
-            ("received_at".to_owned(), n(claim.received_at_ms)),
-            ("expires_at".to_owned(), n(claim.expires_at)),
+            (attribute::PK.to_owned(), s(&claim.key)),
+            (attribute::CONTENT_HASH.to_owned(), s(&claim.content_hash)),
+            (attribute::BODY_REF.to_owned(), s(&claim.body_ref)),
+            (attribute::SECRET_INDEX.to_owned(), n(claim.secret_index as i64)),
+            (attribute::RECEIVED_AT.to_owned(), n(claim.received_at_ms)),
+            (attribute::EXPIRES_AT.to_owned(), n(claim.expires_at)),
         ]);
         if let Some(scheme) = claim.scheme {
-            item.insert("scheme".to_owned(), s(scheme.as_str()));
+            item.insert(attribute::SCHEME.to_owned(), s(scheme.as_str()));
         }
         if let Some(dialect) = claim.dialect {
-            item.insert("dialect".to_owned(), s(dialect.as_str()));
+            item.insert(attribute::DIALECT.to_owned(), s(dialect.as_str()));
         }
         let put = self
             .client
@@ -284,28 +368,22 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match metrics::store_call(put.send()).await {
+        match conditional("PutItem", metrics::store_call(put.send()).await)? {
             Ok(_) => Ok(None),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                let first = match e.into_service_error() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(ccf) => {
-                        ccf.item().and_then(claim_of)
-                    }
-                    _ => None,
-                };
-                match first {
-                    Some(first) => Ok(Some(first)),
-                    // Older emulators do not return the old item: read it.
-                    None => self.signature(&claim.key).await?.map(Some).ok_or_else(|| StoreError {
-                        operation: "PutItem",
-                        source: "signature claimed but the claim could not be read".into(),
-                    }),
-                }
-            }
-            Err(e) => Err(store_error("PutItem", e)),
+            Err(old) => match old.as_ref().and_then(claim_of) {
+                Some(first) => Ok(Some(first)),
+                // Older emulators do not return the old item: read it.
+                None => self.signature(&claim.key).await?.map(Some).ok_or_else(|| StoreError {
+                    operation: "PutItem",
+                    source: "signature claimed but the claim could not be read".into(),
+                }),
+            },
         }
     }
+}
 
+#[async_trait]
+impl EventStore for DynamoDbIdempotencyStore {
     async fn states(&self, ids: &[&str]) -> Result<Vec<Option<StoredState>>, StoreError> {
         // BatchGetItem takes 100 distinct keys a call; keys it leaves unprocessed (throttling) are asked again.
         let mut found: HashMap<String, StoredState> = HashMap::with_capacity(ids.len());
@@ -313,13 +391,13 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         distinct.sort_unstable();
         distinct.dedup();
         for chunk in distinct.chunks(100) {
-            let keys: Vec<Item> = chunk.iter().map(|id| HashMap::from([("pk".to_owned(), s(id))])).collect();
+            let keys: Vec<Item> = chunk.iter().map(|id| HashMap::from([(attribute::PK.to_owned(), s(id))])).collect();
             let mut request = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
                     .consistent_read(true)
                     .projection_expression("pk, #state, lease_until, content_hash, sweep_failures, backed_off")
-                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_names("#state", attribute::STATE)
                     .build()
                     .map_err(|e| StoreError { operation: "BatchGetItem", source: Box::new(e) })?,
             );
@@ -337,7 +415,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 let get = self.client.batch_get_item().request_items(&self.table, keys);
                 let out = metrics::store_call(get.send()).await.map_err(|e| store_error("BatchGetItem", e))?;
                 for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    if let (Some(id), Some(state)) = (text(&item, "pk"), state_of(&item)) {
+                    if let (Some(id), Some(state)) = (text(&item, attribute::PK), state_of(&item)) {
                         found.insert(id.to_owned(), state);
                     }
                 }
@@ -355,27 +433,16 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .set_item(Some(to_item(record)))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let result = metrics::store_call(put.send()).await;
-        match result {
+        match conditional("PutItem", metrics::store_call(put.send()).await)? {
             Ok(_) => Ok(Insert::Created),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                let old = e.into_service_error();
-                let from_error = match &old {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(ccf) => {
-                        ccf.item().and_then(state_of)
-                    }
-                    _ => None,
-                };
-                match from_error {
-                    Some(state) => Ok(Insert::Exists(state)),
-                    // Older emulators do not return the old item: read it.
-                    None => self.get(&record.id).await?.map(Insert::Exists).ok_or_else(|| StoreError {
-                        operation: "PutItem",
-                        source: "record exists but could not be read".into(),
-                    }),
-                }
-            }
-            Err(e) => Err(store_error("PutItem", e)),
+            Err(old) => match old.as_ref().and_then(state_of) {
+                Some(state) => Ok(Insert::Exists(state)),
+                // Older emulators do not return the old item: read it.
+                None => self.get(&record.id).await?.map(Insert::Exists).ok_or_else(|| StoreError {
+                    operation: "PutItem",
+                    source: "record exists but could not be read".into(),
+                }),
+            },
         }
     }
 
@@ -445,95 +512,11 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(id))
+            .key(attribute::PK, s(id))
             .update_expression("ADD conflicts :id")
             .expression_attribute_values(":id", AttributeValue::Ss(vec![conflict_id.to_owned()]));
         metrics::store_call(update.send()).await.map_err(|e| store_error("UpdateItem", e))?;
         Ok(())
-    }
-
-    async fn advance(
-        &self,
-        transaction: &TransactionRef,
-        event_id: &str,
-        now_ms: i64,
-    ) -> Result<TransactionView, StoreError> {
-        // A payment status raises `rank` and sets `status`; a notification sets its own `notice` and `at`,
-        // never `status`, so a notification can neither move nor hide a payment's state.
-        let (set, condition, mut values, names) = match &transaction.step {
-            Step::Payment(incoming) => {
-                // Forward only: a higher rank, and a reversal never over a failure (see `state`).
-                let mut condition =
-                    "attribute_not_exists(pk) OR attribute_not_exists(#rank) OR #rank < :rank".to_owned();
-                let mut values = vec![(":status", s(incoming.as_str())), (":rank", n(i64::from(incoming.rank())))];
-                if *incoming == PaymentStatus::Reversed {
-                    condition = format!("({condition}) AND (attribute_not_exists(#status) OR #status <> :failed)");
-                    values.push((":failed", s(PaymentStatus::Failed.as_str())));
-                }
-                ("#status = :status, #rank = :rank", condition, values, vec![("#status", "status"), ("#rank", "rank")])
-            }
-            Step::Notification { state, at_ms } => (
-                "notice = :notice, #at = :at",
-                "attribute_not_exists(pk) OR attribute_not_exists(#at) OR #at <= :at".to_owned(),
-                vec![(":notice", s(state)), (":at", n(*at_ms))],
-                vec![("#at", "at")],
-            ),
-            Step::Unknown => {
-                let item = self.get_item(&transaction.key).await?;
-                return Ok(TransactionView {
-                    status: item.as_ref().and_then(standing),
-                    regression: false,
-                    contradiction: false,
-                });
-            }
-        };
-        values.push((":ids", AttributeValue::L(vec![s(event_id)])));
-        values.push((":empty", AttributeValue::L(vec![])));
-        values.push((":now", n(now_ms)));
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&transaction.key))
-            .update_expression(format!(
-                "SET {set}, updated_at = :now, event_ids = list_append(if_not_exists(event_ids, :empty), :ids)"
-            ))
-            .condition_expression(condition)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (name, attribute) in names {
-            update = update.expression_attribute_names(name, attribute);
-        }
-        for (name, value) in values {
-            update = update.expression_attribute_values(name, value);
-        }
-        // The item after the write, or as it stood when the condition failed (`Err`).
-        let item = match metrics::store_call(update.send()).await {
-            Ok(out) => Ok(out.attributes),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                let old = match e.into_service_error() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(ccf) => {
-                        ccf.item().cloned()
-                    }
-                    _ => None,
-                };
-                // Older emulators do not return the old item: read it.
-                match old {
-                    Some(old) => Err(Some(old)),
-                    None => Err(self.get_item(&transaction.key).await?),
-                }
-            }
-            Err(e) => return Err(store_error("UpdateItem", e)),
-        };
-        Ok(match (&transaction.step, item) {
-            (Step::Payment(incoming), Ok(_)) => payment_view(None, *incoming),
-            (Step::Payment(incoming), Err(old)) => {
-                payment_view(old.as_ref().and_then(|i| text(i, "status")).and_then(PaymentStatus::parse), *incoming)
-            }
-            (_, Ok(item) | Err(item)) => {
-                TransactionView { status: item.as_ref().and_then(standing), regression: false, contradiction: false }
-            }
-        })
     }
 
     async fn warm(&self) -> Result<(), StoreError> {
@@ -561,10 +544,92 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         let mut found: Vec<(i64, &str)> = pages
             .iter()
             .flat_map(|page| page.items())
-            .filter_map(|item| Some((number(item, "lease_until"), text(item, "pk")?)))
+            .filter_map(|item| Some((number(item, attribute::LEASE_UNTIL), text(item, attribute::PK)?)))
             .collect();
         found.sort_unstable();
         Ok(found.into_iter().take(limit).map(|(_, id)| id.to_owned()).collect())
+    }
+}
+
+#[async_trait]
+impl TransactionStore for DynamoDbIdempotencyStore {
+    async fn advance(
+        &self,
+        transaction: &TransactionRef,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<TransactionView, StoreError> {
+        // A payment status raises `rank` and sets `status`; a notification sets its own `notice` and `at`,
+        // never `status`, so a notification can neither move nor hide a payment's state.
+        let (set, condition, mut values, names) = match &transaction.step {
+            Step::Payment(incoming) => {
+                // Forward only: a higher rank, and a reversal never over a failure (see `state`).
+                let mut condition =
+                    "attribute_not_exists(pk) OR attribute_not_exists(#rank) OR #rank < :rank".to_owned();
+                let mut values = vec![(":status", s(incoming.as_str())), (":rank", n(i64::from(incoming.rank())))];
+                if *incoming == PaymentStatus::Reversed {
+                    condition = format!("({condition}) AND (attribute_not_exists(#status) OR #status <> :failed)");
+                    values.push((":failed", s(PaymentStatus::Failed.as_str())));
+                }
+                (
+                    "#status = :status, #rank = :rank",
+                    condition,
+                    values,
+                    vec![("#status", attribute::STATUS), ("#rank", attribute::RANK)],
+                )
+            }
+            Step::Notification { state, at_ms } => (
+                "notice = :notice, #at = :at",
+                "attribute_not_exists(pk) OR attribute_not_exists(#at) OR #at <= :at".to_owned(),
+                vec![(":notice", s(state)), (":at", n(*at_ms))],
+                vec![("#at", attribute::AT)],
+            ),
+            Step::Unknown => {
+                let item = self.get_item(&transaction.key).await?;
+                return Ok(TransactionView {
+                    status: item.as_ref().and_then(standing),
+                    regression: false,
+                    contradiction: false,
+                });
+            }
+        };
+        values.push((":ids", AttributeValue::L(vec![s(event_id)])));
+        values.push((":empty", AttributeValue::L(vec![])));
+        values.push((":now", n(now_ms)));
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attribute::PK, s(&transaction.key))
+            .update_expression(format!(
+                "SET {set}, updated_at = :now, event_ids = list_append(if_not_exists(event_ids, :empty), :ids)"
+            ))
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, attribute) in names {
+            update = update.expression_attribute_names(name, attribute);
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        // The item after the write, or as it stood when the condition failed (`Err`).
+        let item = match conditional("UpdateItem", metrics::store_call(update.send()).await)? {
+            Ok(out) => Ok(out.attributes),
+            Err(Some(old)) => Err(Some(old)),
+            // Older emulators do not return the old item: read it.
+            Err(None) => Err(self.get_item(&transaction.key).await?),
+        };
+        Ok(match (&transaction.step, item) {
+            (Step::Payment(incoming), Ok(_)) => payment_view(None, *incoming),
+            (Step::Payment(incoming), Err(old)) => payment_view(
+                old.as_ref().and_then(|i| text(i, attribute::STATUS)).and_then(PaymentStatus::parse),
+                *incoming,
+            ),
+            (_, Ok(item) | Err(item)) => {
+                TransactionView { status: item.as_ref().and_then(standing), regression: false, contradiction: false }
+            }
+        })
     }
 }
 

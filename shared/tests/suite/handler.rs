@@ -4,7 +4,7 @@ use chrono::Utc;
 use lambda_http::http::Method;
 use lambda_http::Body;
 use payhooks::handler;
-use payhooks::ports::IdempotencyStore as _;
+use payhooks::ports::SignatureStore as _;
 use payhooks::testing::{TestPipeline, TestRequest};
 use payhooks::Provider::*;
 use sha2::Digest as _;

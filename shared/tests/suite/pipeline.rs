@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use payhooks::error::IngestError;
 use payhooks::pipeline::Outcome;
-use payhooks::ports::{IdempotencyStore, RecordState};
+use payhooks::ports::{EventStore, RecordState};
 use payhooks::testing::{sign, TestPipeline, TestRequest, SECRET};
 use payhooks::Provider::*;
 

@@ -8,6 +8,7 @@ use std::io::{BufRead, Write};
 
 use chrono::Utc;
 use clap::{Parser, Subcommand};
+use payhooks::aws::attribute;
 use payhooks::config::{provider_overrides, Config, Retention};
 use payhooks::ports::{RecordState, SecretLoader};
 use payhooks::Provider;
@@ -346,7 +347,12 @@ pub async fn run(cli: Cli, sdk: &aws_config::SdkConfig, out: &mut dyn Write) -> 
                 let mut table = new_table(&["id", "state", "type", "received"]);
                 for r in &records {
                     let get = |k: &str| r.get(k).map_or_else(|| "-".to_owned(), |v| human(v, now));
-                    table.add_row(vec![get("pk"), get("state"), get("type"), get("received_at")]);
+                    table.add_row(vec![
+                        get(attribute::PK),
+                        get(attribute::STATE),
+                        get(attribute::TYPE),
+                        get(attribute::RECEIVED_AT),
+                    ]);
                 }
                 format!("{table}\n{} record(s)", records.len())
             })

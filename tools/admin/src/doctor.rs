@@ -99,7 +99,7 @@ async fn table_check(clients: &Clients, table: &str) -> Result<String, Error> {
     let ttl = ttl.time_to_live_description();
     let enabled = ttl.and_then(|t| t.time_to_live_status()).is_some_and(|s| s.as_str() == "ENABLED");
     let attribute = ttl.and_then(|t| t.attribute_name());
-    if !enabled || attribute != Some("expires_at") {
+    if !enabled || attribute != Some(payhooks::aws::attribute::EXPIRES_AT) {
         return Err("time to live is not enabled on expires_at: bodies and markers would never expire".into());
     }
     Ok(format!("index {PENDING_INDEX}, time to live on expires_at"))

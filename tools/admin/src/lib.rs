@@ -8,11 +8,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
-use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
+use payhooks::aws::{attribute, pending_shards, DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
 use payhooks::config::{Retention, VerifyConfig};
 use payhooks::envelope::CloudEvent;
 use payhooks::pipeline;
-use payhooks::ports::{EventPublisher, IdempotencyStore, OutgoingMessage, RecordState, SecretLoader};
+use payhooks::ports::{
+    BodyStore, EventPublisher, EventStore, OutgoingMessage, RecordState, SecretLoader, TransactionStore,
+};
 use payhooks::providers::{self, Incoming};
 use payhooks::verify::Secrets;
 use payhooks::verify::{CanonicalHash, Dialect};
@@ -133,12 +135,15 @@ fn s(v: &str) -> AttributeValue {
 fn fields(item: &HashMap<String, AttributeValue>) -> Fields {
     let ms = |n: &str| n.parse::<i64>().ok().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
     item.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "raw_body" | "raw_bytes" | "envelope"))
+        .filter(|(k, _)| !matches!(k.as_str(), attribute::RAW_BODY | attribute::RAW_BYTES | attribute::ENVELOPE))
         .map(|(k, v)| {
             let value = match v {
                 AttributeValue::S(text) => json!(text),
                 AttributeValue::N(n)
-                    if matches!(k.as_str(), "received_at" | "sent_at" | "lease_until" | "updated_at") =>
+                    if matches!(
+                        k.as_str(),
+                        attribute::RECEIVED_AT | attribute::SENT_AT | attribute::LEASE_UNTIL | attribute::UPDATED_AT
+                    ) =>
                 {
                     ms(n).map_or_else(|| json!(n), |t| json!(t.to_rfc3339()))
                 }
@@ -221,7 +226,8 @@ impl Admin {
     }
 
     async fn item(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, Error> {
-        let out = self.ddb.get_item().table_name(&self.table).key("pk", s(pk)).consistent_read(true).send().await?;
+        let out =
+            self.ddb.get_item().table_name(&self.table).key(attribute::PK, s(pk)).consistent_read(true).send().await?;
         Ok(out.item)
     }
 
@@ -245,7 +251,7 @@ impl Admin {
                 }
             }
         }
-        let body = match (with_body, item.get("body_ref").and_then(|v| v.as_s().ok())) {
+        let body = match (with_body, item.get(attribute::BODY_REF).and_then(|v| v.as_s().ok())) {
             (true, Some(key)) => Some(
                 self.store()
                     .get_body(key)
@@ -269,57 +275,46 @@ impl Admin {
         let mut out = Vec::new();
         if state == RecordState::Received {
             for shard in pending_shards() {
-                let mut start = None;
-                loop {
-                    let page = self
-                        .ddb
-                        .query()
-                        .table_name(&self.table)
-                        .index_name(PENDING_INDEX)
-                        .key_condition_expression("pending = :p")
-                        .expression_attribute_values(":p", s(&shard))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await?;
-                    for key in page.items() {
-                        let Some(id) = key.get("pk").and_then(|v| v.as_s().ok()) else { continue };
-                        if !id.starts_with(&format!("{provider}:")) {
-                            continue;
-                        }
-                        if let Some(item) = self.item(id).await? {
-                            out.push(item);
-                        }
+                let mut keys = self
+                    .ddb
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(PENDING_INDEX)
+                    .key_condition_expression("pending = :p")
+                    .expression_attribute_values(":p", s(&shard))
+                    .into_paginator()
+                    .items()
+                    .send();
+                while let Some(key) = keys.next().await {
+                    let key = key?;
+                    let Some(id) = key.get(attribute::PK).and_then(|v| v.as_s().ok()) else { continue };
+                    if !id.starts_with(&format!("{provider}:")) {
+                        continue;
                     }
-                    start = page.last_evaluated_key().cloned();
-                    if start.is_none() {
-                        break;
+                    if let Some(item) = self.item(id).await? {
+                        out.push(item);
                     }
                 }
             }
         } else {
-            let mut start = None;
-            loop {
-                let page = self
-                    .ddb
-                    .scan()
-                    .table_name(&self.table)
-                    .filter_expression("#state = :state AND provider = :provider AND received_at >= :since")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":state", s(state.as_str()))
-                    .expression_attribute_values(":provider", s(provider.name()))
-                    .expression_attribute_values(":since", AttributeValue::N(since_ms.to_string()))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await?;
-                out.extend(page.items().iter().cloned());
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
+            let mut items = self
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#state = :state AND provider = :provider AND received_at >= :since")
+                .expression_attribute_names("#state", attribute::STATE)
+                .expression_attribute_values(":state", s(state.as_str()))
+                .expression_attribute_values(":provider", s(provider.name()))
+                .expression_attribute_values(":since", AttributeValue::N(since_ms.to_string()))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = items.next().await {
+                out.push(item?);
             }
         }
         let received = |i: &HashMap<String, AttributeValue>| {
-            i.get("received_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0)
+            i.get(attribute::RECEIVED_AT).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0)
         };
         out.retain(|i| received(i) >= since_ms);
         out.sort_by_key(received);
@@ -331,8 +326,9 @@ impl Admin {
     /// it inside its 5-minute window.
     pub async fn replay_plan(&self, id: &str, now: DateTime<Utc>) -> Result<Replay, Error> {
         let store = self.store();
-        let (record, payload) =
-            pipeline::stored(&store, id).await?.ok_or_else(|| format!("{id}: no record, or its body has expired"))?;
+        let (record, payload) = pipeline::stored(&store, &store, id)
+            .await?
+            .ok_or_else(|| format!("{id}: no record, or its body has expired"))?;
         if record.state == RecordState::Conflict {
             return Err(format!("{id} is a conflict record: replay the event it conflicts with").into());
         }
@@ -390,7 +386,7 @@ impl Admin {
         let mut ids = Vec::new();
         for &state in states {
             for record in self.list(provider, state, Some(since)).await? {
-                if let Some(id) = record.get("pk").and_then(Value::as_str) {
+                if let Some(id) = record.get(attribute::PK).and_then(Value::as_str) {
                     ids.push(id.to_owned());
                 }
             }
