@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -106,16 +105,6 @@ pub struct StdoutSink;
 impl MetricsSink for StdoutSink {
     fn emit(&self, line: &str) {
         println!("{line}");
-    }
-}
-
-/// Keeps the lines (tests).
-#[derive(Debug, Default)]
-pub struct MemorySink(pub Mutex<Vec<String>>);
-
-impl MetricsSink for MemorySink {
-    fn emit(&self, line: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line.to_owned());
     }
 }
 

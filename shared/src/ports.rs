@@ -243,14 +243,3 @@ pub trait EventPublisher: Send + Sync {
 pub trait SecretLoader: Send + Sync {
     async fn load(&self) -> Result<Secrets, SecretsError>;
 }
-
-/// Secrets given directly (`WEBHOOK_SECRETS`, `MUDA_SIGNING_KEYS`: local runs and tests).
-#[derive(Debug, Clone)]
-pub struct StaticSecrets(pub Secrets);
-
-#[async_trait]
-impl SecretLoader for StaticSecrets {
-    async fn load(&self) -> Result<Secrets, SecretsError> {
-        Ok(self.0.clone())
-    }
-}

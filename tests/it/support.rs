@@ -13,7 +13,8 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName
 use chrono::Utc;
 use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
 use payhooks::config::{Retention, VerifyConfig};
-use payhooks::ports::{EventRecord, RecordState, StaticSecrets};
+use payhooks::ports::{EventRecord, RecordState};
+use payhooks::testing::StaticSecrets;
 use payhooks::{testing, Pipeline, Provider};
 
 pub const LEASE: Duration = Duration::from_secs(10);

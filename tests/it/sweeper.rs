@@ -209,7 +209,7 @@ async fn twenty_concurrent_events_of_one_transaction_end_in_the_highest_rank_on_
 #[ignore = "needs moto_server: run with `make test`"]
 async fn aws_calls_are_timed_and_sweeps_counted_in_emf() {
     let stack = Stack::new(true).await;
-    let sink = Arc::new(payhooks::metrics::MemorySink::default());
+    let sink = Arc::new(payhooks::testing::MemorySink::default());
     let pipeline = stack.pipeline(Choice).with_metrics_sink(sink.clone());
     let req = TestRequest::signed_fixture(Choice, "0002_transaction", Utc::now());
     let resp = payhooks::handler::handle(&pipeline, req.apigw(false)).await.unwrap();
@@ -222,7 +222,7 @@ async fn aws_calls_are_timed_and_sweeps_counted_in_emf() {
 
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());
     fail_a_delivery(&stack, Lipia, &req).await;
-    let sweeps = Arc::new(payhooks::metrics::MemorySink::default());
+    let sweeps = Arc::new(payhooks::testing::MemorySink::default());
     let sweeper = sweeper(&stack, store(&stack)).with_metrics_sink(sweeps.clone());
     let report = payhooks::sweeper::handle(&sweeper).await.unwrap();
     assert_eq!(report.swept, 1);
@@ -283,7 +283,7 @@ async fn a_broken_queue_backs_off_and_never_starves_the_other_providers() {
     }
     assert!(stuck.iter().all(|id| id < &healthy), "the stuck records come first in the index");
 
-    let sink = Arc::new(payhooks::metrics::MemorySink::default());
+    let sink = Arc::new(payhooks::testing::MemorySink::default());
     let sweeper = sweeper_with_broken(&stack, Arc::new(stack.store()), &[Lipia]).with_metrics_sink(sink.clone());
     let started = Utc::now();
     let report = payhooks::sweeper::handle(&sweeper).await.unwrap();

@@ -33,7 +33,7 @@ use crate::ports::{EventPublisher, SecretLoader, Store};
 use crate::provider::Provider;
 use crate::providers::Ack;
 use crate::verify::Verified;
-use secrets::{SecretCache, DEFAULT_SECRETS_REFRESH};
+use secrets::{why_not_ready, SecretCache, DEFAULT_SECRETS_REFRESH};
 
 /// What happened to a callback that was acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
@@ -182,19 +182,6 @@ pub enum WarmUpPart {
 impl WarmUpPart {
     pub fn as_str(self) -> &'static str {
         self.into()
-    }
-}
-
-/// Why a step (a warm-up part, a secret refresh) is not done: its error with every cause
-/// ([`crate::error::chain`]), or that it ran out of `budget`; `None` if it is done.
-fn why_not_ready<T, E: std::error::Error>(
-    result: Result<Result<T, E>, tokio::time::error::Elapsed>,
-    budget: Duration,
-) -> Option<String> {
-    match result {
-        Ok(Ok(_)) => None,
-        Ok(Err(err)) => Some(crate::error::chain(&err)),
-        Err(_) => Some(format!("not done within {} ms", budget.as_millis())),
     }
 }
 

@@ -7,8 +7,6 @@ use crate::error::SecretsError;
 use crate::ports::SecretLoader;
 use crate::verify::Secrets;
 
-use super::why_not_ready;
-
 /// How long loaded secrets are used before their source is read again, unless configured.
 pub(super) const DEFAULT_SECRETS_REFRESH: Duration = Duration::from_secs(crate::config::DEFAULT_SECRETS_REFRESH_SECS);
 
@@ -60,5 +58,18 @@ impl SecretCache {
             }
         }
         Ok(loaded.secrets.clone())
+    }
+}
+
+/// Why a step (a warm-up part, a secret refresh) is not done: its error with every cause
+/// ([`crate::error::chain`]), or that it ran out of `budget`; `None` if it is done.
+pub(super) fn why_not_ready<T, E: std::error::Error>(
+    result: Result<Result<T, E>, tokio::time::error::Elapsed>,
+    budget: Duration,
+) -> Option<String> {
+    match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(crate::error::chain(&err)),
+        Err(_) => Some(format!("not done within {} ms", budget.as_millis())),
     }
 }

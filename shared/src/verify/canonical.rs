@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use strum::{EnumCount, VariantArray};
 
-use super::json::{shown, Document, Kind, Pair, Segment, SuspectKind};
+use super::json::{any_byte_is, segment, segment_len, shown, word, write_canonical, Document, Kind, Pair, Segment};
 use super::number;
 
 /// The field a signer adds with its secret before sorting.
@@ -261,19 +261,79 @@ const MAX_SPLITS: usize = 32;
 /// Where the sender's secret goes among the pairs (its value is unknown here).
 const SENDER_SLOT: &str = "senderKey=";
 
+/// A place where a body read for a signature might have a second reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Suspect {
+    /// The canonical path of the key or value.
+    path: String,
+    kind: SuspectKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SuspectKind {
+    /// A key holds a separator: another nesting writes the same pairs.
+    KeySeparator,
+    /// A string value holds `&` and then `=`: the leaf whose value starts at this byte of the body.
+    PairInValue { start: usize },
+}
+
+/// Where `doc`'s canonical string might be read as another body's: every key that holds a separator, and
+/// every string value holding `&` with a `=` after it, in document order. One walk of the leaves: a key is
+/// looked at once, at the first leaf under it.
+fn suspects(doc: &Document<'_>) -> Vec<Suspect> {
+    let mut found = Vec::new();
+    let mut previous = "";
+    for pair in &doc.pairs {
+        let path = doc.structural(pair);
+        let mut end = 0;
+        while end < path.len() {
+            let start = end;
+            end += segment_len(&path[start..]);
+            // A step the previous leaf shares (the same bytes up to it: the lengths make that the same steps).
+            if previous.as_bytes().get(..end) == Some(&path.as_bytes()[..end]) {
+                continue;
+            }
+            if let Segment::Key(key) = segment(&path[start..end]) {
+                if holds_separator(key) {
+                    let mut canonical = String::new();
+                    write_canonical(&path[..end], &mut canonical);
+                    found.push(Suspect { path: canonical, kind: SuspectKind::KeySeparator });
+                }
+            }
+        }
+        if pair.kind == Kind::String && pair.value.split_once('&').is_some_and(|(_, after)| after.contains('=')) {
+            let mut canonical = String::new();
+            doc.write_path(pair, &mut canonical);
+            found.push(Suspect { path: canonical, kind: SuspectKind::PairInValue { start: pair.start } });
+        }
+        previous = path;
+    }
+    found
+}
+
+/// Whether a key holds a character the canonical string uses as a separator: `&`, `=`, `.`, `[` or `]`.
+/// Eight bytes at a time, as every key of every body is checked.
+pub(super) fn holds_separator(key: &str) -> bool {
+    const SEPARATORS: [u8; 5] = [b'&', b'=', b'.', b'[', b']'];
+    let mut chunks = key.as_bytes().chunks_exact(8);
+    let in_chunk = |chunk: &[u8]| SEPARATORS.iter().any(|&c| any_byte_is(word(chunk), c));
+    chunks.any(in_chunk) || chunks.remainder().iter().any(|c| SEPARATORS.contains(c))
+}
+
 /// The real second readings of `doc`'s canonical string in `dialect`: every key that holds a separator (another
 /// nesting writes the same pairs), and every string value holding `&<key>=` that can be split into pairs which
 /// sort exactly where the value stood, so that the split body signs the same string. A value whose splits all
 /// sort elsewhere (`"name": "Duka&zz=1"`, whose `zz=1` would sort after `timestamp`) has no second reading.
 pub fn second_readings(doc: &Document<'_>, dialect: Dialect) -> Vec<Ambiguity> {
-    if doc.suspects.is_empty() {
+    let suspects = suspects(doc);
+    if suspects.is_empty() {
         return Vec::new();
     }
     let pairs = CanonicalPairs::in_dialect(doc, dialect);
     // The string to sign as its parts, the sender's where its unknown secret would sort.
     let parts: Vec<&str> = pairs.as_ref().map(|p| p.parts_to_sign(SENDER_SLOT).collect()).unwrap_or_default();
     let mut found = Vec::new();
-    for suspect in &doc.suspects {
+    for suspect in &suspects {
         let start = match suspect.kind {
             SuspectKind::KeySeparator => {
                 let why = format!("key `{}` holds a separator", shown(&suspect.path));
@@ -448,6 +508,44 @@ fn key_order(a: &[Segment<'_>], b: &[Segment<'_>]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suspects_are_found_in_keys_and_values_in_document_order() {
+        for (body, want) in [
+            (r#"{"requestId": "R1&salt=abc"}"#, vec![("requestId", false)]),
+            (r#"{"a.b": 1}"#, vec![("a.b", true)]),
+            (r#"{"p": {"x=y": 1}}"#, vec![("p.x=y", true)]),
+            (r#"{"p": {"x[0]": 1}}"#, vec![("p.x[0]", true)]),
+            (r#"{"p": ["a&b&c=d"]}"#, vec![("p[0]", false)]),
+            (r#"{"name": "Tom & Jerry", "q": "a=b", "r": "a=b&c"}"#, vec![]),
+            // A key is named once, before the values under it; one sharing a prefix with a key before it too.
+            (
+                r#"{"a.b": {"c": "x&y=1", "d=": [1, 2]}, "a.bc": 1}"#,
+                vec![("a.b", true), ("a.b.c", false), ("a.b.d=", true), ("a.bc", true)],
+            ),
+            (r#"{"p": {"x": 1, "y&": {"z": 2}}}"#, vec![("p.y&", true)]),
+        ] {
+            let found: Vec<(String, bool)> = suspects(&json::read_signed(body).unwrap())
+                .into_iter()
+                .map(|s| (s.path, s.kind == SuspectKind::KeySeparator))
+                .collect();
+            let want: Vec<(String, bool)> = want.into_iter().map(|(p, k)| (p.to_owned(), k)).collect();
+            assert_eq!(found, want, "{body}");
+            let unsigned: Vec<(String, bool)> = suspects(&json::read(body).unwrap())
+                .into_iter()
+                .map(|s| (s.path, s.kind == SuspectKind::KeySeparator))
+                .collect();
+            assert_eq!(unsigned, want, "the same from the structural paths: {body}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn separators_are_found_eight_bytes_at_a_time_as_one_at_a_time(key in "[a-z.&=\\[\\]\u{80}-\u{10FFFF}]{0,40}") {
+            let naive = key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']'));
+            proptest::prop_assert_eq!(holds_separator(&key), naive);
+        }
+    }
     use crate::verify::json;
     use proptest::prelude::*;
 

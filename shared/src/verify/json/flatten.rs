@@ -4,10 +4,8 @@
 use std::borrow::Cow;
 
 use super::hash::push_decimal;
-use super::lex::{holds_separator, Reader};
-use super::{
-    Document, Kind, Member, Pair, ReadError, Suspect, SuspectKind, MAX_DEPTH, MAX_FLATTENED_RATIO, MAX_LEAVES,
-};
+use super::lex::Reader;
+use super::{Document, Kind, Member, Pair, ReadError, MAX_DEPTH, MAX_FLATTENED_RATIO, MAX_LEAVES};
 use crate::verify::prefix_key;
 
 enum Container {
@@ -33,8 +31,7 @@ pub fn read(text: &str) -> Result<Document<'_>, ReadError> {
 }
 
 /// Read `text` as one JSON object whose canonical string will be signed or verified: each leaf's canonical
-/// path is kept as it is read, not written again from its structural path, and where the string might be read
-/// another way is noted ([`Document::suspects`]).
+/// path is kept as it is read, not written again from its structural path.
 pub fn read_signed(text: &str) -> Result<Document<'_>, ReadError> {
     Reader { text, bytes: text.as_bytes(), pos: 0 }.document(true)
 }
@@ -98,7 +95,6 @@ impl<'a> Builder<'a> {
 struct Flattener<'a> {
     r: Reader<'a>,
     b: Builder<'a>,
-    signed: bool,
     stack: Vec<Frame>,
     /// The keys of every open object, back to back (each frame knows where its own start).
     keys: Vec<Cow<'a, str>>,
@@ -126,7 +122,6 @@ impl<'a> Reader<'a> {
                 pairs: Vec::with_capacity(leaves_guess),
                 // Each leaf's structural path, and its canonical path too when read for a signature.
                 paths: String::with_capacity(leaves_guess * if signed { 48 } else { 32 }),
-                suspects: Vec::new(),
             },
             structural: String::with_capacity(96),
             path_len: 0,
@@ -137,14 +132,8 @@ impl<'a> Reader<'a> {
             top_start: 0,
             top_leaves: 0,
         };
-        let mut f = Flattener {
-            r: self,
-            b,
-            signed,
-            stack: Vec::with_capacity(8),
-            keys: Vec::with_capacity(32),
-            top_value_start: 0,
-        };
+        let mut f =
+            Flattener { r: self, b, stack: Vec::with_capacity(8), keys: Vec::with_capacity(32), top_value_start: 0 };
         f.r.skip_ws();
         if f.r.peek() != Some(b'{') {
             return f.r.fail("expected a JSON object");
@@ -262,10 +251,6 @@ impl<'a> Flattener<'a> {
                 push_decimal(&mut b.structural, key.len());
                 b.structural.push(':');
                 b.structural.push_str(&key);
-                if self.signed && holds_separator(&key) {
-                    let path = b.path.clone().unwrap_or_default();
-                    b.doc.suspects.push(Suspect { path, kind: SuspectKind::KeySeparator });
-                }
                 self.keys.push(key);
                 frame.count += 1;
             }
@@ -310,10 +295,6 @@ impl<'a> Flattener<'a> {
             }
             Some(b'"') => {
                 let value = r.string()?;
-                if self.signed && value.split_once('&').is_some_and(|(_, after)| after.contains('=')) {
-                    let path = b.path.clone().unwrap_or_default();
-                    b.doc.suspects.push(Suspect { path, kind: SuspectKind::PairInValue { start: value_start } });
-                }
                 b.leaf(value, Kind::String, value_start)?;
             }
             Some(b't') => b.leaf(Cow::Borrowed(r.literal("true")?), Kind::Bool, value_start)?,

@@ -181,17 +181,9 @@ impl<'a> Reader<'a> {
         char::from_u32(code).map_or_else(|| self.fail("invalid \\u escape"), Ok)
     }
 }
-/// Whether a key holds a character the canonical string uses as a separator: `&`, `=`, `.`, `[` or `]`.
-/// Eight bytes at a time, as every key of every body is checked.
-pub(super) fn holds_separator(key: &str) -> bool {
-    const SEPARATORS: [u8; 5] = [b'&', b'=', b'.', b'[', b']'];
-    let mut chunks = key.as_bytes().chunks_exact(8);
-    let in_chunk = |chunk: &[u8]| SEPARATORS.iter().any(|&c| any_byte_is(word(chunk), c));
-    chunks.any(in_chunk) || chunks.remainder().iter().any(|c| SEPARATORS.contains(c))
-}
 
 /// Eight bytes as one word, to search them at once.
-pub(super) fn word(chunk: &[u8]) -> u64 {
+pub(crate) fn word(chunk: &[u8]) -> u64 {
     u64::from_ne_bytes(chunk.try_into().expect("eight bytes"))
 }
 
@@ -201,6 +193,6 @@ pub(super) fn any_byte_below(word: u64, bound: u8) -> bool {
 }
 
 /// Whether any of the eight bytes of `word` is `byte`.
-pub(super) fn any_byte_is(word: u64, byte: u8) -> bool {
+pub(crate) fn any_byte_is(word: u64, byte: u8) -> bool {
     any_byte_below(word ^ u64::from_ne_bytes([byte; 8]), 1)
 }

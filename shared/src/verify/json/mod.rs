@@ -18,6 +18,7 @@ mod lex;
 mod query;
 
 pub use flatten::{read, read_signed};
+pub(crate) use lex::{any_byte_is, word};
 pub use query::Value;
 
 /// Deepest nesting accepted (the top-level object is depth 1).
@@ -112,28 +113,6 @@ pub struct Document<'a> {
     /// Every leaf's structural (and, read for a signature, canonical) path, back to back: one buffer per
     /// callback.
     paths: String,
-    /// Where the canonical string (`path=value&...`) of this body might be read as another body's: a key
-    /// holding `&`, `=`, `.`, `[` or `]` (it can), or a string value holding `&` with a `=` after it (it can
-    /// if a split of it sorts where the value stood: decided once the dialect is known,
-    /// [`super::canonical::second_readings`]). Looked for only when the body is read for a signature over
-    /// that string ([`read_signed`]); empty otherwise.
-    pub suspects: Vec<Suspect>,
-}
-
-/// A place where a body read for a signature might have a second reading.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suspect {
-    /// The canonical path of the key or value.
-    pub path: String,
-    pub kind: SuspectKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SuspectKind {
-    /// A key holds a separator: another nesting writes the same pairs.
-    KeySeparator,
-    /// A string value holds `&` and then `=`: the leaf whose value starts at this byte of the body.
-    PairInValue { start: usize },
 }
 
 impl<'a> Document<'a> {
@@ -152,7 +131,7 @@ impl<'a> Document<'a> {
     }
 
     /// A leaf's length-prefixed path (`.1:a.1:b[0]`).
-    fn structural(&self, pair: &Pair<'_>) -> &str {
+    pub(crate) fn structural(&self, pair: &Pair<'_>) -> &str {
         &self.paths[pair.path.0 as usize..pair.path.1 as usize]
     }
 
@@ -256,7 +235,7 @@ impl<'a> Document<'a> {
 }
 
 /// The length of the first step of a structural path: `.<len>:<key>` or `[<index>]`.
-pub(super) fn segment_len(structural: &str) -> usize {
+pub(crate) fn segment_len(structural: &str) -> usize {
     let bytes = structural.as_bytes();
     let mut digits = 0;
     let mut value = 0;
@@ -272,7 +251,7 @@ pub(super) fn segment_len(structural: &str) -> usize {
 }
 
 /// Write a structural path's canonical form: keys joined with `.`, indexes as `[i]`.
-fn write_canonical(mut structural: &str, out: &mut String) {
+pub(crate) fn write_canonical(mut structural: &str, out: &mut String) {
     let mut first = true;
     while !structural.is_empty() {
         let len = segment_len(structural);
@@ -292,7 +271,7 @@ fn write_canonical(mut structural: &str, out: &mut String) {
 }
 
 /// One structural step as a [`Segment`].
-pub(super) fn segment(step: &str) -> Segment<'_> {
+pub(crate) fn segment(step: &str) -> Segment<'_> {
     if step.starts_with('.') {
         // The key starts after `.`, the length's digits and `:` (a key may hold `:` itself).
         let digits = step.as_bytes()[1..].iter().take_while(|b| b.is_ascii_digit()).count();
@@ -315,7 +294,7 @@ const SHOWN_CHARS: usize = 128;
 
 #[cfg(test)]
 mod tests {
-    use super::lex::{any_byte_below, any_byte_is, holds_separator, word};
+    use super::lex::{any_byte_below, any_byte_is, word};
     use super::*;
     use proptest::prelude::*;
 
@@ -329,12 +308,6 @@ mod tests {
             let mut with = bytes;
             with[usize::from(byte) % 8] = b'"';
             prop_assert!(any_byte_is(word(&with), b'"'));
-        }
-
-        #[test]
-        fn separators_are_found_eight_bytes_at_a_time_as_one_at_a_time(key in "[a-z.&=\\[\\]\u{80}-\u{10FFFF}]{0,40}") {
-            let naive = key.bytes().any(|c| matches!(c, b'&' | b'=' | b'.' | b'[' | b']'));
-            prop_assert_eq!(holds_separator(&key), naive);
         }
 
         #[test]
@@ -504,28 +477,6 @@ mod tests {
             assert!(read(body).is_err(), "{body:?} was accepted");
         }
         assert_eq!(leaves(r#"{"e": "\ud83d\ude00"}"#), ["e=😀"]);
-    }
-
-    #[test]
-    fn suspects_are_found_only_in_a_body_read_for_a_signature() {
-        for (body, want) in [
-            (r#"{"requestId": "R1&salt=abc"}"#, vec![("requestId", false)]),
-            (r#"{"a.b": 1}"#, vec![("a.b", true)]),
-            (r#"{"p": {"x=y": 1}}"#, vec![("p.x=y", true)]),
-            (r#"{"p": {"x[0]": 1}}"#, vec![("p.x[0]", true)]),
-            (r#"{"p": ["a&b&c=d"]}"#, vec![("p[0]", false)]),
-            (r#"{"name": "Tom & Jerry", "q": "a=b", "r": "a=b&c"}"#, vec![]),
-        ] {
-            let found: Vec<(String, bool)> = read_signed(body)
-                .unwrap()
-                .suspects
-                .into_iter()
-                .map(|s| (s.path, s.kind == SuspectKind::KeySeparator))
-                .collect();
-            let want: Vec<(String, bool)> = want.into_iter().map(|(p, k)| (p.to_owned(), k)).collect();
-            assert_eq!(found, want, "{body}");
-            assert!(read(body).unwrap().suspects.is_empty(), "only a body read for a signature is looked at: {body}");
-        }
     }
 
     #[test]
