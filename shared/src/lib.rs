@@ -1,16 +1,22 @@
 //! payhooks: receive payment-provider callbacks, verify them, normalise them to CloudEvents, record each
 //! event once in DynamoDB and enqueue it to SQS.
 //!
-//! Layers point one way, from the edge inwards:
-//! - [`handler`]: the Lambda HTTP glue and the one mapping from errors to HTTP statuses;
-//! - [`pipeline`]: the exactly-once delivery logic over the [`ports`];
-//! - [`aws`]: the DynamoDB, SQS and SSM adapters of those ports, and the cold-start wiring;
-//! - [`providers`]: one module per provider (authentication, parsing, normalisation, ack, route), no I/O;
-//! - [`verify`]: the JSON reader, the canonical string, signature primitives and secrets;
-//! - [`state`]: transaction status ranks; [`sweeper`]: completes deliveries no provider retried;
-//! - [`provider`], [`event`], [`error`], [`config`]: the types everything else shares; [`logging`]: log lines.
+//! Layers point one way; each uses only those below it (`tests/suite/layers.rs` holds them to it):
+//! - [`wiring`]: the composition root the functions' `main`s call (clients built once, wired, warmed up);
+//! - [`aws`]: the DynamoDB, SQS and SSM adapters of the ports, beside the core;
+//! - [`handler`]: the Lambda HTTP glue and the one mapping from errors to HTTP statuses; [`sweeper`]:
+//!   completes deliveries no provider retried;
+//! - [`pipeline`]: ingest, delivery and the secret cache, exactly once, over the [`ports`];
+//! - [`envelope`]: the message; [`config`]: the environment; [`ports`]: the store (bodies, signatures,
+//!   events, transactions), the publisher, the secret loader; [`metrics`]: EMF;
+//! - [`providers`]: the seam (`providers::Spec` and what it is given), the one dispatch, one module per
+//!   provider, and behind `signing` their senders; no I/O;
+//! - [`state`]: transaction status ranks;
+//! - [`verify`]: the JSON reader, the canonical string and its ambiguity check, signature primitives and
+//!   secrets; it knows no provider;
+//! - [`event`], [`provider`], [`error`], [`logging`]: the vocabulary everything shares.
 //!
-//! `testing` (feature `test-util`) holds the in-memory ports, signers and fixtures for tests and tools.
+//! `testing` (feature `test-util`) holds the in-memory ports, fixtures and test requests.
 
 pub mod aws;
 pub mod config;

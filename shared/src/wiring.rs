@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aws::{sdk_config, DynamoDbIdempotencyStore, SqsPublisher, SsmClient, SsmSecrets};
+use crate::aws::{sdk_config, DynamoDbStore, SqsPublisher, SsmClient, SsmSecrets};
 use crate::config::{Config, SweeperConfig};
 use crate::handler::DEFAULT_LEASE;
 use crate::pipeline::Pipeline;
@@ -31,7 +31,7 @@ fn wire(config: Config) -> Pipeline {
         config.provider,
         config.verify,
         secrets,
-        Arc::new(DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table)),
+        Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table)),
         Arc::new(SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), config.events_queue_url)),
         config.retention,
     )
@@ -47,6 +47,6 @@ pub fn sweeper(config: SweeperConfig) -> Sweeper {
         .into_iter()
         .map(|(provider, url)| (provider, Arc::new(SqsPublisher::new(sqs.clone(), url)) as Arc<dyn EventPublisher>))
         .collect();
-    let store = DynamoDbIdempotencyStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table);
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.events_table);
     Sweeper::new(Arc::new(store), publishers, DEFAULT_LEASE)
 }

@@ -307,7 +307,7 @@ async fn secrets_come_from_an_ssm_secure_string_and_are_read_again() {
 async fn conditional_updates_hold_on_dynamodb() {
     use payhooks::ports::{EventStore, Insert, RecordState, SignatureStore};
     let stack = Stack::new(false).await;
-    let store = payhooks::aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
+    let store = payhooks::aws::DynamoDbStore::new(stack.ddb.clone(), stack.table.clone());
     let record = payhooks::ports::EventRecord {
         scheme: payhooks::verify::Scheme::CanonicalSha256Millis,
         dialect: Some(payhooks::verify::Dialect::Java),

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use chrono::Utc;
-use payhooks::aws::{DynamoDbIdempotencyStore, SqsPublisher};
+use payhooks::aws::{DynamoDbStore, SqsPublisher};
 use payhooks::config::{Retention, VerifyConfig};
 use payhooks::ports::{EventRecord, RecordState};
 use payhooks::testing::StaticSecrets;
@@ -104,8 +104,8 @@ impl Stack {
     }
 
     /// The table's store through the real adapter.
-    pub fn store(&self) -> DynamoDbIdempotencyStore {
-        DynamoDbIdempotencyStore::new(self.ddb.clone(), self.table.clone())
+    pub fn store(&self) -> DynamoDbStore {
+        DynamoDbStore::new(self.ddb.clone(), self.table.clone())
     }
 
     /// A pipeline on this queue with `store` (a wrapper of [`Stack::store`]) and `verify`.
@@ -130,7 +130,7 @@ impl Stack {
             provider,
             VerifyConfig::default(),
             Arc::new(StaticSecrets(testing::secrets().into())),
-            Arc::new(DynamoDbIdempotencyStore::new(self.ddb.clone(), table.to_owned())),
+            Arc::new(DynamoDbStore::new(self.ddb.clone(), table.to_owned())),
             Arc::new(SqsPublisher::new(self.sqs.clone(), queue_url.to_owned())),
             Retention::default(),
         )

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use payhooks::aws::{pending_shards, DynamoDbIdempotencyStore, SqsPublisher};
+use payhooks::aws::{pending_shards, DynamoDbStore, SqsPublisher};
 use payhooks::ports::{BodyRecord, BodyStore, EventPublisher, EventStore, RecordState, Store};
 use payhooks::sweeper::Sweeper;
 use payhooks::testing::{fixture, TestRequest, SECRET};
@@ -27,7 +27,7 @@ fn sweeper_with_broken(stack: &Stack, store: Arc<dyn Store>, broken: &[Provider]
 }
 
 fn store(stack: &Stack) -> Arc<dyn Store> {
-    Arc::new(DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone()))
+    Arc::new(DynamoDbStore::new(stack.ddb.clone(), stack.table.clone()))
 }
 
 /// A delivery whose `SendMessage` failed: 503, the record left `RECEIVED` with its lease released.
@@ -132,7 +132,7 @@ async fn a_sweep_racing_a_provider_retry_and_another_sweep_sends_one_message() {
 #[ignore = "needs moto_server: run with `make test`"]
 async fn received_markers_spread_over_every_shard_of_the_index_and_a_sweep_takes_the_oldest() {
     let stack = Stack::new(true).await;
-    let store = DynamoDbIdempotencyStore::new(stack.ddb.clone(), stack.table.clone());
+    let store = DynamoDbStore::new(stack.ddb.clone(), stack.table.clone());
     // 40 markers whose leases ended a second apart, oldest first.
     let ids: Vec<String> = (0..40).map(|i| format!("lipia:stk:ws_CO_{i:03}:success")).collect();
     for (i, id) in ids.iter().enumerate() {

@@ -60,7 +60,7 @@ pub mod attribute {
 /// shard, [`pending_shard`]), the key of the sparse index [`PENDING_INDEX`] (with `lease_until` as its sort
 /// key) that the sweeper queries.
 #[derive(Debug, Clone)]
-pub struct DynamoDbIdempotencyStore {
+pub struct DynamoDbStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
 }
@@ -89,7 +89,7 @@ pub fn pending_shards() -> impl Iterator<Item = String> {
     (0..PENDING_SHARDS).map(|shard| shard.to_string())
 }
 
-impl DynamoDbIdempotencyStore {
+impl DynamoDbStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
         Self { client, table }
     }
@@ -304,7 +304,7 @@ fn from_item(item: &Item) -> Option<EventRecord> {
 }
 
 #[async_trait]
-impl BodyStore for DynamoDbIdempotencyStore {
+impl BodyStore for DynamoDbStore {
     async fn put_body(&self, body: &BodyRecord) -> Result<(), StoreError> {
         let headers: HashMap<String, AttributeValue> = body.headers.iter().map(|(k, v)| (k.clone(), s(v))).collect();
         // Text as text (readable in the console); other bytes as binary, never expanded by a lossy decoding.
@@ -341,7 +341,7 @@ impl BodyStore for DynamoDbIdempotencyStore {
 }
 
 #[async_trait]
-impl SignatureStore for DynamoDbIdempotencyStore {
+impl SignatureStore for DynamoDbStore {
     async fn signature(&self, key: &str) -> Result<Option<SignatureClaim>, StoreError> {
         Ok(self.get_item(key).await?.as_ref().and_then(claim_of))
     }
@@ -383,7 +383,7 @@ impl SignatureStore for DynamoDbIdempotencyStore {
 }
 
 #[async_trait]
-impl EventStore for DynamoDbIdempotencyStore {
+impl EventStore for DynamoDbStore {
     async fn states(&self, ids: &[&str]) -> Result<Vec<Option<StoredState>>, StoreError> {
         // BatchGetItem takes 100 distinct keys a call; keys it leaves unprocessed (throttling) are asked again.
         let mut found: HashMap<String, StoredState> = HashMap::with_capacity(ids.len());
@@ -552,7 +552,7 @@ impl EventStore for DynamoDbIdempotencyStore {
 }
 
 #[async_trait]
-impl TransactionStore for DynamoDbIdempotencyStore {
+impl TransactionStore for DynamoDbStore {
     async fn advance(
         &self,
         transaction: &TransactionRef,

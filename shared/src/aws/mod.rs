@@ -9,7 +9,7 @@ mod ssm;
 
 use std::collections::HashMap;
 
-pub use dynamodb::{attribute, pending_shards, DynamoDbIdempotencyStore, PENDING_INDEX};
+pub use dynamodb::{attribute, pending_shards, DynamoDbStore, PENDING_INDEX};
 pub use sqs::{sqs_id, SqsPublisher, MAX_MESSAGE_BYTES};
 pub use ssm::{SsmClient, SsmSecrets};
 

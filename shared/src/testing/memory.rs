@@ -18,7 +18,7 @@ use crate::error::SecretsError;
 use crate::metrics::MetricsSink;
 use crate::ports::SecretLoader;
 
-/// A [`Store`] in a `HashMap`, with the same conditional semantics as the DynamoDB one.
+/// A [`Store`](crate::ports::Store) in a `HashMap`, with the same conditional semantics as the DynamoDB one.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, EventRecord>>,
@@ -265,7 +265,7 @@ impl TransactionStore for MemoryStore {
     }
 }
 
-/// A [`Store`] that fails the calls it is told to (by port method name: `"insert"`,
+/// A [`Store`](crate::ports::Store) that fails the calls it is told to (by port method name: `"insert"`,
 /// `"mark_sent"`...) and passes every other call to `inner`: a fault at one chosen point of a delivery. It
 /// also keeps the name of every call made, in order.
 pub struct FaultyStore<S> {

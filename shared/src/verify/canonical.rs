@@ -1,4 +1,5 @@
-//! The canonical string that Choice Bank BaaS and Niobi sign.
+//! The canonical string: a body's leaves as sorted `path=value` pairs with the secret among them, and where it
+//! could be read as another body's (its second readings). Choice Bank BaaS and Niobi sign it.
 //!
 //! Choice's Postman pre-request script (transcribed in providers.md) deletes `signature`, flattens the body
 //! (`a.b` for nested keys, `a[i]` for array items, `a={}` / `a=[]` for empty containers), pushes

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
-use payhooks::aws::{attribute, pending_shards, DynamoDbIdempotencyStore, SqsPublisher, PENDING_INDEX};
+use payhooks::aws::{attribute, pending_shards, DynamoDbStore, SqsPublisher, PENDING_INDEX};
 use payhooks::config::{Retention, VerifyConfig};
 use payhooks::envelope::CloudEvent;
 use payhooks::pipeline;
@@ -168,8 +168,8 @@ impl Admin {
         Self { ddb, sqs, table, queues }
     }
 
-    fn store(&self) -> DynamoDbIdempotencyStore {
-        DynamoDbIdempotencyStore::new(self.ddb.clone(), self.table.clone())
+    fn store(&self) -> DynamoDbStore {
+        DynamoDbStore::new(self.ddb.clone(), self.table.clone())
     }
 
     fn queue(&self, provider: Provider) -> Result<&String, Error> {

@@ -7,8 +7,12 @@
 //!   read different values.
 //! - **Value text as sent**: numbers keep their digits; strings are unescaped once. Signatures (Choice,
 //!   Niobi) are computed over this text, so numbers are never re-rendered through `f64`.
-//! - **Output**: the top-level members (raw text), the flattened `path=value` pairs of the canonical string,
-//!   an unambiguous content hash and whether the canonical string could be read another way.
+//! - **Output**: the top-level members (raw text) and every leaf with its path, from which the query API
+//!   ([`Value`]), the canonical string (`super::canonical`, which also looks for second readings of it) and
+//!   the content hash (`hash.rs`) are read.
+//!
+//! `lex.rs` reads tokens, `flatten.rs` the structure, `query.rs` answers the providers' models, `hash.rs`
+//! hashes the content.
 
 use std::borrow::Cow;
 
