@@ -180,6 +180,7 @@ impl<'a> Flattener<'a> {
 
     /// At the top of the innermost open container: its end (checking its keys, an empty one being a leaf),
     /// or the `,` before its next member or item.
+    #[inline(always)]
     fn close_or_separate(&mut self) -> Result<Step, ReadError> {
         let frame = self.stack.last().expect("a frame is open");
         self.r.skip_ws();
@@ -221,6 +222,7 @@ impl<'a> Flattener<'a> {
     }
 
     /// The path one step in: an object's next key (read, and its `:`), or an array's next index.
+    #[inline(always)]
     fn step_in(&mut self) -> Result<(), ReadError> {
         let b = &mut self.b;
         let depth = self.stack.len();
@@ -271,6 +273,7 @@ impl<'a> Flattener<'a> {
 
     /// The value at `value_start`: an object or array opens (`true`: read its members next), a scalar is a
     /// leaf (`false`).
+    #[inline(always)]
     fn open_or_leaf(
         &mut self,
         value_start: usize,
