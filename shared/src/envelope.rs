@@ -38,8 +38,8 @@ pub struct CloudEvent<'a, D = Data<'a>> {
     pub data: D,
 }
 
-/// `data` as stored: an event's, or a quarantined item's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `data` as stored: an event's, or a quarantined item's (which one, the message's `type` says).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 // One per message, built and dropped at once: boxing the event's data would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -171,7 +171,14 @@ impl<'a> CloudEvent<'a> {
 
     /// A message as a record stores it (no payload, no transaction status), read back.
     pub fn stored(text: &'a str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+        let read: CloudEvent<'a, &'a RawValue> = serde_json::from_str(text)?;
+        let data = if read.event_type.ends_with(".quarantined") {
+            Data::Quarantine(serde_json::from_str(read.data.get())?)
+        } else {
+            Data::Event(serde_json::from_str(read.data.get())?)
+        };
+        let CloudEvent { replayed, specversion, id, source, event_type, time, subject, datacontenttype, .. } = read;
+        Ok(CloudEvent { replayed, specversion, id, source, event_type, time, subject, datacontenttype, data })
     }
 
     /// The text a record stores: the message without `payload` and where the transaction stands.
