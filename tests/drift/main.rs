@@ -463,3 +463,77 @@ fn the_reference_consumer_is_wired_as_sqs_asks() {
         assert!(timeout * 6 <= visibility, "{provider}: visibility {visibility} s < 6 x the consumer's {timeout} s");
     }
 }
+
+/// Where a provider may be named in code, as docs/development.md's "Adding a sixth provider" lists: its module,
+/// the enum and the dispatch, its fixtures, its function crate and the template; besides, the test helpers,
+/// the consumer crate's published contract and the Python twin (both named in that recipe).
+fn may_name_a_provider(path: &str, provider: Provider) -> bool {
+    let own = [
+        format!("shared/src/providers/{provider}.rs"),
+        format!("functions/{provider}/"),
+        format!("tests/fixtures/{provider}/"),
+    ];
+    own.iter().any(|p| path.starts_with(p.as_str()))
+        || ["shared/src/provider.rs", "shared/src/providers/mod.rs", "shared/src/testing/", "events/src/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+}
+
+/// A file's code: no comments, no `#[cfg(test)] mod tests`.
+fn code_of(text: &str) -> String {
+    let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
+    text[..end].lines().map(|line| line.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn a_sixth_provider_touches_only_what_the_recipe_lists() {
+    let recipe = std::fs::read_to_string(root().join("docs/development.md")).unwrap();
+    for place in [
+        "shared/src/providers/<name>.rs",
+        "`Provider::<Name>`",
+        "tests/fixtures/<name>/",
+        "functions/<name>/",
+        "infra/template.yaml",
+    ] {
+        assert!(recipe.contains(place), "docs/development.md's recipe names {place}");
+    }
+    let mut sources = Vec::new();
+    let mut dirs: Vec<PathBuf> =
+        ["shared/src", "tools", "functions/sweeper", "examples/consumer/src"].iter().map(|d| root().join(d)).collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+            if path.is_dir() && !relative.ends_with("/tests") && !relative.contains("target") {
+                dirs.push(path);
+            } else if relative.ends_with(".rs") && relative.contains("/src/") {
+                sources.push((relative, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for provider in Provider::ALL {
+        let needles = [
+            format!("Provider::{}", provider.template_name()),
+            format!("\"{provider}\""),
+            format!("{}_", provider.name().to_ascii_uppercase()),
+        ];
+        for (path, text) in &sources {
+            if may_name_a_provider(path, provider) {
+                continue;
+            }
+            let code = code_of(text);
+            for needle in &needles {
+                if code.contains(needle.as_str()) {
+                    found.push(format!("{path}: {needle}"));
+                }
+            }
+        }
+    }
+    assert!(sources.len() > 40, "the walk found the sources: {}", sources.len());
+    assert!(
+        found.is_empty(),
+        "a provider named outside the recipe's places (move it into its module):\n{}",
+        found.join("\n")
+    );
+}
