@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use crate::event::NormalisedEvent;
 use crate::provider::Provider;
 use crate::state::TransactionView;
+use crate::verify::json::{self, Value};
 
 /// One message: the CloudEvents attributes, then `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,47 +49,57 @@ pub enum Data<'a> {
     Quarantine(#[serde(borrow)] QuarantineData<'a>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventData<'a> {
     pub provider: Provider,
-    #[serde(borrow)]
     pub kind: Cow<'a, str>,
-    #[serde(borrow)]
     pub reference: Cow<'a, str>,
-    #[serde(borrow)]
     pub merchant_reference: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub status: Cow<'a, str>,
-    #[serde(borrow)]
     pub provider_status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub amount: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub currency: Option<Cow<'a, str>>,
     // The facts are left out where the provider sends none (a consumer reads absent as null): the stored
     // envelope keeps an event's marker within one DynamoDB write unit (1 KB).
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_reference: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_time: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterparty: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_index: Option<usize>,
 }
 
 /// `data` of a `<provider>.quarantined` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuarantineData<'a> {
     pub provider: Provider,
     /// Why it could not be normalised (`invalid_amount`, `ambiguous_signature`, `empty_batch`, ...).
-    #[serde(borrow)]
     pub reason: Cow<'a, str>,
     /// The field at fault.
-    #[serde(borrow)]
     pub field: Cow<'a, str>,
+}
+
+/// A stored envelope that does not read as one: never written by payhooks, so a record changed by hand.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored envelope cannot be read: {0}")]
+pub struct UnreadableEnvelope(String);
+
+/// A stored envelope's text value, owned (the reader unescapes it once).
+fn optional(value: Value<'_, '_>) -> Option<Cow<'static, str>> {
+    value.text().map(|text| Cow::Owned(text.to_owned()))
+}
+
+fn required(value: Value<'_, '_>, name: &str) -> Result<Cow<'static, str>, UnreadableEnvelope> {
+    optional(value).ok_or_else(|| UnreadableEnvelope(format!("no `{name}`")))
+}
+
+fn provider_of(value: Value<'_, '_>) -> Result<Provider, UnreadableEnvelope> {
+    let name = value.text().ok_or_else(|| UnreadableEnvelope("no `data.provider`".into()))?;
+    name.parse().map_err(|e: crate::provider::UnknownProvider| UnreadableEnvelope(e.to_string()))
 }
 
 /// `data` as sent: as stored, then where the transaction stands, then the provider's JSON.
@@ -104,13 +115,6 @@ struct Sent<'m, 'a> {
 impl Serialize for Provider {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Provider {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = <Cow<'de, str>>::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -170,15 +174,61 @@ impl<'a> CloudEvent<'a> {
     }
 
     /// A message as a record stores it (no payload, no transaction status), read back.
-    pub fn stored(text: &'a str) -> Result<Self, serde_json::Error> {
-        let read: CloudEvent<'a, &'a RawValue> = serde_json::from_str(text)?;
-        let data = if read.event_type.ends_with(".quarantined") {
-            Data::Quarantine(serde_json::from_str(read.data.get())?)
+    pub fn stored(text: &'a str) -> Result<Self, UnreadableEnvelope> {
+        let doc = json::read(text).map_err(|e| UnreadableEnvelope(e.to_string()))?;
+        let event_type = required(doc.field("type"), "type")?;
+        let data = doc.field("data").object().ok_or_else(|| UnreadableEnvelope("no `data` object".into()))?;
+        let data = if event_type.ends_with(".quarantined") {
+            let [provider, reason, field] = data.fields(["provider", "reason", "field"]);
+            Data::Quarantine(QuarantineData {
+                provider: provider_of(provider)?,
+                reason: required(reason, "data.reason")?,
+                field: required(field, "data.field")?,
+            })
         } else {
-            Data::Event(serde_json::from_str(read.data.get())?)
+            let [provider, kind, reference, merchant_reference, status, provider_status, amount, currency, fee, provider_reference, provider_time, counterparty, batch_index] =
+                data.fields([
+                    "provider",
+                    "kind",
+                    "reference",
+                    "merchant_reference",
+                    "status",
+                    "provider_status",
+                    "amount",
+                    "currency",
+                    "fee",
+                    "provider_reference",
+                    "provider_time",
+                    "counterparty",
+                    "batch_index",
+                ]);
+            Data::Event(EventData {
+                provider: provider_of(provider)?,
+                kind: required(kind, "data.kind")?,
+                reference: required(reference, "data.reference")?,
+                merchant_reference: optional(merchant_reference),
+                status: required(status, "data.status")?,
+                provider_status: optional(provider_status),
+                amount: optional(amount),
+                currency: optional(currency),
+                fee: optional(fee),
+                provider_reference: optional(provider_reference),
+                provider_time: optional(provider_time),
+                counterparty: optional(counterparty),
+                batch_index: batch_index.text().and_then(|n| n.parse().ok()),
+            })
         };
-        let CloudEvent { replayed, specversion, id, source, event_type, time, subject, datacontenttype, .. } = read;
-        Ok(CloudEvent { replayed, specversion, id, source, event_type, time, subject, datacontenttype, data })
+        Ok(CloudEvent {
+            replayed: optional(doc.field("replayed")),
+            specversion: required(doc.field("specversion"), "specversion")?,
+            id: required(doc.field("id"), "id")?,
+            source: required(doc.field("source"), "source")?,
+            event_type,
+            time: required(doc.field("time"), "time")?,
+            subject: required(doc.field("subject"), "subject")?,
+            datacontenttype: required(doc.field("datacontenttype"), "datacontenttype")?,
+            data,
+        })
     }
 
     /// The text a record stores: the message without `payload` and where the transaction stands.
@@ -267,6 +317,20 @@ mod tests {
             stored.strip_suffix("}}").unwrap()
         );
         assert_eq!(CloudEvent::stored(&stored).unwrap().message(Some(&view), r#"{"x":1}"#), spliced);
+    }
+
+    /// A record changed by hand is an error to report, never a panic or a message with holes.
+    #[test]
+    fn an_envelope_that_does_not_read_is_named() {
+        for (text, why) in [
+            ("{}", "no `type`"),
+            ("not json", "cannot be read"),
+            (r#"{"type": "niobi.payin.succeeded", "data": {"provider": "stripe"}}"#, "unknown provider `stripe`"),
+            (r#"{"type": "niobi.payin.succeeded", "data": {"provider": "niobi"}}"#, "no `data.kind`"),
+        ] {
+            let err = CloudEvent::stored(text).unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
     }
 
     #[test]
