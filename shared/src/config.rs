@@ -158,7 +158,7 @@ impl Config {
             match *setting {
                 Setting::CanonicalHash { variable: name, .. } => {
                     if let Some(v) = get(name) {
-                        verify.niobi_hash = CanonicalHash::parse(&v)
+                        verify.canonical_hash = CanonicalHash::parse(&v)
                             .ok_or_else(|| invalid(name, &v, "expected sha256 or hmac-sha256"))?;
                     }
                 }
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(c.verify.max_event_age, Duration::from_secs(604_800));
         assert_eq!(c.retention, Retention::default());
         assert_eq!(c.retention.marker, Duration::from_secs(3650 * 86_400));
-        assert_eq!(c.verify.niobi_hash, CanonicalHash::Sha256);
+        assert_eq!(c.verify.canonical_hash, CanonicalHash::Sha256);
         assert!(c.verify.allowed_source_ips.is_none());
         assert_eq!(c.tls_roots, TlsRoots::Amazon);
         assert_eq!(c.secrets_refresh, Duration::from_secs(300));

@@ -181,7 +181,7 @@ async fn verify_says_what_payhooks_would_do_and_masks_the_secret() {
     // Signed with the other Niobi hash, or in a dialect left out of the configuration: it says which setting
     // would have verified it.
     let hmac = payhooks::signing::SignOptions {
-        niobi_hash: payhooks::verify::CanonicalHash::HmacSha256,
+        canonical_hash: payhooks::verify::CanonicalHash::HmacSha256,
         ..Default::default()
     };
     let niobi = TestRequest::from_signed(

@@ -156,8 +156,10 @@ pub struct VerifyConfig {
     pub max_body_bytes: usize,
     pub max_event_age: Duration,
     pub allowed_source_ips: Option<Vec<IpNet>>,
-    pub niobi_hash: CanonicalHash,
-    /// Niobi and Choice: the canonical-string dialects to try, in order (`CANONICAL_DIALECTS`).
+    /// The hash of the canonical string, for a provider with a [`Setting::CanonicalHash`] (the others sign
+    /// with SHA-256).
+    pub canonical_hash: CanonicalHash,
+    /// A provider that signs the canonical string: the dialects to try, in order (`CANONICAL_DIALECTS`).
     pub dialects: Vec<Dialect>,
 }
 
@@ -167,7 +169,7 @@ impl Default for VerifyConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_event_age: Duration::from_secs(DEFAULT_MAX_EVENT_AGE_SECS),
             allowed_source_ips: None,
-            niobi_hash: CanonicalHash::Sha256,
+            canonical_hash: CanonicalHash::Sha256,
             dialects: Dialect::ALL.to_vec(),
         }
     }

@@ -26,7 +26,7 @@ pub(super) const SPEC: Spec = Spec {
 };
 
 fn authenticate(ctx: &Context<'_, '_>, doc: &Document<'_>) -> Result<Verified, Rejection> {
-    let hash = ctx.config.niobi_hash;
+    let hash = ctx.config.canonical_hash;
     let scheme = match hash {
         CanonicalHash::Sha256 => Scheme::CanonicalSha256,
         CanonicalHash::HmacSha256 => Scheme::CanonicalHmacSha256,

@@ -14,14 +14,14 @@ use crate::verify::{Dialect, Secret};
 /// Options a signer needs beyond the secret.
 #[derive(Debug, Clone, Copy)]
 pub struct SignOptions {
-    pub niobi_hash: CanonicalHash,
+    pub canonical_hash: CanonicalHash,
     /// How a Choice or Niobi sender writes its canonical string.
     pub dialect: Dialect,
 }
 
 impl Default for SignOptions {
     fn default() -> Self {
-        Self { niobi_hash: CanonicalHash::Sha256, dialect: Dialect::Postman }
+        Self { canonical_hash: CanonicalHash::Sha256, dialect: Dialect::Postman }
     }
 }
 
@@ -75,7 +75,7 @@ fn sign_as(
     now: DateTime<Utc>,
 ) -> Result<SignedRequest, ReadError> {
     Ok(match signer {
-        Signer::CanonicalSeconds => canonical_request(body, secret, options, options.niobi_hash, now.timestamp())?,
+        Signer::CanonicalSeconds => canonical_request(body, secret, options, options.canonical_hash, now.timestamp())?,
         Signer::CanonicalMillis => {
             canonical_request(body, secret, options, CanonicalHash::Sha256, now.timestamp_millis())?
         }
@@ -117,6 +117,6 @@ impl SignOptions {
             super::Setting::CanonicalHash { variable, .. } => lookup(variable).and_then(|h| CanonicalHash::parse(&h)),
             _ => None,
         });
-        Self { niobi_hash: hash.unwrap_or(CanonicalHash::Sha256), ..Self::default() }
+        Self { canonical_hash: hash.unwrap_or(CanonicalHash::Sha256), ..Self::default() }
     }
 }

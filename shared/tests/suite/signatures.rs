@@ -194,9 +194,9 @@ fn source_ip_allow_list() {
 
 #[test]
 fn niobi_hmac_mode() {
-    let hmac = VerifyConfig { niobi_hash: CanonicalHash::HmacSha256, ..Default::default() };
+    let hmac = VerifyConfig { canonical_hash: CanonicalHash::HmacSha256, ..Default::default() };
     let body = fixture(Niobi, "payout_success");
-    let options = SignOptions { niobi_hash: CanonicalHash::HmacSha256, ..Default::default() };
+    let options = SignOptions { canonical_hash: CanonicalHash::HmacSha256, ..Default::default() };
     let signed = testing::sign_with(Niobi, &body, SECRET, &options, Utc::now());
     let req = TestRequest::from_signed(Niobi, &signed);
     let callback = req.check(Niobi, &hmac, Utc::now()).unwrap();

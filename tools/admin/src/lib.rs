@@ -559,10 +559,10 @@ fn other_configuration(
     };
     for &hash in hashes {
         for dialect in Dialect::ALL {
-            let trial = VerifyConfig { niobi_hash: hash, dialects: vec![dialect], ..config.clone() };
+            let trial = VerifyConfig { canonical_hash: hash, dialects: vec![dialect], ..config.clone() };
             if providers::authenticate_and_normalise(provider, &trial, secrets, req, now).is_ok() {
                 let mut settings = Vec::new();
-                if let Some(variable) = hash_variable.filter(|_| hash != config.niobi_hash) {
+                if let Some(variable) = hash_variable.filter(|_| hash != config.canonical_hash) {
                     settings.push(format!("{variable}={}", hash.as_str()));
                 }
                 if !config.dialects.contains(&dialect) {
