@@ -39,7 +39,7 @@ pub struct CloudEvent<'a, D = Data<'a>> {
     pub data: D,
 }
 
-/// `data` as stored: an event's, or a quarantined item's (which one, the message's `type` says).
+/// `data` as stored: an event's, or a quarantined item's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 // One per message, built and dropped at once: boxing the event's data would buy nothing.
@@ -178,7 +178,9 @@ impl<'a> CloudEvent<'a> {
         let doc = json::read(text).map_err(|e| UnreadableEnvelope(e.to_string()))?;
         let event_type = required(doc.field("type"), "type")?;
         let data = doc.field("data").object().ok_or_else(|| UnreadableEnvelope("no `data` object".into()))?;
-        let data = if event_type.ends_with(".quarantined") {
+        // An event's data has a `kind`; a quarantined item's has none (its type alone could be mistaken: a
+        // provider's own state may be any word).
+        let data = if !data.fields(["kind"])[0].is_present() {
             let [provider, reason, field] = data.fields(["provider", "reason", "field"]);
             Data::Quarantine(QuarantineData {
                 provider: provider_of(provider)?,
@@ -326,11 +328,30 @@ mod tests {
             ("{}", "no `type`"),
             ("not json", "cannot be read"),
             (r#"{"type": "niobi.payin.succeeded", "data": {"provider": "stripe"}}"#, "unknown provider `stripe`"),
-            (r#"{"type": "niobi.payin.succeeded", "data": {"provider": "niobi"}}"#, "no `data.kind`"),
+            (r#"{"type": "niobi.payin.succeeded", "data": {"provider": "niobi"}}"#, "no `data.reason`"),
+            (
+                r#"{"type": "niobi.payin.succeeded", "data": {"provider": "niobi", "kind": "payin"}}"#,
+                "no `data.reference`",
+            ),
         ] {
             let err = CloudEvent::stored(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    /// An event whose provider state is the word `quarantined` is still an event.
+    #[test]
+    fn an_event_is_told_from_a_quarantine_by_its_data() {
+        let event = NormalisedEvent::new(
+            "c:1".into(),
+            "notification_x",
+            "R".into(),
+            (Status::State("quarantined".into()), None),
+        );
+        let stored = CloudEvent::event(Provider::Choice, &event, Utc::now()).to_json();
+        let read = CloudEvent::stored(&stored).unwrap();
+        assert_eq!(read.event_type, "choice.notification_x.quarantined");
+        assert!(matches!(read.data, Data::Event(_)));
     }
 
     #[test]
