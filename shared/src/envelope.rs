@@ -342,12 +342,8 @@ mod tests {
     /// An event whose provider state is the word `quarantined` is still an event.
     #[test]
     fn an_event_is_told_from_a_quarantine_by_its_data() {
-        let event = NormalisedEvent::new(
-            "c:1".into(),
-            "notification_x",
-            "R".into(),
-            (Status::State("quarantined".into()), None),
-        );
+        let event =
+            NormalisedEvent::new("c:1".into(), "notification_x", "R".into(), (Status::State("quarantined"), None));
         let stored = CloudEvent::event(Provider::Choice, &event, Utc::now()).to_json();
         let read = CloudEvent::stored(&stored).unwrap();
         assert_eq!(read.event_type, "choice.notification_x.quarantined");
