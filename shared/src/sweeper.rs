@@ -153,7 +153,7 @@ impl Sweeper {
     /// Rebuild a taken-over record's message from the store, send it and mark it.
     async fn send(&self, id: &str, now_ms: i64) -> Result<(), IngestError> {
         let store = &*self.store;
-        let Some((record, payload)) = pipeline::stored(store, store, id).await? else {
+        let Some((record, payload)) = pipeline::stored(store, id).await? else {
             let source = format!("{id}: its record or body is gone").into();
             return Err(StoreError { operation: "GetItem", source }.into());
         };
@@ -161,9 +161,7 @@ impl Sweeper {
             .publishers
             .get(&record.provider)
             .ok_or_else(|| PublishError::Failed(format!("no queue configured for {}", record.provider).into()))?;
-        Courier { events: store, transactions: store, publisher: &**publisher }
-            .send_and_mark(&record, &payload, now_ms)
-            .await?;
+        Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms).await?;
         tracing::info!(event_id = %id, provider = %record.provider, "swept: a delivery no provider retried is now enqueued");
         Ok(())
     }

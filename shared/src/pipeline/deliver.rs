@@ -10,7 +10,7 @@ use crate::envelope::CloudEvent;
 use crate::error::{IngestError, PublishError, StoreError};
 use crate::metrics;
 use crate::ports::{
-    BodyStore, EventPublisher, EventRecord, EventStore, Insert, OutgoingMessage, RecordState, StoredState,
+    BodyStore, EventPublisher, EventRecord, EventStore, Insert, OutgoingMessage, RecordState, Store, StoredState,
     TransactionStore,
 };
 use crate::providers::{self, Reason};
@@ -37,7 +37,7 @@ impl Pipeline {
         clock: &Clock,
         lease: Duration,
     ) -> Result<Vec<Outcome>, IngestError> {
-        let courier = Courier { events: &*self.store, transactions: &*self.store, publisher: &*self.publisher };
+        let courier = Courier { store: &*self.store, publisher: &*self.publisher };
         let deliveries: Vec<_> = records
             .iter()
             .zip(known)
@@ -50,7 +50,7 @@ impl Pipeline {
 
     async fn deliver(
         &self,
-        courier: &Courier<'_>,
+        courier: &Courier<'_, dyn Store>,
         record: &EventRecord,
         known: Option<StoredState>,
         payload: &str,
@@ -84,7 +84,7 @@ impl Pipeline {
                 return Ok(Outcome::Conflict);
             }
             // The first delivery never reached the queue: complete it, with its own record and body.
-            stored = self::stored(&*self.store, &*self.store, &record.id).await?;
+            stored = self::stored(&*self.store, &record.id).await?;
             outcome = Outcome::Conflict;
         }
         loop {
@@ -114,25 +114,24 @@ impl Pipeline {
 
 /// Sends a recorded event's message and marks it sent: the last step of a delivery, shared by the pipeline
 /// (new events, takeovers) and the [`crate::sweeper`].
-pub(crate) struct Courier<'a> {
-    pub events: &'a dyn EventStore,
-    pub transactions: &'a dyn TransactionStore,
+pub(crate) struct Courier<'a, S: EventStore + TransactionStore + ?Sized> {
+    /// What the courier writes: the event's record and its transaction.
+    pub store: &'a S,
     pub publisher: &'a dyn EventPublisher,
 }
 
 /// A stored record and its payload ([`providers::payload_of`] its stored body); `None` if either is gone.
-pub async fn stored(
-    events: &dyn EventStore,
-    bodies: &dyn BodyStore,
+pub async fn stored<S: EventStore + BodyStore + ?Sized>(
+    store: &S,
     id: &str,
 ) -> Result<Option<(EventRecord, String)>, IngestError> {
-    let Some(record) = events.load(id).await? else { return Ok(None) };
-    let Some(raw) = bodies.get_body(&record.body_ref).await? else { return Ok(None) };
+    let Some(record) = store.load(id).await? else { return Ok(None) };
+    let Some(raw) = store.get_body(&record.body_ref).await? else { return Ok(None) };
     let unreadable = record.quarantine.as_ref().is_some_and(|(reason, _)| reason == Reason::UnreadableBody.as_str());
     Ok(Some((record, providers::payload_of(&raw, unreadable))))
 }
 
-impl Courier<'_> {
+impl<S: EventStore + TransactionStore + ?Sized> Courier<'_, S> {
     /// Move the event's transaction forward, send the message (with where the transaction stands), then
     /// mark the record sent. On a failure the lease is released so that a retry can proceed at once.
     pub async fn send_and_mark(
@@ -143,7 +142,7 @@ impl Courier<'_> {
     ) -> Result<Outcome, IngestError> {
         let result = self.send(record, payload, now_ms).await;
         if let Err(err) = result {
-            if let Err(release_err) = self.events.release(&record.id).await {
+            if let Err(release_err) = self.store.release(&record.id).await {
                 tracing::warn!(event_id = %record.id, error = %release_err, "could not release the lease after a failure");
             }
             return Err(err);
@@ -153,7 +152,7 @@ impl Courier<'_> {
 
     async fn send(&self, record: &EventRecord, payload: &str, now_ms: i64) -> Result<(), IngestError> {
         let view = match &record.transaction {
-            Some(transaction) => Some(self.transactions.advance(transaction, &record.id, now_ms).await?),
+            Some(transaction) => Some(self.store.advance(transaction, &record.id, now_ms).await?),
             None => None,
         };
         if let Some(view) = &view {
@@ -184,7 +183,7 @@ impl Courier<'_> {
             Err(failed) => return Err(failed.into()),
         }
         let sent = if record.quarantine.is_some() { RecordState::Quarantined } else { RecordState::Enqueued };
-        self.events.mark_sent(&record.id, sent, now_ms).await?;
+        self.store.mark_sent(&record.id, sent, now_ms).await?;
         Ok(())
     }
 }

@@ -326,9 +326,8 @@ impl Admin {
     /// it inside its 5-minute window.
     pub async fn replay_plan(&self, id: &str, now: DateTime<Utc>) -> Result<Replay, Error> {
         let store = self.store();
-        let (record, payload) = pipeline::stored(&store, &store, id)
-            .await?
-            .ok_or_else(|| format!("{id}: no record, or its body has expired"))?;
+        let (record, payload) =
+            pipeline::stored(&store, id).await?.ok_or_else(|| format!("{id}: no record, or its body has expired"))?;
         if record.state == RecordState::Conflict {
             return Err(format!("{id} is a conflict record: replay the event it conflicts with").into());
         }
