@@ -3,6 +3,7 @@
 
 mod admin;
 mod adversarial;
+mod chaos;
 mod consumer;
 #[path = "../contract.rs"]
 mod contract;

@@ -1,0 +1,62 @@
+//! The chaos proxy (`payhooks-chaos`) between the real SDK clients and moto: the faults the soak injects
+//! reach the SDK as a real outage would.
+
+use std::net::SocketAddr;
+
+use payhooks::aws::DynamoDbStore;
+use payhooks::ports::{EventStore, Insert};
+use payhooks_chaos::proxy::{Call, Fault, FaultPlan, Proxy};
+
+use crate::support::{marker, unique, Stack};
+
+/// The moto server a service's calls go to, from the endpoint variables `scripts/with-moto.sh` sets.
+fn moto(service: &str) -> SocketAddr {
+    let url = std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .expect("run with `make test`, which starts moto_server");
+    url.trim_start_matches("http://").trim_end_matches('/').parse().expect("a loopback address")
+}
+
+async fn store_through(stack: &Stack, proxy: &Proxy) -> DynamoDbStore {
+    let sdk = crate::support::sdk().await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(proxy.url()).build();
+    DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table.clone())
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_write_applied_with_its_answer_lost_is_a_failure_to_the_caller_and_a_fact_in_the_table() {
+    let stack = Stack::new(true).await;
+    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::always(Fault::AppliedButLost, "PutItem")).await.unwrap();
+    let store = store_through(&stack, &proxy).await;
+    let id = unique("lost");
+
+    let written = store.insert(&marker(&id, 0)).await;
+    assert!(written.is_err(), "every answer was lost: {written:?}");
+    // The SDK tried again; every attempt was applied or refused by its condition, and the first one wrote.
+    let calls = proxy.history();
+    assert!(calls.len() >= 2, "the SDK retries a lost answer: {calls:?}");
+    assert!(calls.iter().all(|c| *c == Call { operation: "PutItem".into(), fault: Fault::AppliedButLost }));
+    assert_eq!(
+        stack.store().insert(&marker(&id, 0)).await.unwrap(),
+        Insert::Exists(stack.store().get(&id).await.unwrap().unwrap())
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_throttle_is_retried_by_the_sdk_and_reaches_the_caller_as_an_error() {
+    let stack = Stack::new(true).await;
+    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::always(Fault::Throttle, "GetItem")).await.unwrap();
+    let store = store_through(&stack, &proxy).await;
+    let err = store.get("nothing").await.unwrap_err();
+    let chain = payhooks::error::chain(&err);
+    assert!(chain.contains("ThrottlingException"), "{chain}");
+    assert!(proxy.history().len() >= 2, "throttling is retried: {:?}", proxy.history());
+    assert!(store_through(&stack, &Proxy::start(moto("DYNAMODB"), FaultPlan::none()).await.unwrap())
+        .await
+        .get("nothing")
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -1,0 +1,333 @@
+//! A fault-injecting HTTP/1.1 proxy in front of one AWS endpoint (a moto server). Each call is forwarded,
+//! or answered with a fault drawn from a seeded generator: a 500, a throttle, a timeout, or the nasty one,
+//! the call applied upstream and its answer lost (the connection dropped after forwarding). Every call and
+//! its fault is kept in a history, so that a run can be audited and replayed.
+//!
+//! One request per connection: every answer says `Connection: close`, which the SDK's client honours.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What happens to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Forwarded, and its answer passed back.
+    Pass,
+    /// Not forwarded: `500 InternalServerError`.
+    ServerError,
+    /// Not forwarded: `400 ThrottlingException`.
+    Throttle,
+    /// Not forwarded: no answer until [`FaultPlan::timeout`], then the connection is dropped.
+    Timeout,
+    /// Forwarded and applied, then the connection is dropped before the answer.
+    AppliedButLost,
+}
+
+/// Which faults a proxy injects, how often, and from which seed.
+#[derive(Debug, Clone)]
+pub struct FaultPlan {
+    /// The share of calls that get a fault (0.0 to 1.0).
+    pub rate: f64,
+    pub seed: u64,
+    /// The faults to choose among, equally likely.
+    pub faults: Vec<Fault>,
+    /// Only calls whose operation is one of these get a fault (all, if empty).
+    pub operations: Vec<String>,
+    /// How long a [`Fault::Timeout`] holds the connection.
+    pub timeout: Duration,
+}
+
+impl FaultPlan {
+    /// No fault at all.
+    pub fn none() -> Self {
+        Self { rate: 0.0, seed: 0, faults: Vec::new(), operations: Vec::new(), timeout: Duration::from_secs(5) }
+    }
+
+    /// Every call of `operation` gets `fault`.
+    pub fn always(fault: Fault, operation: &str) -> Self {
+        Self { rate: 1.0, faults: vec![fault], operations: vec![operation.to_owned()], ..Self::none() }
+    }
+}
+
+/// One call through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The operation, from `X-Amz-Target` (`PutItem`, `SendMessage`, ...), or `?` if the request names none.
+    pub operation: String,
+    pub fault: Fault,
+}
+
+/// A running proxy.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    history: Arc<Mutex<Vec<Call>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listen on a free loopback port and forward to `upstream` under `plan`.
+    pub async fn start(upstream: SocketAddr, plan: FaultPlan) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let history = Arc::new(Mutex::new(Vec::new()));
+        let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(plan.seed)));
+        let (plan, calls) = (Arc::new(plan), history.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (plan, rng, calls) = (plan.clone(), rng.clone(), calls.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, upstream, &plan, &rng, &calls).await;
+                });
+            }
+        });
+        Ok(Self { addr, history, task })
+    }
+
+    /// The endpoint URL to give a client instead of the upstream's.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every call so far, in the order they arrived.
+    pub fn history(&self) -> Vec<Call> {
+        self.history.lock().expect("history lock").clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The most a request or answer head may be.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// One request: read it, choose its fault, act.
+async fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    plan: &FaultPlan,
+    rng: &Mutex<StdRng>,
+    calls: &Mutex<Vec<Call>>,
+) -> std::io::Result<()> {
+    let request = read_message(&mut client).await?;
+    let operation = header(&request.head, "x-amz-target")
+        .and_then(|target| target.rsplit('.').next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    let fault = choose(plan, &operation, rng);
+    calls.lock().expect("history lock").push(Call { operation, fault });
+    match fault {
+        Fault::Pass | Fault::AppliedButLost => {
+            let mut server = TcpStream::connect(upstream).await?;
+            server.write_all(&request.bytes).await?;
+            let answer = read_message(&mut server).await?;
+            if fault == Fault::Pass {
+                client.write_all(&with_connection_close(&answer)).await?;
+            }
+            // AppliedButLost: the upstream applied it; the client's connection is dropped unanswered.
+        }
+        Fault::ServerError => {
+            client.write_all(&error_answer(500, "InternalServerError", "injected by the chaos proxy")).await?;
+        }
+        Fault::Throttle => {
+            client.write_all(&error_answer(400, "ThrottlingException", "Rate exceeded")).await?;
+        }
+        Fault::Timeout => tokio::time::sleep(plan.timeout).await,
+    }
+    client.shutdown().await
+}
+
+fn choose(plan: &FaultPlan, operation: &str, rng: &Mutex<StdRng>) -> Fault {
+    let eligible = plan.operations.is_empty() || plan.operations.iter().any(|o| o == operation);
+    if !eligible || plan.faults.is_empty() {
+        return Fault::Pass;
+    }
+    let mut rng = rng.lock().expect("rng lock");
+    if rng.random_bool(plan.rate.clamp(0.0, 1.0)) {
+        plan.faults[rng.random_range(0..plan.faults.len())]
+    } else {
+        Fault::Pass
+    }
+}
+
+/// An HTTP/1.1 message as read: its head (up to the blank line) and all its bytes.
+struct Message {
+    head: Vec<(String, String)>,
+    bytes: Vec<u8>,
+}
+
+/// Read one HTTP/1.1 message whose body has a `Content-Length` (what the SDK sends and moto answers), or
+/// runs to the end of the connection.
+async fn read_message(stream: &mut TcpStream) -> std::io::Result<Message> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut bytes = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if bytes.len() > MAX_HEAD {
+            return Err(invalid("head too large"));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(invalid("connection closed before the head ended"));
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    };
+    let head = &bytes[..head_end];
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let parsed = if head.starts_with(b"HTTP/") {
+        let mut response = httparse::Response::new(&mut headers);
+        response.parse(head).map_err(|e| invalid(&e.to_string()))?;
+        to_pairs(response.headers)
+    } else {
+        let mut request = httparse::Request::new(&mut headers);
+        request.parse(head).map_err(|e| invalid(&e.to_string()))?;
+        to_pairs(request.headers)
+    };
+    match header(&parsed, "content-length").map(|v| v.trim().parse::<usize>()) {
+        Some(Ok(length)) => {
+            while bytes.len() < head_end + length {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(invalid("connection closed before the body ended"));
+                }
+                bytes.extend_from_slice(&chunk[..n]);
+            }
+        }
+        Some(Err(_)) => return Err(invalid("bad content-length")),
+        None if bytes.starts_with(b"HTTP/") => {
+            stream.read_to_end(&mut bytes).await?;
+        }
+        None => {}
+    }
+    Ok(Message { head: parsed, bytes })
+}
+
+fn to_pairs(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers.iter().map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned())).collect()
+}
+
+fn header<'h>(head: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    head.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// The upstream's answer with `Connection: close` (this proxy serves one request per connection).
+fn with_connection_close(answer: &Message) -> Vec<u8> {
+    let text = answer.bytes.as_slice();
+    let head_end = text.windows(4).position(|w| w == b"\r\n\r\n").map_or(text.len(), |at| at + 2);
+    let head = String::from_utf8_lossy(&text[..head_end]);
+    let mut out: Vec<u8> = head
+        .split("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:") && !line.is_empty())
+        .flat_map(|line| [line.as_bytes(), b"\r\n"].concat())
+        .collect();
+    out.extend_from_slice(b"Connection: close\r\n");
+    out.extend_from_slice(&text[head_end..]);
+    out
+}
+
+/// An AWS JSON-protocol error answer.
+fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
+    let body = format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}");
+    let reason = if status == 500 { "Internal Server Error" } else { "Bad Request" };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in upstream that counts the requests it receives and answers each `200 {}`.
+    async fn upstream() -> (SocketAddr, Arc<Mutex<usize>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    if read_message(&mut stream).await.is_ok() {
+                        *counter.lock().unwrap() += 1;
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await;
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn call(proxy: &Proxy, target: &str) -> std::io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect(proxy.addr).await?;
+        let body = "{\"TableName\":\"t\"}";
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {target}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn each_fault_does_what_it_says_and_is_recorded() {
+        let (addr, seen) = upstream().await;
+        let passing = Proxy::start(addr, FaultPlan::none()).await.unwrap();
+        let answer = String::from_utf8(call(&passing, "DynamoDB_20120810.GetItem").await.unwrap()).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("Connection: close") && answer.ends_with("{}"));
+        assert_eq!(*seen.lock().unwrap(), 1);
+        assert_eq!(passing.history(), [Call { operation: "GetItem".into(), fault: Fault::Pass }]);
+
+        let lost = Proxy::start(addr, FaultPlan::always(Fault::AppliedButLost, "PutItem")).await.unwrap();
+        assert!(call(&lost, "DynamoDB_20120810.PutItem").await.unwrap().is_empty(), "no answer");
+        assert_eq!(*seen.lock().unwrap(), 2, "yet the upstream got it");
+        assert!(String::from_utf8(call(&lost, "DynamoDB_20120810.GetItem").await.unwrap()).unwrap().contains("200"));
+
+        let throttled = Proxy::start(addr, FaultPlan::always(Fault::Throttle, "SendMessage")).await.unwrap();
+        let answer = String::from_utf8(call(&throttled, "AmazonSQS.SendMessage").await.unwrap()).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("ThrottlingException"));
+        let failing = Proxy::start(addr, FaultPlan::always(Fault::ServerError, "PutItem")).await.unwrap();
+        assert!(String::from_utf8(call(&failing, "X.PutItem").await.unwrap()).unwrap().starts_with("HTTP/1.1 500"));
+        assert_eq!(*seen.lock().unwrap(), 3, "neither a throttle nor a 500 reaches the upstream");
+
+        let plan = FaultPlan { timeout: Duration::from_millis(50), ..FaultPlan::always(Fault::Timeout, "Query") };
+        let slow = Proxy::start(addr, plan).await.unwrap();
+        let started = std::time::Instant::now();
+        assert!(call(&slow, "X.Query").await.unwrap().is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    /// The same seed draws the same faults in the same order: a failing run can be replayed exactly.
+    #[test]
+    fn a_seed_draws_the_same_faults() {
+        let plan = FaultPlan {
+            rate: 0.3,
+            seed: 7,
+            faults: vec![Fault::ServerError, Fault::Throttle, Fault::AppliedButLost],
+            ..FaultPlan::none()
+        };
+        let draw = |plan: &FaultPlan| {
+            let rng = Mutex::new(StdRng::seed_from_u64(plan.seed));
+            (0..200).map(|_| choose(plan, "PutItem", &rng)).collect::<Vec<_>>()
+        };
+        let first = draw(&plan);
+        assert_eq!(first, draw(&plan));
+        let faulted = first.iter().filter(|f| **f != Fault::Pass).count();
+        assert!((30..=90).contains(&faulted), "about 30% of 200: {faulted}");
+        assert_ne!(first, draw(&FaultPlan { seed: 8, ..plan }));
+    }
+}
