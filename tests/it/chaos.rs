@@ -23,12 +23,18 @@ async fn store_through(stack: &Stack, proxy: &Proxy) -> DynamoDbStore {
     DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table.clone())
 }
 
+/// A stack, and a store whose every `operation` call gets `fault` on its way to moto.
+async fn faulted(fault: Fault, operation: &str) -> (Stack, Proxy, DynamoDbStore) {
+    let stack = Stack::new(true).await;
+    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::always(fault, operation)).await.unwrap();
+    let store = store_through(&stack, &proxy).await;
+    (stack, proxy, store)
+}
+
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn a_write_applied_with_its_answer_lost_is_a_failure_to_the_caller_and_a_fact_in_the_table() {
-    let stack = Stack::new(true).await;
-    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::always(Fault::AppliedButLost, "PutItem")).await.unwrap();
-    let store = store_through(&stack, &proxy).await;
+    let (stack, proxy, store) = faulted(Fault::AppliedButLost, "PutItem").await;
     let id = unique("lost");
 
     let written = store.insert(&marker(&id, 0)).await;
@@ -46,9 +52,7 @@ async fn a_write_applied_with_its_answer_lost_is_a_failure_to_the_caller_and_a_f
 #[tokio::test]
 #[ignore = "needs moto_server: run with `make test`"]
 async fn a_throttle_is_retried_by_the_sdk_and_reaches_the_caller_as_an_error() {
-    let stack = Stack::new(true).await;
-    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::always(Fault::Throttle, "GetItem")).await.unwrap();
-    let store = store_through(&stack, &proxy).await;
+    let (stack, proxy, store) = faulted(Fault::Throttle, "GetItem").await;
     let err = store.get("nothing").await.unwrap_err();
     let chain = payhooks::error::chain(&err);
     assert!(chain.contains("ThrottlingException"), "{chain}");
