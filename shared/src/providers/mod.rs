@@ -61,6 +61,27 @@ pub fn settings(provider: Provider) -> &'static [Setting] {
     spec(provider).settings
 }
 
+/// The variable the provider's canonical-string hash is read from, if it has that setting.
+pub fn canonical_hash_variable(provider: Provider) -> Option<&'static str> {
+    settings(provider).iter().find_map(|setting| match setting {
+        Setting::CanonicalHash { variable, .. } => Some(*variable),
+        _ => None,
+    })
+}
+
+/// Whether the provider signs the canonical string (it reads `CANONICAL_DIALECTS`).
+pub fn signs_canonical_string(provider: Provider) -> bool {
+    settings(provider).contains(&Setting::CanonicalDialects)
+}
+
+/// The template parameter naming the SSM parameter of the provider's signing keys, if it has them.
+pub fn signing_keys_parameter(provider: Provider) -> Option<&'static str> {
+    settings(provider).iter().find_map(|setting| match setting {
+        Setting::SigningKeys { parameter, .. } => Some(*parameter),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +91,15 @@ mod tests {
         assert_eq!(route(Provider::Lipia).pattern(Provider::Lipia), "/webhooks/lipia/{token}");
         assert_eq!(route(Provider::Niobi).path(Provider::Niobi, Some("t")), "/webhooks/niobi");
         assert_eq!(ack(Provider::Choice).parts().1, "ok");
+    }
+
+    #[test]
+    fn settings_answer_what_the_tools_ask() {
+        let hashes: Vec<_> = Provider::ALL.map(canonical_hash_variable).into();
+        assert_eq!(hashes, [Some("NIOBI_SIGNATURE_HASH"), None, None, None, None]);
+        let canonical: Vec<_> = Provider::ALL.map(signs_canonical_string).into();
+        assert_eq!(canonical, [true, true, false, false, false]);
+        let keys: Vec<_> = Provider::ALL.map(signing_keys_parameter).into();
+        assert_eq!(keys, [None, None, None, None, Some("MudaSigningKeysParameter")]);
     }
 }

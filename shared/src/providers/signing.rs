@@ -113,10 +113,7 @@ impl SignOptions {
     /// The options a provider's sender is configured with, from the provider's own settings in `lookup`
     /// (the canonical hash, e.g. `NIOBI_SIGNATURE_HASH`).
     pub fn from_lookup(provider: Provider, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let hash = spec(provider).settings.iter().find_map(|setting| match setting {
-            super::Setting::CanonicalHash { variable, .. } => lookup(variable).and_then(|h| CanonicalHash::parse(&h)),
-            _ => None,
-        });
+        let hash = super::canonical_hash_variable(provider).and_then(lookup).and_then(|h| CanonicalHash::parse(&h));
         Self { canonical_hash: hash.unwrap_or(CanonicalHash::Sha256), ..Self::default() }
     }
 }

@@ -130,14 +130,10 @@ async fn queue_check(clients: &Clients, queue: &str) -> Result<String, Error> {
 
 async fn secrets_check(deployment: &Deployment, clients: &Clients, provider: Provider) -> Result<String, Error> {
     let source = crate::urls::secret_source(deployment, provider)?;
-    let mut signing_keys = None;
-    for setting in payhooks::providers::settings(provider) {
-        if let payhooks::providers::Setting::SigningKeys { parameter, .. } = setting {
-            if let Some(name) = deployment.parameter(parameter).filter(|name| !name.is_empty()) {
-                signing_keys = Some(payhooks::config::SecretSource::SsmParameter(name.to_owned()));
-            }
-        }
-    }
+    let signing_keys = payhooks::providers::signing_keys_parameter(provider)
+        .and_then(|parameter| deployment.parameter(parameter))
+        .filter(|name| !name.is_empty())
+        .map(|name| payhooks::config::SecretSource::SsmParameter(name.to_owned()));
     let what = match &source {
         payhooks::config::SecretSource::SsmParameter(name) => format!("SSM parameter {name}"),
         payhooks::config::SecretSource::Inline(_) => "inline secrets".to_owned(),

@@ -507,8 +507,7 @@ pub fn verify(
             would_pass_with: None,
         },
         Err(rejection) => {
-            let signs_canonical_string = providers::settings(provider).contains(&providers::Setting::CanonicalDialects);
-            let canonical = match (signs_canonical_string, rejection.status().as_u16()) {
+            let canonical = match (providers::signs_canonical_string(provider), rejection.status().as_u16()) {
                 (true, 401) => std::str::from_utf8(body)
                     .ok()
                     .and_then(|text| providers::canonical_strings(text, "<secret>").ok())
@@ -546,12 +545,8 @@ fn other_configuration(
     req: &Incoming<'_>,
     now: DateTime<Utc>,
 ) -> Option<String> {
-    let settings = providers::settings(provider);
-    let hash_variable = settings.iter().find_map(|s| match s {
-        providers::Setting::CanonicalHash { variable, .. } => Some(*variable),
-        _ => None,
-    });
-    let hashes: &[CanonicalHash] = match (hash_variable, settings.contains(&providers::Setting::CanonicalDialects)) {
+    let hash_variable = providers::canonical_hash_variable(provider);
+    let hashes: &[CanonicalHash] = match (hash_variable, providers::signs_canonical_string(provider)) {
         (Some(_), _) => &CanonicalHash::ALL,
         (None, true) => &[CanonicalHash::Sha256],
         (None, false) => return None,
