@@ -3,9 +3,14 @@
 //! the call applied upstream and its answer lost (the connection dropped after forwarding). Every call and
 //! its fault is kept in a history, so that a run can be audited and replayed.
 //!
+//! A proxy can also crash its caller: given a crash channel, it asks for the calling process to be killed
+//! before a call is forwarded or after it was applied, and holds the call unanswered meanwhile; so a crash
+//! falls between any two AWS calls of one delivery.
+//!
 //! One request per connection: every answer says `Connection: close`, which the SDK's client honours.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// What happens to one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +33,27 @@ pub enum Fault {
     Timeout,
     /// Forwarded and applied, then the connection is dropped before the answer.
     AppliedButLost,
+    /// The caller's process is killed before the call is forwarded.
+    CrashBefore,
+    /// The call is applied, then the caller's process is killed before it hears the answer.
+    CrashAfter,
+}
+
+impl Fault {
+    /// The faults the soak draws among, each equally likely (crashes are drawn apart, at their own rate).
+    pub const OUTAGES: [Fault; 4] = [Fault::ServerError, Fault::Throttle, Fault::Timeout, Fault::AppliedButLost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Pass => "pass",
+            Fault::ServerError => "server-error",
+            Fault::Throttle => "throttle",
+            Fault::Timeout => "timeout",
+            Fault::AppliedButLost => "applied-but-lost",
+            Fault::CrashBefore => "crash-before",
+            Fault::CrashAfter => "crash-after",
+        }
+    }
 }
 
 /// Which faults a proxy injects, how often, and from which seed.
@@ -41,12 +68,21 @@ pub struct FaultPlan {
     pub operations: Vec<String>,
     /// How long a [`Fault::Timeout`] holds the connection.
     pub timeout: Duration,
+    /// The share of calls at which the caller's process is killed (needs a crash channel).
+    pub crash_rate: f64,
 }
 
 impl FaultPlan {
     /// No fault at all.
     pub fn none() -> Self {
-        Self { rate: 0.0, seed: 0, faults: Vec::new(), operations: Vec::new(), timeout: Duration::from_secs(5) }
+        Self {
+            rate: 0.0,
+            seed: 0,
+            faults: Vec::new(),
+            operations: Vec::new(),
+            timeout: Duration::from_secs(5),
+            crash_rate: 0.0,
+        }
     }
 
     /// Every call of `operation` gets `fault`.
@@ -67,31 +103,50 @@ pub struct Call {
 pub struct Proxy {
     pub addr: SocketAddr,
     history: Arc<Mutex<Vec<Call>>>,
+    calm: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
     /// Listen on a free loopback port and forward to `upstream` under `plan`.
     pub async fn start(upstream: SocketAddr, plan: FaultPlan) -> std::io::Result<Self> {
+        Self::with_crashes(upstream, plan, None).await
+    }
+
+    /// As [`Proxy::start`]; a drawn crash is asked for on `crashes` (whoever owns the calling process kills it).
+    pub async fn with_crashes(
+        upstream: SocketAddr,
+        plan: FaultPlan,
+        crashes: Option<UnboundedSender<()>>,
+    ) -> std::io::Result<Self> {
+        let plan = FaultPlan { crash_rate: if crashes.is_some() { plan.crash_rate } else { 0.0 }, ..plan };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let history = Arc::new(Mutex::new(Vec::new()));
         let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(plan.seed)));
         let (plan, calls) = (Arc::new(plan), history.clone());
+        let calm = Arc::new(AtomicBool::new(false));
+        let quiet = calm.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (plan, rng, calls) = (plan.clone(), rng.clone(), calls.clone());
+                let (plan, rng, calls, crashes) = (plan.clone(), rng.clone(), calls.clone(), crashes.clone());
+                let calm = quiet.load(Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let _ = serve(client, upstream, &plan, &rng, &calls).await;
+                    let _ = serve(client, upstream, &plan, &rng, &calls, crashes.as_ref(), calm).await;
                 });
             }
         });
-        Ok(Self { addr, history, task })
+        Ok(Self { addr, history, calm, task })
     }
 
     /// The endpoint URL to give a client instead of the upstream's.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// From now on, forward every call untouched.
+    pub fn calm(&self) {
+        self.calm.store(true, Ordering::Relaxed);
     }
 
     /// Every call so far, in the order they arrived.
@@ -106,6 +161,9 @@ impl Drop for Proxy {
     }
 }
 
+/// How long a crashing call is held unanswered: far longer than a kill takes.
+const CRASH_HOLD: Duration = Duration::from_secs(30);
+
 /// The most a request or answer head may be.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -116,23 +174,28 @@ async fn serve(
     plan: &FaultPlan,
     rng: &Mutex<StdRng>,
     calls: &Mutex<Vec<Call>>,
+    crashes: Option<&UnboundedSender<()>>,
+    calm: bool,
 ) -> std::io::Result<()> {
     let request = read_message(&mut client).await?;
     let operation = header(&request.head, "x-amz-target")
         .and_then(|target| target.rsplit('.').next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
-    let fault = choose(plan, &operation, rng);
+    let fault = if calm { Fault::Pass } else { choose(plan, &operation, rng) };
     calls.lock().expect("history lock").push(Call { operation, fault });
     match fault {
-        Fault::Pass | Fault::AppliedButLost => {
+        Fault::Pass | Fault::AppliedButLost | Fault::CrashAfter => {
             let mut server = TcpStream::connect(upstream).await?;
             server.write_all(&request.bytes).await?;
             let answer = read_message(&mut server).await?;
-            if fault == Fault::Pass {
-                client.write_all(&with_connection_close(&answer)).await?;
+            match fault {
+                Fault::Pass => client.write_all(&with_connection_close(&answer)).await?,
+                Fault::CrashAfter => crash(crashes).await,
+                // AppliedButLost: the upstream applied it; the client's connection is dropped unanswered.
+                _ => {}
             }
-            // AppliedButLost: the upstream applied it; the client's connection is dropped unanswered.
         }
+        Fault::CrashBefore => crash(crashes).await,
         Fault::ServerError => {
             client.write_all(&error_answer(500, "InternalServerError", "injected by the chaos proxy")).await?;
         }
@@ -144,12 +207,26 @@ async fn serve(
     client.shutdown().await
 }
 
+/// Ask for the caller to be killed, and hold its call unanswered until it is.
+async fn crash(crashes: Option<&UnboundedSender<()>>) {
+    if let Some(crashes) = crashes {
+        let _ = crashes.send(());
+    }
+    tokio::time::sleep(CRASH_HOLD).await;
+}
+
 fn choose(plan: &FaultPlan, operation: &str, rng: &Mutex<StdRng>) -> Fault {
     let eligible = plan.operations.is_empty() || plan.operations.iter().any(|o| o == operation);
-    if !eligible || plan.faults.is_empty() {
+    if !eligible {
         return Fault::Pass;
     }
     let mut rng = rng.lock().expect("rng lock");
+    if plan.crash_rate > 0.0 && rng.random_bool(plan.crash_rate.clamp(0.0, 1.0)) {
+        return if rng.random_bool(0.5) { Fault::CrashBefore } else { Fault::CrashAfter };
+    }
+    if plan.faults.is_empty() {
+        return Fault::Pass;
+    }
     if rng.random_bool(plan.rate.clamp(0.0, 1.0)) {
         plan.faults[rng.random_range(0..plan.faults.len())]
     } else {
@@ -158,14 +235,28 @@ fn choose(plan: &FaultPlan, operation: &str, rng: &Mutex<StdRng>) -> Fault {
 }
 
 /// An HTTP/1.1 message as read: its head (up to the blank line) and all its bytes.
-struct Message {
-    head: Vec<(String, String)>,
-    bytes: Vec<u8>,
+pub(crate) struct Message {
+    pub(crate) head: Vec<(String, String)>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Message {
+    /// The request or status line.
+    pub(crate) fn start_line(&self) -> &str {
+        let end = self.bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+        std::str::from_utf8(&self.bytes[..end]).unwrap_or_default()
+    }
+
+    /// What follows the head.
+    pub(crate) fn body(&self) -> &[u8] {
+        let end = self.bytes.windows(4).position(|w| w == b"\r\n\r\n").map_or(self.bytes.len(), |at| at + 4);
+        &self.bytes[end..]
+    }
 }
 
 /// Read one HTTP/1.1 message whose body has a `Content-Length` (what the SDK sends and moto answers), or
 /// runs to the end of the connection.
-async fn read_message(stream: &mut TcpStream) -> std::io::Result<Message> {
+pub(crate) async fn read_message(stream: &mut TcpStream) -> std::io::Result<Message> {
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let mut bytes = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
@@ -216,7 +307,7 @@ fn to_pairs(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
     headers.iter().map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned())).collect()
 }
 
-fn header<'h>(head: &'h [(String, String)], name: &str) -> Option<&'h str> {
+pub(crate) fn header<'h>(head: &'h [(String, String)], name: &str) -> Option<&'h str> {
     head.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
@@ -309,6 +400,38 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(call(&slow, "X.Query").await.unwrap().is_empty());
         assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_crash_is_asked_for_before_or_after_the_call_is_applied_and_the_call_is_held() {
+        let (addr, seen) = upstream().await;
+        let mut drawn = Vec::new();
+        for seed in 0..8 {
+            let (crashes, mut asked) = tokio::sync::mpsc::unbounded_channel();
+            let plan = FaultPlan { crash_rate: 1.0, seed, ..FaultPlan::none() };
+            let proxy = Proxy::with_crashes(addr, plan, Some(crashes)).await.unwrap();
+            let before = *seen.lock().unwrap();
+            let pending = tokio::spawn({
+                let addr = proxy.addr;
+                async move {
+                    let mut stream = TcpStream::connect(addr).await.unwrap();
+                    let request = "POST / HTTP/1.1\r\nX-Amz-Target: AmazonSQS.SendMessage\r\nContent-Length: 0\r\n\r\n";
+                    stream.write_all(request.as_bytes()).await.unwrap();
+                    let mut answer = Vec::new();
+                    let _ = stream.read_to_end(&mut answer).await;
+                    answer
+                }
+            });
+            asked.recv().await.expect("a crash asked for");
+            let [Call { operation, fault }] = &proxy.history()[..] else { panic!("one call: {:?}", proxy.history()) };
+            assert_eq!(operation, "SendMessage");
+            let applied = *seen.lock().unwrap() - before;
+            assert_eq!(applied, usize::from(*fault == Fault::CrashAfter), "{fault:?}");
+            assert!(!pending.is_finished(), "{fault:?}: the caller hears nothing before it is killed");
+            pending.abort();
+            drawn.push(*fault);
+        }
+        assert!(drawn.contains(&Fault::CrashBefore) && drawn.contains(&Fault::CrashAfter), "{drawn:?}");
     }
 
     /// The same seed draws the same faults in the same order: a failing run can be replayed exactly.
