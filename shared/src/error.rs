@@ -150,6 +150,8 @@ pub enum IngestError {
     Publish(#[from] PublishError),
     #[error("another delivery of event {0} is still in progress")]
     InProgress(String),
+    #[error("another event of transaction {0} is still being sent")]
+    TransactionBusy(String),
     #[error("provider secrets unavailable")]
     Secrets(#[from] SecretsError),
 }
@@ -158,9 +160,11 @@ impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
             IngestError::Rejected(r) => r.status(),
-            IngestError::Store(_) | IngestError::Publish(_) | IngestError::InProgress(_) | IngestError::Secrets(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngestError::Store(_)
+            | IngestError::Publish(_)
+            | IngestError::InProgress(_)
+            | IngestError::TransactionBusy(_)
+            | IngestError::Secrets(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -170,6 +174,7 @@ impl IngestError {
             IngestError::Store(_) => "store_unavailable",
             IngestError::Publish(_) => "queue_unavailable",
             IngestError::InProgress(_) => "in_progress",
+            IngestError::TransactionBusy(_) => "transaction_busy",
             IngestError::Secrets(_) => "secrets_unavailable",
         }
     }
@@ -183,6 +188,9 @@ impl IngestError {
                 "temporarily unavailable, retry later".to_owned()
             }
             IngestError::InProgress(_) => "another delivery of this event is in progress, retry later".to_owned(),
+            IngestError::TransactionBusy(_) => {
+                "another event of this transaction is being sent, retry later".to_owned()
+            }
         }
     }
 }
@@ -224,5 +232,6 @@ mod tests {
             assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");
         }
         assert_eq!(IngestError::InProgress("x".into()).status().as_u16(), 503);
+        assert_eq!(IngestError::TransactionBusy("x".into()).status().as_u16(), 503);
     }
 }

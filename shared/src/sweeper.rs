@@ -134,7 +134,7 @@ impl Sweeper {
         if !self.store.take_over(id, state.lease_until_ms, held).await? {
             return Ok(false);
         }
-        let result = self.send(id, now_ms).await;
+        let result = self.send(id, now_ms, held).await;
         if let Err(err) = &result {
             let until = now_ms + backoff(state.sweep_failures).as_millis() as i64;
             match self.store.back_off(id, held, until).await {
@@ -151,7 +151,7 @@ impl Sweeper {
     }
 
     /// Rebuild a taken-over record's message from the store, send it and mark it.
-    async fn send(&self, id: &str, now_ms: i64) -> Result<(), IngestError> {
+    async fn send(&self, id: &str, now_ms: i64, held_until_ms: i64) -> Result<(), IngestError> {
         let store = &*self.store;
         let Some((record, payload)) = pipeline::stored(store, id).await? else {
             let source = format!("{id}: its record or body is gone").into();
@@ -161,7 +161,7 @@ impl Sweeper {
             .publishers
             .get(&record.provider)
             .ok_or_else(|| PublishError::Failed(format!("no queue configured for {}", record.provider).into()))?;
-        Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms).await?;
+        Courier { store, publisher: &**publisher }.send_and_mark(&record, &payload, now_ms, held_until_ms).await?;
         tracing::info!(event_id = %id, provider = %record.provider, "swept: a delivery no provider retried is now enqueued");
         Ok(())
     }

@@ -161,3 +161,31 @@ async fn the_largest_body_that_is_not_utf8_is_stored_as_its_bytes() {
     let event: Value = serde_json::from_str(stack.messages().await[0].body().unwrap()).unwrap();
     assert_eq!(event["data"]["reason"], "unreadable_body");
 }
+
+/// A transaction is held by one delivery at a time, from its advance until its message is sent: another
+/// waits; a hold ends at its holder's lease (a crashed holder), and a lost answer's retry holds again.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn one_delivery_at_a_time_holds_a_transaction_on_dynamodb() {
+    use payhooks::ports::TransactionStore;
+    let stack = Stack::new(true).await;
+    let store = stack.store();
+    let key = "txn#m2money#HOLD-1";
+    assert!(store.hold(key, "a@100", 100, 10).await.unwrap());
+    assert!(store.hold(key, "a@100", 100, 20).await.unwrap(), "the same holder again (an SDK retry)");
+    assert!(!store.hold(key, "b@200", 200, 50).await.unwrap(), "held by another until 100");
+    store.let_go(key, "b@200").await.unwrap();
+    assert!(!store.hold(key, "b@200", 200, 60).await.unwrap(), "only the holder lets go");
+    store.let_go(key, "a@100").await.unwrap();
+    assert!(store.hold(key, "b@200", 200, 70).await.unwrap(), "free once let go");
+    assert!(store.hold(key, "c@300", 300, 200).await.unwrap(), "or once the hold ended");
+    store.let_go(key, "c@300").await.unwrap();
+    store.let_go(key, "c@300").await.unwrap();
+
+    // A delivery lets go once its message is sent, and the hold leaves the state as it was.
+    let (stack, data) = in_order(M2Money, &[fixture(M2Money, "payout_success")]).await;
+    assert_eq!(data[0]["transaction_status"], "succeeded");
+    let state = stack.record("txn#m2money#ORD2025112200017").await;
+    assert_eq!(text(&state, "status"), "succeeded");
+    assert!(!state.contains_key("held_by") && !state.contains_key("held_until"), "{state:?}");
+}

@@ -216,8 +216,9 @@ async fn aws_calls_are_timed_and_sweeps_counted_in_emf() {
     assert_eq!(resp.status().as_u16(), 200);
     let doc: serde_json::Value = serde_json::from_str(&sink.0.lock().unwrap()[0]).unwrap();
     // Two reads (the signature's first use, the records' states), then the body, the signature claim, the
-    // marker, the transaction state and the mark: seven DynamoDB calls; one SQS send.
-    assert_eq!(doc["StoreLatency"].as_array().unwrap().len(), 7, "{doc}");
+    // marker, the transaction's hold, its state, letting go of it, and the mark: nine DynamoDB calls; one
+    // SQS send.
+    assert_eq!(doc["StoreLatency"].as_array().unwrap().len(), 9, "{doc}");
     assert_eq!(doc["QueueLatency"].as_array().unwrap().len(), 1, "{doc}");
 
     let req = TestRequest::signed_fixture(Lipia, "stk_success", Utc::now());

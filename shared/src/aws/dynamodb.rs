@@ -29,6 +29,8 @@ pub mod attribute {
     pub const FIELD: &str = "field";
     pub const GROUP: &str = "group";
     pub const HEADERS: &str = "headers";
+    pub const HELD_BY: &str = "held_by";
+    pub const HELD_UNTIL: &str = "held_until";
     pub const LEASE_UNTIL: &str = "lease_until";
     pub const NOTICE: &str = "notice";
     pub const PENDING: &str = "pending";
@@ -630,6 +632,33 @@ impl TransactionStore for DynamoDbStore {
                 TransactionView { status: item.as_ref().and_then(standing), regression: false, contradiction: false }
             }
         })
+    }
+
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attribute::PK, s(key))
+            .update_expression("SET held_by = :holder, held_until = :until")
+            // Free, ended, or already this delivery's (an SDK retry of a hold whose answer was lost).
+            .condition_expression("attribute_not_exists(held_until) OR held_until <= :now OR held_by = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":now", n(now_ms));
+        Ok(conditional("UpdateItem", metrics::store_call(update.send()).await)?.is_ok())
+    }
+
+    async fn let_go(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attribute::PK, s(key))
+            .update_expression("REMOVE held_by, held_until")
+            .condition_expression("held_by = :holder")
+            .expression_attribute_values(":holder", s(holder));
+        conditional("UpdateItem", metrics::store_call(update.send()).await).map(|_| ())
     }
 }
 

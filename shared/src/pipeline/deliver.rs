@@ -60,7 +60,9 @@ impl Pipeline {
         let mut current = match known {
             Some(existing) => existing,
             None => match self.store.insert(record).await? {
-                Insert::Created => return courier.send_and_mark(record, payload, clock.now_ms()).await,
+                Insert::Created => {
+                    return courier.send_and_mark(record, payload, clock.now_ms(), record.lease_until_ms).await
+                }
                 Insert::Exists(existing) => existing,
             },
         };
@@ -93,13 +95,14 @@ impl Pipeline {
             }
             let now = clock.now_ms();
             // A lease that ended, or a sweeper's back-off (no delivery at work): this delivery takes over.
+            let until = now + lease.as_millis() as i64;
             if (current.lease_until_ms <= now || current.backed_off)
-                && self.store.take_over(&record.id, current.lease_until_ms, now + lease.as_millis() as i64).await?
+                && self.store.take_over(&record.id, current.lease_until_ms, until).await?
             {
                 tracing::info!(event_id = %record.id, "took over an unfinished delivery");
                 let sent = match &stored {
-                    Some((first, first_payload)) => courier.send_and_mark(first, first_payload, now).await?,
-                    None => courier.send_and_mark(record, payload, now).await?,
+                    Some((first, first_payload)) => courier.send_and_mark(first, first_payload, now, until).await?,
+                    None => courier.send_and_mark(record, payload, now, until).await?,
                 };
                 return Ok(if outcome == Outcome::Conflict { outcome } else { sent });
             }
@@ -133,14 +136,16 @@ pub async fn stored<S: EventStore + BodyStore + ?Sized>(
 
 impl<S: EventStore + TransactionStore + ?Sized> Courier<'_, S> {
     /// Move the event's transaction forward, send the message (with where the transaction stands), then
-    /// mark the record sent. On a failure the lease is released so that a retry can proceed at once.
+    /// mark the record sent. The delivery holds the record's lease until `until_ms`. On a failure the lease
+    /// is released so that a retry can proceed at once.
     pub async fn send_and_mark(
         &self,
         record: &EventRecord,
         payload: &str,
         now_ms: i64,
+        until_ms: i64,
     ) -> Result<Outcome, IngestError> {
-        let result = self.send(record, payload, now_ms).await;
+        let result = self.send(record, payload, now_ms, until_ms).await;
         if let Err(err) = result {
             if let Err(release_err) = self.store.release(&record.id).await {
                 tracing::warn!(event_id = %record.id, error = %release_err, "could not release the lease after a failure");
@@ -150,7 +155,47 @@ impl<S: EventStore + TransactionStore + ?Sized> Courier<'_, S> {
         Ok(if record.quarantine.is_some() { Outcome::Quarantined } else { Outcome::Accepted })
     }
 
-    async fn send(&self, record: &EventRecord, payload: &str, now_ms: i64) -> Result<(), IngestError> {
+    /// With the transaction held from its advance until the message is on the queue: no other event of it
+    /// can advance it in between, so its messages leave in the order its state moved.
+    async fn send(&self, record: &EventRecord, payload: &str, now_ms: i64, until_ms: i64) -> Result<(), IngestError> {
+        let Some(transaction) = &record.transaction else {
+            self.publish(record, payload, now_ms).await?;
+            return self.mark(record, now_ms).await;
+        };
+        // One delivery of the event at a time holds its lease: the lease's end names this one.
+        let holder = format!("{}@{until_ms}", record.id);
+        self.hold(&transaction.key, &holder, until_ms, now_ms).await?;
+        let published = self.publish(record, payload, now_ms).await;
+        if let Err(err) = self.store.let_go(&transaction.key, &holder).await {
+            tracing::warn!(event_id = %record.id, error = %err, "could not let go of the transaction: its hold ends with the lease");
+        }
+        published?;
+        self.mark(record, now_ms).await
+    }
+
+    /// Wait (as a duplicate waits for its original) until this delivery holds the transaction.
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<(), IngestError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let now = now_ms + started.elapsed().as_millis() as i64;
+            if self.store.hold(key, holder, until_ms, now).await? {
+                return Ok(());
+            }
+            if started.elapsed() >= POLL_LIMIT {
+                return Err(IngestError::TransactionBusy(key.to_owned()));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    async fn mark(&self, record: &EventRecord, now_ms: i64) -> Result<(), IngestError> {
+        let sent = if record.quarantine.is_some() { RecordState::Quarantined } else { RecordState::Enqueued };
+        self.store.mark_sent(&record.id, sent, now_ms).await?;
+        Ok(())
+    }
+
+    /// Advance the event's transaction and send the message with where the transaction stands.
+    async fn publish(&self, record: &EventRecord, payload: &str, now_ms: i64) -> Result<(), IngestError> {
         let view = match &record.transaction {
             Some(transaction) => Some(self.store.advance(transaction, &record.id, now_ms).await?),
             None => None,
@@ -182,8 +227,6 @@ impl<S: EventStore + TransactionStore + ?Sized> Courier<'_, S> {
             }
             Err(failed) => return Err(failed.into()),
         }
-        let sent = if record.quarantine.is_some() { RecordState::Quarantined } else { RecordState::Enqueued };
-        self.store.mark_sent(&record.id, sent, now_ms).await?;
         Ok(())
     }
 }

@@ -42,6 +42,8 @@ pub struct Transaction {
     pub at_ms: Option<i64>,
     /// The events that set the state, in order.
     pub event_ids: Vec<String>,
+    /// The delivery holding the transaction while its message is sent, and until when.
+    pub held: Option<(String, i64)>,
 }
 
 impl Transaction {
@@ -263,6 +265,25 @@ impl TransactionStore for MemoryStore {
             Step::Unknown => TransactionView { status: entry.standing(), regression: false, contradiction: false },
         })
     }
+
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.check_available("UpdateItem")?;
+        let mut transactions = self.transactions.lock().unwrap();
+        let entry = transactions.entry(key.to_owned()).or_default();
+        let free = entry.held.as_ref().is_none_or(|(by, until)| *until <= now_ms || by == holder);
+        if free {
+            entry.held = Some((holder.to_owned(), until_ms));
+        }
+        Ok(free)
+    }
+
+    async fn let_go(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        self.check_available("UpdateItem")?;
+        if let Some(entry) = self.transactions.lock().unwrap().get_mut(key) {
+            entry.held = entry.held.take().filter(|(by, _)| by != holder);
+        }
+        Ok(())
+    }
 }
 
 /// A [`Store`](crate::ports::Store) that fails the calls it is told to (by port method name: `"insert"`,
@@ -392,6 +413,16 @@ impl<S: TransactionStore> TransactionStore for FaultyStore<S> {
         self.check("advance")?;
         self.inner.advance(transaction, event_id, now_ms).await
     }
+
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.check("hold")?;
+        self.inner.hold(key, holder, until_ms, now_ms).await
+    }
+
+    async fn let_go(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        self.check("let_go")?;
+        self.inner.let_go(key, holder).await
+    }
 }
 
 /// An [`EventPublisher`] that keeps messages in a `Vec`.
@@ -401,6 +432,27 @@ pub struct MemoryPublisher {
     unavailable: AtomicBool,
     /// How many of the next sends fail.
     failing: std::sync::atomic::AtomicUsize,
+    /// A send held at the queue's door until the test opens it.
+    held: Mutex<Option<(String, std::sync::Arc<HeldSend>)>>,
+}
+
+/// A send of one event id held before it reaches the queue: the test sees it arrive, then lets it through.
+#[derive(Debug)]
+pub struct HeldSend {
+    arrived: tokio::sync::watch::Sender<bool>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldSend {
+    /// Wait until the send has arrived (and is being held).
+    pub async fn arrived(&self) {
+        let _ = self.arrived.subscribe().wait_for(|arrived| *arrived).await;
+    }
+
+    /// Let the send through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
 }
 
 impl MemoryPublisher {
@@ -421,6 +473,17 @@ impl MemoryPublisher {
     pub fn messages(&self) -> Vec<OutgoingMessage> {
         self.messages.lock().unwrap().clone()
     }
+
+    /// Hold the next send of `id` until [`HeldSend::open`]: a delivery slow between its transaction's
+    /// advance and its send.
+    pub fn hold(&self, id: &str) -> std::sync::Arc<HeldSend> {
+        let held = std::sync::Arc::new(HeldSend {
+            arrived: tokio::sync::watch::channel(false).0,
+            open: tokio::sync::watch::channel(false).0,
+        });
+        *self.held.lock().unwrap() = Some((id.to_owned(), held.clone()));
+        held
+    }
 }
 
 #[async_trait]
@@ -432,6 +495,12 @@ impl EventPublisher for MemoryPublisher {
         let failing = self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if failing.is_ok() {
             return Err(PublishError::Failed("memory publisher failing this send".into()));
+        }
+        let held = self.held.lock().unwrap().take_if(|(id, _)| *id == message.id);
+        if let Some((_, held)) = held {
+            let mut open = held.open.subscribe();
+            held.arrived.send_replace(true);
+            let _ = open.wait_for(|open| *open).await;
         }
         self.messages.lock().unwrap().push(message.clone());
         Ok(())

@@ -85,6 +85,35 @@ async fn m2money_success_and_reversal_in_either_order() {
     assert_eq!(flags[1], ("succeeded".into(), "reversed".into(), true, false), "a success after its reversal");
 }
 
+/// Found by the chaos soak: a success advanced its transaction, its send was slow (a throttle retried), and
+/// meanwhile the reversal advanced it and was sent. The success's message then came last, saying
+/// `succeeded` of a reversed payout. A transaction is held from one event's advance until its message is
+/// sent, so the reversal waits, and the last message says where the transaction stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_message_says_where_the_transaction_stands_when_two_deliveries_overlap() {
+    let t = Arc::new(TestPipeline::new(M2Money));
+    let success = t.publisher.hold("m2money:payout:ORD2025112200017:payout.transfer.success");
+    let send = |body: String| {
+        let t = t.clone();
+        tokio::spawn(async move {
+            let req = TestRequest::signed(M2Money, &body, SECRET, Utc::now());
+            t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.map(|p| p.outcome)
+        })
+    };
+    let first = send(m2money("succeeded"));
+    success.arrived().await;
+    let second = send(m2money("reversed"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    success.open();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+
+    let messages = t.publisher.messages();
+    let last = serde_json::from_str::<Value>(&messages.last().unwrap().body).unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(last["data"]["transaction_status"], "reversed", "the last message: {last}");
+}
+
 #[tokio::test]
 async fn contradictions_are_flagged_and_the_first_outcome_stands() {
     let (t, flags) = send_in_order(M2Money, &[m2money("succeeded"), m2money("failed")]).await;
