@@ -27,7 +27,7 @@ PROVIDERS := $(filter-out sweeper,$(FUNCTIONS))
 PROVIDER ?=
 FIXTURE ?=
 
-.PHONY: help venv test lint unit validate bench bench-compare size init-time fuzz demo dev loadtest send build deploy deploy-functions clean
+.PHONY: help venv test lint unit validate chaos chaos-short bench bench-compare size init-time fuzz demo dev loadtest send build deploy deploy-functions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed ## Install the pinned Python tools into .venv
 
-test: lint validate unit ## Everything CI runs: fmt, clippy, template validation, all tests (with moto_server)
+test: lint validate unit chaos-short ## Everything CI runs: fmt, clippy, template validation, all tests (with moto_server), a short chaos soak
 
 lint: ## cargo fmt --check and clippy with -D warnings
 	cargo fmt --all --check
@@ -55,6 +55,19 @@ validate: $(VENV)/.installed ## cfn-lint and sam validate --lint on infra/templa
 	cfn-lint infra/template.yaml examples/consumer/template.yaml
 	sam validate --lint --template-file infra/template.yaml --region us-east-1
 	sam validate --lint --template-file examples/consumer/template.yaml --region us-east-1
+
+# The soak's size and seed; CHAOS_ARGS passes more (payhooks-chaos --help).
+CHAOS_CALLBACKS ?= 10000
+CHAOS_SEED ?= 1
+CHAOS_ARGS ?=
+
+chaos: $(VENV)/.installed ## Crash-and-fault soak: 10,000 callbacks, faults on 10% of AWS calls, a crash every ~300 callbacks, then the audit
+	cargo build --quiet --bins $(foreach f,$(FUNCTIONS),-p $(f)) -p payhooks-chaos
+	scripts/with-moto.sh $${CARGO_TARGET_DIR:-target}/debug/payhooks-chaos --callbacks $(CHAOS_CALLBACKS) --seed $(CHAOS_SEED) \
+	  --bin-dir $${CARGO_TARGET_DIR:-target}/debug $(CHAOS_ARGS)
+
+chaos-short: ## The soak's short pass in `make test`: 300 callbacks, a fixed seed, a crash every ~50 callbacks
+	$(MAKE) --no-print-directory chaos CHAOS_CALLBACKS=300 CHAOS_SEED=32 CHAOS_ARGS="--crash-every 50"
 
 bench: ## Criterion benchmark: authenticate + parse + normalise, one callback per provider; prints the medians
 	cargo bench -p payhooks --bench ingest

@@ -174,8 +174,15 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, queue_url: &str) -> R
     }
 }
 
-/// How many records of the table are still `RECEIVED`.
-pub async fn still_received(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<usize, String> {
+/// The records still `RECEIVED`: how many, and when the last of their leases (or back-offs) ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Received {
+    pub count: usize,
+    pub latest_lease_ms: i64,
+}
+
+/// Which records of the table are still `RECEIVED`.
+pub async fn still_received(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Received, String> {
     let items = ddb
         .scan()
         .table_name(table)
@@ -188,7 +195,10 @@ pub async fn still_received(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Resu
         .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|e| format!("scanning {table}: {}", payhooks::error::chain(&e)))?;
-    Ok(items.len())
+    let lease = |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+        item.get(attribute::LEASE_UNTIL).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0)
+    };
+    Ok(Received { count: items.len(), latest_lease_ms: items.iter().map(lease).max().unwrap_or(0) })
 }
 
 #[cfg(test)]

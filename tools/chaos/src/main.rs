@@ -33,10 +33,10 @@ struct Args {
     #[arg(long, default_value_t = 300)]
     crash_every: u64,
     /// Callbacks in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 24)]
     concurrency: usize,
     /// Processes per provider function.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     instances: usize,
     /// The providers' retry waits are multiplied by this.
     #[arg(long, default_value_t = 0.1)]

@@ -46,8 +46,9 @@ pub struct Settings {
     pub out_dir: PathBuf,
 }
 
-/// AWS calls one callback makes, about: what turns `crash_every` into a rate per call.
-const CALLS_PER_CALLBACK: f64 = 6.0;
+/// AWS calls one callback makes, about (measured: 9 to 10 under faults): what turns `crash_every` into a
+/// rate per call.
+const CALLS_PER_CALLBACK: f64 = 9.0;
 
 /// The outcome of one callback, after its provider's last send.
 #[derive(Debug, Clone)]
@@ -140,9 +141,13 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     loop {
         let answer = sweeper.invoke("{}".into(), settings.function_timeout).await;
         received = audit::still_received(&ddb, &stack.table).await?;
-        if received == 0 || final_started.elapsed() > FINAL_SWEEP_LIMIT {
-            if !matches!(answer, Answer::Response(_)) {
-                eprintln!("chaos: the last sweep ended {answer:?}");
+        // Done when nothing is left; given up when what is left is past its lease (or back-off) and three
+        // sweeps have not completed it, or after the limit.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let stuck = received.latest_lease_ms + 3 * settings.sweep_every.as_millis() as i64 + 1_000 < now_ms;
+        if received.count == 0 || stuck || final_started.elapsed() > FINAL_SWEEP_LIMIT {
+            if received.count > 0 {
+                eprintln!("chaos: {} record(s) still RECEIVED; the last sweep ended {answer:?}", received.count);
             }
             break;
         }
@@ -158,15 +163,15 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
         messages.extend(audit::drain(&sqs, provider.name(), url).await?);
     }
     let sent = sent(&callbacks, &deliveries);
-    let findings = audit::audit(&sent, &messages, received);
+    let findings = audit::audit(&sent, &messages, received.count);
     let lines = figures(settings, &callbacks, &deliveries, &proxies, &providers, &sweeper, &findings, traffic_time);
     write_history(settings, &callbacks, &deliveries, &proxies)?;
     Ok(Report { findings, lines })
 }
 
-/// How long the final sweep may take to leave nothing `RECEIVED`: past the last leases (the function
-/// timeout) and a sweep's first back-off (a minute).
-const FINAL_SWEEP_LIMIT: Duration = Duration::from_secs(150);
+/// The most the final sweep may take to leave nothing `RECEIVED`: past the last leases (the function
+/// timeout) and the sweeper's back-offs (a minute, doubling).
+const FINAL_SWEEP_LIMIT: Duration = Duration::from_secs(600);
 
 impl Settings {
     /// The fault plan of one proxy: its own seed, from the run's seed and its label, so that each proxy
@@ -266,11 +271,15 @@ fn figures(
     traffic_time: Duration,
 ) -> Vec<String> {
     let mut faults: HashMap<Fault, usize> = HashMap::new();
+    let mut by_operation: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     let mut calls = 0;
     for (_, proxy) in proxies {
         for call in proxy.history() {
             calls += 1;
             *faults.entry(call.fault).or_default() += 1;
+            if call.fault != Fault::Pass {
+                *by_operation.entry(call.operation).or_default() += 1;
+            }
         }
     }
     let deaths = |pick: fn(&crate::lambda::Deaths) -> usize| -> usize {
@@ -298,8 +307,13 @@ fn figures(
             Fault::OUTAGES.iter().map(|f| format!("{} {}", f.as_str(), faults.get(f).copied().unwrap_or(0))).collect::<Vec<_>>().join(", ")
         ),
         format!(
-            "crashes {} (at a call: before {}, after {}), killed at the deadline {}, exited on their own {}",
+            "faults and crashes by call: {}",
+            by_operation.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", ")
+        ),
+        format!(
+            "crashes {} of which the sweeper {} (at a call: before {}, after {}), killed at the deadline {}, exited on their own {}",
             deaths(|d| d.crashes.load(Ordering::Relaxed)),
+            sweeper.deaths.crashes.load(Ordering::Relaxed),
             faults.get(&Fault::CrashBefore).copied().unwrap_or(0),
             faults.get(&Fault::CrashAfter).copied().unwrap_or(0),
             deaths(|d| d.timeouts.load(Ordering::Relaxed)),
