@@ -70,6 +70,8 @@ pub struct FaultPlan {
     pub timeout: Duration,
     /// The share of calls at which the caller's process is killed (needs a crash channel).
     pub crash_rate: f64,
+    /// At most this many faults, then every call passes (all, if `None`).
+    pub limit: Option<usize>,
 }
 
 impl FaultPlan {
@@ -82,12 +84,18 @@ impl FaultPlan {
             operations: Vec::new(),
             timeout: Duration::from_secs(5),
             crash_rate: 0.0,
+            limit: None,
         }
     }
 
     /// Every call of `operation` gets `fault`.
     pub fn always(fault: Fault, operation: &str) -> Self {
         Self { rate: 1.0, faults: vec![fault], operations: vec![operation.to_owned()], ..Self::none() }
+    }
+
+    /// The first call of `operation` gets `fault`; every later call passes.
+    pub fn once(fault: Fault, operation: &str) -> Self {
+        Self { limit: Some(1), ..Self::always(fault, operation) }
     }
 }
 
@@ -181,8 +189,13 @@ async fn serve(
     let operation = header(&request.head, "x-amz-target")
         .and_then(|target| target.rsplit('.').next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
-    let fault = if calm { Fault::Pass } else { choose(plan, &operation, rng) };
-    calls.lock().expect("history lock").push(Call { operation, fault });
+    let fault = {
+        let mut calls = calls.lock().expect("history lock");
+        let spent = plan.limit.is_some_and(|limit| calls.iter().filter(|c| c.fault != Fault::Pass).count() >= limit);
+        let fault = if calm || spent { Fault::Pass } else { choose(plan, &operation, rng) };
+        calls.push(Call { operation, fault });
+        fault
+    };
     match fault {
         Fault::Pass | Fault::AppliedButLost | Fault::CrashAfter => {
             let mut server = TcpStream::connect(upstream).await?;

@@ -55,7 +55,8 @@ const CALLS_PER_CALLBACK: f64 = 9.0;
 struct Delivery {
     index: usize,
     provider: Provider,
-    statuses: Vec<u16>,
+    /// Each send's answer: the status, and the error code of a refusal (`crashed` when the process died).
+    answers: Vec<(u16, String)>,
     acknowledged_ms: Option<f64>,
 }
 
@@ -187,6 +188,7 @@ impl Settings {
             operations: Vec::new(),
             timeout: Duration::from_secs(1),
             crash_rate: 1.0 / (self.crash_every.max(1) as f64 * CALLS_PER_CALLBACK),
+            limit: None,
         }
     }
 }
@@ -206,7 +208,7 @@ async fn send_all(
         tasks.push(tokio::spawn(async move {
             let provider = body.provider;
             let policy = RetryPolicy::of(provider);
-            let mut delivery = Delivery { index, provider, statuses: Vec::new(), acknowledged_ms: None };
+            let mut delivery = Delivery { index, provider, answers: Vec::new(), acknowledged_ms: None };
             let mut permit = Some(permit);
             for attempt in 0..policy.sends() {
                 if attempt > 0 {
@@ -216,8 +218,8 @@ async fn send_all(
                 let event = traffic::apigw_event(provider, body.signed());
                 let sent = Instant::now();
                 let answer = functions[&provider].invoke(event, timeout).await;
-                let status = status_of(&answer);
-                delivery.statuses.push(status);
+                let (status, code) = status_of(&answer);
+                delivery.answers.push((status, code));
                 drop(permit.take());
                 if (200..300).contains(&status) {
                     delivery.acknowledged_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
@@ -234,14 +236,21 @@ async fn send_all(
     deliveries
 }
 
-/// The HTTP status API Gateway gives the provider: the function's, or 502 if it crashed or failed.
-fn status_of(answer: &Answer) -> u16 {
+/// The HTTP status API Gateway gives the provider (the function's, or 502 if it crashed or failed), and the
+/// error code of a refusal.
+fn status_of(answer: &Answer) -> (u16, String) {
     match answer {
-        Answer::Response(document) => serde_json::from_str::<serde_json::Value>(document)
-            .ok()
-            .and_then(|v| v.get("statusCode").and_then(|s| s.as_u64()))
-            .map_or(502, |s| s as u16),
-        Answer::Error(_) | Answer::Crashed => 502,
+        Answer::Response(document) => {
+            let document: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
+            let status = document.get("statusCode").and_then(|s| s.as_u64()).map_or(502, |s| s as u16);
+            let body: serde_json::Value =
+                serde_json::from_str(document.get("body").and_then(|b| b.as_str()).unwrap_or_default())
+                    .unwrap_or_default();
+            let code = if (200..300).contains(&status) { "" } else { body["error"].as_str().unwrap_or("?") };
+            (status, code.to_owned())
+        }
+        Answer::Error(_) => (502, "function_error".to_owned()),
+        Answer::Crashed => (502, "crashed".to_owned()),
     }
 }
 
@@ -290,7 +299,11 @@ fn figures(
     let percentile =
         |p: f64| latencies.get(((latencies.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0);
     let acknowledged = latencies.len();
-    let sends: usize = deliveries.iter().map(|d| d.statuses.len()).sum();
+    let sends: usize = deliveries.iter().map(|d| d.answers.len()).sum();
+    let mut refusals: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (status, code) in deliveries.iter().flat_map(|d| &d.answers).filter(|(status, _)| *status >= 300) {
+        *refusals.entry(format!("{status} {code}")).or_default() += 1;
+    }
     let outages: usize = Fault::OUTAGES.iter().map(|f| faults.get(f).copied().unwrap_or(0)).sum();
     let repeats = callbacks.iter().filter(|c| c.repeat != traffic::Repeat::First).count();
     vec![
@@ -320,10 +333,11 @@ fn figures(
             deaths(|d| d.exits.load(Ordering::Relaxed)),
         ),
         format!(
-            "acknowledged {acknowledged} of {}: p50 {:.0} ms, p99 {:.0} ms",
+            "acknowledged {acknowledged} of {}: p50 {:.0} ms, p99 {:.0} ms; sends not acknowledged: {}",
             callbacks.len(),
             percentile(0.50),
-            percentile(0.99)
+            percentile(0.99),
+            refusals.iter().map(|(answer, n)| format!("{answer} {n}")).collect::<Vec<_>>().join(", ")
         ),
         format!(
             "messages {}: lost {}, extra {} unexplained + {} explained (copies further apart than the 5-minute FIFO deduplication window), unknown {}, wrong transaction state {}, left RECEIVED {}",
@@ -363,7 +377,7 @@ fn write_history(
             "provider": delivery.provider.name(),
             "repeat": format!("{:?}", callback.repeat),
             "records": callback.body.records,
-            "statuses": delivery.statuses,
+            "answers": delivery.answers.iter().map(|(status, code)| format!("{status} {code}").trim().to_owned()).collect::<Vec<_>>(),
         }))?;
     }
     Ok(())
