@@ -71,52 +71,13 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     std::fs::create_dir_all(&settings.out_dir).map_err(|e| format!("{}: {e}", settings.out_dir.display()))?;
     let stack = Stack::create(settings.seed)?;
     let callbacks = traffic::generate(settings.mix, &mut StdRng::seed_from_u64(settings.seed));
-
-    let mut proxies: Vec<(String, Proxy)> = Vec::new();
-    let mut providers: HashMap<Provider, Function> = HashMap::new();
-    let mut sweeper = None;
-    for name in Provider::ALL.iter().map(|p| p.name()).chain(["sweeper"]) {
-        let instances = if name == "sweeper" { 1 } else { settings.instances };
-        let mut specs = Vec::new();
-        for instance in 0..instances {
-            let (crashes, requests) = tokio::sync::mpsc::unbounded_channel();
-            let mut env = Vec::new();
-            for (service, upstream) in [("DYNAMODB", stack.dynamodb), ("SQS", stack.sqs)] {
-                let label = format!("{name}#{instance} {service}");
-                let plan = settings.plan(&label);
-                let proxy = Proxy::with_crashes(upstream, plan, Some(crashes.clone()))
-                    .await
-                    .map_err(|e| format!("starting a proxy: {e}"))?;
-                env.push((format!("AWS_ENDPOINT_URL_{service}"), proxy.url()));
-                proxies.push((label, proxy));
-            }
-            specs.push(InstanceSpec { env, crashes: requests });
-        }
-        let spec = FunctionSpec {
-            name: name.to_owned(),
-            binary: settings.bin_dir.join(name),
-            env: stack.env.clone(),
-            log: settings.out_dir.join(format!("{name}.log")),
-        };
-        if !spec.binary.exists() {
-            return Err(format!("{} is missing: build the functions first (make chaos does)", spec.binary.display()));
-        }
-        let function = Function::start(spec, specs).await.map_err(|e| format!("starting {name}: {e}"))?;
-        match Provider::ALL.into_iter().find(|p| p.name() == name) {
-            Some(provider) => {
-                providers.insert(provider, function);
-            }
-            None => sweeper = Some(function),
-        }
-    }
-    let sweeper = Arc::new(sweeper.expect("the sweeper"));
-    let providers = Arc::new(providers);
+    let fleet = Fleet::start(settings, &stack).await?;
 
     // The sweeper on its (compressed) schedule, while the traffic runs.
     let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let schedule = tokio::spawn({
         let (sweeper, sweeping, every, timeout) =
-            (sweeper.clone(), sweeping.clone(), settings.sweep_every, settings.function_timeout);
+            (fleet.sweeper.clone(), sweeping.clone(), settings.sweep_every, settings.function_timeout);
         async move {
             while sweeping.load(Ordering::Relaxed) {
                 tokio::time::sleep(every).await;
@@ -124,50 +85,107 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
             }
         }
     });
-
     let started = Instant::now();
-    let deliveries = send_all(settings, &callbacks, providers.clone()).await;
+    let deliveries = send_all(settings, &callbacks, fleet.providers.clone()).await;
     let traffic_time = started.elapsed();
     sweeping.store(false, Ordering::Relaxed);
     let _ = schedule.await;
 
-    // The final sweep, with no more faults or crashes: until nothing is left RECEIVED (the leases of the
-    // last crashed deliveries and any sweep back-off must pass first).
-    for (_, proxy) in &proxies {
-        proxy.calm();
-    }
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk());
-    let final_started = Instant::now();
-    let mut received;
-    loop {
-        let answer = sweeper.invoke("{}".into(), settings.function_timeout).await;
-        received = audit::still_received(&ddb, &stack.table).await?;
-        // Done when nothing is left; given up when what is left is past its lease (or back-off) and three
-        // sweeps have not completed it, or after the limit.
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let stuck = received.latest_lease_ms + 3 * settings.sweep_every.as_millis() as i64 + 1_000 < now_ms;
-        if received.count == 0 || stuck || final_started.elapsed() > FINAL_SWEEP_LIMIT {
-            if received.count > 0 {
-                eprintln!("chaos: {} record(s) still RECEIVED; the last sweep ended {answer:?}", received.count);
-            }
-            break;
-        }
-        tokio::time::sleep(settings.sweep_every).await;
-    }
-    for function in providers.values().chain([&*sweeper]) {
-        function.stop();
-    }
-
+    let received = final_sweep(settings, &fleet, &stack).await?;
+    fleet.stop();
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk());
     let mut messages = Vec::new();
     for (provider, url) in &stack.queues {
         messages.extend(audit::drain(&sqs, provider.name(), url).await?);
     }
-    let sent = sent(&callbacks, &deliveries);
-    let findings = audit::audit(&sent, &messages, received.count);
-    let lines = figures(settings, &callbacks, &deliveries, &proxies, &providers, &sweeper, &findings, traffic_time);
-    write_history(settings, &callbacks, &deliveries, &proxies)?;
+    let findings = audit::audit(&sent(&callbacks, &deliveries), &messages, received.count);
+    let lines = figures(settings, &callbacks, &deliveries, &fleet, &findings, traffic_time);
+    write_history(settings, &callbacks, &deliveries, &fleet.proxies)?;
     Ok(Report { findings, lines })
+}
+
+/// The functions' processes, each instance behind its own proxies (one per service).
+struct Fleet {
+    proxies: Vec<(String, Proxy)>,
+    providers: Arc<HashMap<Provider, Function>>,
+    sweeper: Arc<Function>,
+}
+
+impl Fleet {
+    async fn start(settings: &Settings, stack: &Stack) -> Result<Self, String> {
+        let mut proxies: Vec<(String, Proxy)> = Vec::new();
+        let mut providers: HashMap<Provider, Function> = HashMap::new();
+        let mut sweeper = None;
+        for name in Provider::ALL.iter().map(|p| p.name()).chain(["sweeper"]) {
+            let instances = if name == "sweeper" { 1 } else { settings.instances };
+            let mut specs = Vec::new();
+            for instance in 0..instances {
+                let (crashes, requests) = tokio::sync::mpsc::unbounded_channel();
+                let mut env = Vec::new();
+                for (service, upstream) in [("DYNAMODB", stack.dynamodb), ("SQS", stack.sqs)] {
+                    let label = format!("{name}#{instance} {service}");
+                    let proxy = Proxy::with_crashes(upstream, settings.plan(&label), Some(crashes.clone()))
+                        .await
+                        .map_err(|e| format!("starting a proxy: {e}"))?;
+                    env.push((format!("AWS_ENDPOINT_URL_{service}"), proxy.url()));
+                    proxies.push((label, proxy));
+                }
+                specs.push(InstanceSpec { env, crashes: requests });
+            }
+            let spec = FunctionSpec {
+                name: name.to_owned(),
+                binary: settings.bin_dir.join(name),
+                env: stack.env.clone(),
+                log: settings.out_dir.join(format!("{name}.log")),
+            };
+            if !spec.binary.exists() {
+                return Err(format!(
+                    "{} is missing: build the functions first (make chaos does)",
+                    spec.binary.display()
+                ));
+            }
+            let function = Function::start(spec, specs).await.map_err(|e| format!("starting {name}: {e}"))?;
+            match Provider::ALL.into_iter().find(|p| p.name() == name) {
+                Some(provider) => {
+                    providers.insert(provider, function);
+                }
+                None => sweeper = Some(function),
+            }
+        }
+        let sweeper = Arc::new(sweeper.ok_or("no sweeper")?);
+        Ok(Self { proxies, providers: Arc::new(providers), sweeper })
+    }
+
+    fn functions(&self) -> impl Iterator<Item = &Function> {
+        self.providers.values().chain([&*self.sweeper])
+    }
+
+    fn stop(&self) {
+        self.functions().for_each(Function::stop);
+    }
+}
+
+/// The final sweep, with no more faults or crashes: until nothing is left `RECEIVED` (the leases of the last
+/// crashed deliveries, and any sweep's back-off, must pass first), or what is left has stayed past its lease.
+async fn final_sweep(settings: &Settings, fleet: &Fleet, stack: &Stack) -> Result<audit::Received, String> {
+    for (_, proxy) in &fleet.proxies {
+        proxy.calm();
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk());
+    let started = Instant::now();
+    loop {
+        let answer = fleet.sweeper.invoke("{}".into(), settings.function_timeout).await;
+        let received = audit::still_received(&ddb, &stack.table).await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let stuck = received.latest_lease_ms + 3 * settings.sweep_every.as_millis() as i64 + 1_000 < now_ms;
+        if received.count == 0 || stuck || started.elapsed() > FINAL_SWEEP_LIMIT {
+            if received.count > 0 {
+                eprintln!("chaos: {} record(s) still RECEIVED; the last sweep ended {answer:?}", received.count);
+            }
+            return Ok(received);
+        }
+        tokio::time::sleep(settings.sweep_every).await;
+    }
 }
 
 /// The most the final sweep may take to leave nothing `RECEIVED`: past the last leases (the function
@@ -268,21 +286,18 @@ fn sent(callbacks: &[Callback], deliveries: &[Delivery]) -> Sent {
     sent
 }
 
-#[allow(clippy::too_many_arguments)]
 fn figures(
     settings: &Settings,
     callbacks: &[Callback],
     deliveries: &[Delivery],
-    proxies: &[(String, Proxy)],
-    providers: &HashMap<Provider, Function>,
-    sweeper: &Function,
+    fleet: &Fleet,
     findings: &Findings,
     traffic_time: Duration,
 ) -> Vec<String> {
     let mut faults: HashMap<Fault, usize> = HashMap::new();
     let mut by_operation: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     let mut calls = 0;
-    for (_, proxy) in proxies {
+    for (_, proxy) in &fleet.proxies {
         for call in proxy.history() {
             calls += 1;
             *faults.entry(call.fault).or_default() += 1;
@@ -291,9 +306,8 @@ fn figures(
             }
         }
     }
-    let deaths = |pick: fn(&crate::lambda::Deaths) -> usize| -> usize {
-        providers.values().chain([sweeper]).map(|f| pick(&f.deaths)).sum()
-    };
+    let deaths =
+        |pick: fn(&crate::lambda::Deaths) -> usize| -> usize { fleet.functions().map(|f| pick(&f.deaths)).sum() };
     let mut latencies: Vec<f64> = deliveries.iter().filter_map(|d| d.acknowledged_ms).collect();
     latencies.sort_by(f64::total_cmp);
     let percentile =
@@ -326,7 +340,7 @@ fn figures(
         format!(
             "crashes {} of which the sweeper {} (at a call: before {}, after {}), killed at the deadline {}, exited on their own {}",
             deaths(|d| d.crashes.load(Ordering::Relaxed)),
-            sweeper.deaths.crashes.load(Ordering::Relaxed),
+            fleet.sweeper.deaths.crashes.load(Ordering::Relaxed),
             faults.get(&Fault::CrashBefore).copied().unwrap_or(0),
             faults.get(&Fault::CrashAfter).copied().unwrap_or(0),
             deaths(|d| d.timeouts.load(Ordering::Relaxed)),
