@@ -211,6 +211,9 @@ impl Settings {
     }
 }
 
+/// How often the soak says how far it is.
+const PROGRESS_EVERY: usize = 1000;
+
 /// Send every callback, `concurrency` at a time, each retried as its provider retries.
 async fn send_all(
     settings: &Settings,
@@ -219,8 +222,12 @@ async fn send_all(
 ) -> Vec<Delivery> {
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = Vec::with_capacity(callbacks.len());
+    let started = Instant::now();
     for (index, callback) in callbacks.iter().enumerate() {
         let permit = slots.clone().acquire_owned().await.expect("open");
+        if index > 0 && index % PROGRESS_EVERY == 0 {
+            eprintln!("chaos: {index} of {} callbacks sent in {} s", callbacks.len(), started.elapsed().as_secs());
+        }
         let (slots, functions, body) = (slots.clone(), functions.clone(), callback.body.clone());
         let (scale, timeout) = (settings.time_scale, settings.function_timeout);
         tasks.push(tokio::spawn(async move {
