@@ -148,7 +148,8 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, queue_url: &str) -> R
         if messages.is_empty() {
             return Ok(out);
         }
-        for m in messages {
+        let mut receipts = Vec::with_capacity(messages.len());
+        for (n, m) in messages.iter().enumerate() {
             let body: serde_json::Value = serde_json::from_str(m.body().unwrap_or_default())
                 .map_err(|e| format!("a message on {queue} is not JSON: {e}"))?;
             let sent_ms = m
@@ -164,13 +165,19 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, queue_url: &str) -> R
                 transaction_status: text("/data/transaction_status"),
                 sent_ms,
             });
-            sqs.delete_message()
-                .queue_url(queue_url)
+            let receipt = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(n.to_string())
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .map_err(|e| format!("deleting from {queue}: {}", payhooks::error::chain(&e)))?;
+                .build()
+                .map_err(|e| format!("a receipt from {queue}: {e}"))?;
+            receipts.push(receipt);
         }
+        sqs.delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(receipts))
+            .send()
+            .await
+            .map_err(|e| format!("deleting from {queue}: {}", payhooks::error::chain(&e)))?;
     }
 }
 
