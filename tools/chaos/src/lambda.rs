@@ -299,3 +299,80 @@ async fn next_job(
         _ = generations.wait_for(|current| *current != generation) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function as a Python script against the Runtime API: it answers `{"echo": <event>}`, or sleeps
+    /// 10 s first when the event is `"slow"`; it appends one line to `starts` at each start.
+    fn echo_function(dir: &std::path::Path) -> FunctionSpec {
+        let script = dir.join("echo.py");
+        std::fs::write(
+            &script,
+            r#"import json, os, sys, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+open(os.environ["STARTS"], "a").write("start\n")
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        request_id, event = r.headers["Lambda-Runtime-Aws-Request-Id"], json.load(r)
+        assert int(r.headers["Lambda-Runtime-Deadline-Ms"]) > time.time() * 1000
+    if event == "slow":
+        time.sleep(10)
+    body = json.dumps({"echo": event}).encode()
+    urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=body, method="POST")).read()
+"#,
+        )
+        .unwrap();
+        let launcher = dir.join("echo");
+        std::fs::write(&launcher, format!("#!/bin/sh\nexec python3 {}\n", script.display())).unwrap();
+        let mut permissions = std::fs::metadata(&launcher).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&launcher, permissions).unwrap();
+        FunctionSpec {
+            name: "echo".into(),
+            binary: launcher,
+            env: vec![("STARTS".into(), dir.join("starts").display().to_string())],
+            log: dir.join("echo.log"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_instance_answers_is_killed_at_a_crash_or_its_deadline_and_starts_again() {
+        let dir = std::env::temp_dir().join(format!("chaos-lambda-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (crash, crashes) = mpsc::unbounded_channel();
+        let function =
+            Function::start(echo_function(&dir), vec![InstanceSpec { env: Vec::new(), crashes }]).await.unwrap();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(function.invoke("\"a\"".into(), timeout).await, Answer::Response("{\"echo\": \"a\"}".into()));
+
+        // A crash asked for while an invocation is held: it is answered as crashed, the process restarted.
+        let held = tokio::spawn({
+            let function = Arc::new(function);
+            let f = function.clone();
+            async move { (f.invoke("\"slow\"".into(), Duration::from_secs(30)).await, function) }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        crash.send(()).unwrap();
+        let (answer, function) = tokio::time::timeout(Duration::from_secs(5), held).await.expect("answered").unwrap();
+        assert_eq!(answer, Answer::Crashed);
+        assert_eq!(function.invoke("\"b\"".into(), timeout).await, Answer::Response("{\"echo\": \"b\"}".into()));
+
+        // An invocation past its deadline is killed, as Lambda ends a timed-out sandbox.
+        let late = tokio::time::timeout(
+            Duration::from_secs(5),
+            function.invoke("\"slow\"".into(), Duration::from_millis(300)),
+        );
+        assert_eq!(late.await.expect("answered"), Answer::Crashed);
+        assert_eq!(function.invoke("\"c\"".into(), timeout).await, Answer::Response("{\"echo\": \"c\"}".into()));
+
+        assert_eq!(function.deaths.crashes.load(Ordering::Relaxed), 1);
+        assert_eq!(function.deaths.timeouts.load(Ordering::Relaxed), 1);
+        assert_eq!(function.deaths.exits.load(Ordering::Relaxed), 0);
+        let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+        assert_eq!(starts.lines().count(), 3, "started, then again after each kill");
+        function.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
