@@ -37,6 +37,9 @@ pub const SWEEP_ROUNDS: usize = 5;
 /// failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(60);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// A run takes no further record once less than this is left before its deadline: the time one record may
+/// take (its reads, its transaction, its send and its mark, each with the SDK's retries).
+pub const LAST_RECORD_TIME: Duration = Duration::from_secs(2);
 
 /// What one run did: written as one JSON log line.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -49,6 +52,8 @@ pub struct SweepReport {
     pub skipped: usize,
     /// Records that failed (backed off for the next runs) or whose body has expired (the `SweepFailed` count).
     pub failed: usize,
+    /// Records found but left to the next run, because this run's time was nearly up.
+    pub left: usize,
 }
 
 impl SweepReport {
@@ -91,12 +96,21 @@ impl Sweeper {
         Self { metrics: sink, ..self }
     }
 
-    /// One run at `now`.
+    /// One run at `now`, with the function's timeout (the sweeper's lease) to do it in.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<SweepReport, IngestError> {
-        let now_ms = now.timestamp_millis();
+        self.run_until(now, now.timestamp_millis() + self.lease.as_millis() as i64).await
+    }
+
+    /// One run at `now` that must end by `deadline_ms` (the invocation's deadline, when Lambda ends it): it
+    /// takes no record once less than [`LAST_RECORD_TIME`] is left, so that it is never cut off holding one,
+    /// and what it found and did not take is left to the next run. A record it takes is leased until the
+    /// deadline.
+    pub async fn run_until(&self, now: DateTime<Utc>, deadline_ms: i64) -> Result<SweepReport, IngestError> {
+        let started = tokio::time::Instant::now();
+        let clock = || now.timestamp_millis() + started.elapsed().as_millis() as i64;
         let mut report = SweepReport::default();
         for round in 0..SWEEP_ROUNDS {
-            let ids = match self.store.stalled(now_ms, SWEEP_LIMIT).await {
+            let ids = match self.store.stalled(clock(), SWEEP_LIMIT).await {
                 Ok(ids) => ids,
                 Err(err) if round == 0 => return Err(err.into()),
                 Err(err) => {
@@ -106,8 +120,13 @@ impl Sweeper {
             };
             report.found += ids.len();
             let full = ids.len() == SWEEP_LIMIT;
-            for id in ids {
-                match self.complete(&id, now_ms).await {
+            for (n, id) in ids.iter().enumerate() {
+                if clock() + LAST_RECORD_TIME.as_millis() as i64 > deadline_ms {
+                    report.left += ids.len() - n;
+                    tracing::warn!(left = ids.len() - n, "sweep: its time is nearly up; the next run goes on");
+                    return Ok(report);
+                }
+                match self.complete(id, clock(), deadline_ms).await {
                     Ok(true) => report.swept += 1,
                     Ok(false) => report.skipped += 1,
                     Err(err) => {
@@ -125,12 +144,11 @@ impl Sweeper {
 
     /// Complete one stalled delivery; `false` if another delivery got there first. A failure after the
     /// takeover backs the record off (its lease set ahead, longer after each failure).
-    async fn complete(&self, id: &str, now_ms: i64) -> Result<bool, IngestError> {
+    async fn complete(&self, id: &str, now_ms: i64, held: i64) -> Result<bool, IngestError> {
         let Some(state) = self.store.get(id).await? else { return Ok(false) };
         if state.state != RecordState::Received || state.lease_until_ms >= now_ms {
             return Ok(false);
         }
-        let held = now_ms + self.lease.as_millis() as i64;
         if !self.store.take_over(id, state.lease_until_ms, held).await? {
             return Ok(false);
         }
@@ -168,8 +186,12 @@ impl Sweeper {
 }
 
 /// One scheduled run: the report as one JSON log line. A failed query is an error the schedule retries.
-pub async fn handle(sweeper: &Sweeper) -> Result<SweepReport, BoxError> {
-    let report = sweeper.run(Utc::now()).await?;
+pub async fn handle(sweeper: &Sweeper, deadline_ms: Option<i64>) -> Result<SweepReport, BoxError> {
+    let now = Utc::now();
+    let report = match deadline_ms {
+        Some(deadline_ms) => sweeper.run_until(now, deadline_ms).await?,
+        None => sweeper.run(now).await?,
+    };
     if let Some(line) = report.to_emf(Utc::now().timestamp_millis()) {
         sweeper.metrics.emit(&line);
     }
@@ -179,6 +201,7 @@ pub async fn handle(sweeper: &Sweeper) -> Result<SweepReport, BoxError> {
         swept = report.swept,
         skipped = report.skipped,
         failed = report.failed,
+        left = report.left,
         "sweep"
     );
     Ok(report)

@@ -225,7 +225,7 @@ async fn aws_calls_are_timed_and_sweeps_counted_in_emf() {
     fail_a_delivery(&stack, Lipia, &req).await;
     let sweeps = Arc::new(payhooks::testing::MemorySink::default());
     let sweeper = sweeper(&stack, store(&stack)).with_metrics_sink(sweeps.clone());
-    let report = payhooks::sweeper::handle(&sweeper).await.unwrap();
+    let report = payhooks::sweeper::handle(&sweeper, None).await.unwrap();
     assert_eq!(report.swept, 1);
     let doc: serde_json::Value = serde_json::from_str(&sweeps.0.lock().unwrap()[0]).unwrap();
     assert_eq!(doc["Swept"], 1);
@@ -287,7 +287,7 @@ async fn a_broken_queue_backs_off_and_never_starves_the_other_providers() {
     let sink = Arc::new(payhooks::testing::MemorySink::default());
     let sweeper = sweeper_with_broken(&stack, Arc::new(stack.store()), &[Lipia]).with_metrics_sink(sink.clone());
     let started = Utc::now();
-    let report = payhooks::sweeper::handle(&sweeper).await.unwrap();
+    let report = payhooks::sweeper::handle(&sweeper, None).await.unwrap();
     assert_eq!((report.found, report.swept, report.failed), (102, 1, 101));
     let doc: serde_json::Value = serde_json::from_str(&sink.0.lock().unwrap()[0]).unwrap();
     assert_eq!(

@@ -10,5 +10,9 @@ async fn main() -> Result<(), Error> {
     payhooks::logging::init();
     let config = SweeperConfig::from_env()?;
     let sweeper = wiring::sweeper(config);
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| payhooks::sweeper::handle(&sweeper))).await
+    // Each run ends before its invocation's deadline.
+    let sweep = |event: LambdaEvent<serde_json::Value>| {
+        payhooks::sweeper::handle(&sweeper, Some(event.context.deadline as i64))
+    };
+    lambda_runtime::run(service_fn(sweep)).await
 }

@@ -434,6 +434,8 @@ pub struct MemoryPublisher {
     failing: std::sync::atomic::AtomicUsize,
     /// A send held at the queue's door until the test opens it.
     held: Mutex<Option<(String, std::sync::Arc<HeldSend>)>>,
+    /// How long each send takes, in milliseconds (a slow queue).
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A send of one event id held before it reaches the queue: the test sees it arrive, then lets it through.
@@ -463,6 +465,11 @@ impl MemoryPublisher {
     /// Make every send fail, as if SQS were unreachable.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Make each send take `delay` (a slow queue).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Make the next `n` sends fail (a partial outage).
@@ -495,6 +502,10 @@ impl EventPublisher for MemoryPublisher {
         let failing = self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if failing.is_ok() {
             return Err(PublishError::Failed("memory publisher failing this send".into()));
+        }
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         }
         let held = self.held.lock().unwrap().take_if(|(id, _)| *id == message.id);
         if let Some((_, held)) = held {

@@ -343,3 +343,32 @@ async fn a_partial_failure_in_a_batch_is_503_and_the_retry_completes_the_rest_on
     assert_eq!(ids.len(), 40, "all 40, once each");
     assert_eq!(t.publisher.messages().len(), 40);
 }
+
+/// Found by `make chaos`: a sweep with a backlog went on taking records until Lambda killed it at its
+/// timeout: the record it was on stayed leased, and the run's report and metrics were never written. A run
+/// now stops taking records when its time is nearly up and leaves the rest to the next run.
+#[tokio::test(start_paused = true)]
+async fn a_sweep_stops_before_its_time_is_up_and_the_next_one_goes_on() {
+    let t = TestPipeline::new(Lipia);
+    t.publisher.set_unavailable(true);
+    for i in 0..20 {
+        let body = testing::fixture(Lipia, "stk_success").replace("ws_CO_22112025101500123456", &format!("ws_CO_{i}"));
+        let req = TestRequest::signed(Lipia, &body, SECRET, Utc::now());
+        assert!(t.pipeline.process(&req.incoming(), Utc::now(), Duration::from_secs(10)).await.is_err());
+    }
+    t.publisher.set_unavailable(false);
+    // Each send takes a second: the whole backlog would take twice the run's time.
+    t.publisher.set_delay(Duration::from_secs(1));
+    let publishers = [(Lipia, t.publisher.clone() as Arc<dyn payhooks::ports::EventPublisher>)].into();
+    let sweeper = payhooks::sweeper::Sweeper::new(t.store.clone(), publishers, Duration::from_secs(10));
+
+    let started = tokio::time::Instant::now();
+    let first = sweeper.run(Utc::now()).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "done within its time: {:?}", started.elapsed());
+    assert!(first.swept >= 5 && first.left > 0, "{first:?}");
+    assert_eq!(first.swept + first.left, 20, "{first:?}");
+    let second = sweeper.run(Utc::now()).await.unwrap();
+    assert_eq!(second.swept + second.left, first.left, "{second:?}");
+    let third = sweeper.run(Utc::now()).await.unwrap();
+    assert_eq!((third.left, t.publisher.messages().len()), (0, 20), "{third:?}");
+}

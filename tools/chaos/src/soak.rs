@@ -166,18 +166,25 @@ impl Fleet {
 }
 
 /// The final sweep, with no more faults or crashes: until nothing is left `RECEIVED` (the leases of the last
-/// crashed deliveries, and any sweep's back-off, must pass first), or what is left has stayed past its lease.
+/// crashed deliveries, and any sweep's back-off, must pass first), or the sweeps stop making progress.
 async fn final_sweep(settings: &Settings, fleet: &Fleet, stack: &Stack) -> Result<audit::Received, String> {
     for (_, proxy) in &fleet.proxies {
         proxy.calm();
     }
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk());
     let started = Instant::now();
+    let (mut fewest, mut sweeps_without_progress) = (usize::MAX, 0);
     loop {
         let answer = fleet.sweeper.invoke("{}".into(), settings.function_timeout).await;
         let received = audit::still_received(&ddb, &stack.table).await?;
+        if received.count < fewest {
+            (fewest, sweeps_without_progress) = (received.count, 0);
+        } else {
+            sweeps_without_progress += 1;
+        }
+        // Stuck: what is left is past its lease (or back-off), and ten sweeps have completed none of it.
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let stuck = received.latest_lease_ms + 3 * settings.sweep_every.as_millis() as i64 + 1_000 < now_ms;
+        let stuck = sweeps_without_progress >= 10 && received.latest_lease_ms < now_ms;
         if received.count == 0 || stuck || started.elapsed() > FINAL_SWEEP_LIMIT {
             if received.count > 0 {
                 eprintln!("chaos: {} record(s) still RECEIVED; the last sweep ended {answer:?}", received.count);
