@@ -13,7 +13,6 @@ use crate::traffic::Payment;
 pub struct Message {
     pub queue: String,
     pub event_id: String,
-    pub reference: Option<String>,
     pub transaction_status: Option<String>,
     pub sent_ms: i64,
 }
@@ -161,7 +160,6 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, queue_url: &str) -> R
             out.push(Message {
                 queue: queue.to_owned(),
                 event_id: text("/id").unwrap_or_default(),
-                reference: text("/data/reference"),
                 transaction_status: text("/data/transaction_status"),
                 sent_ms,
             });
@@ -212,14 +210,8 @@ pub async fn still_received(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Resu
 mod tests {
     use super::*;
 
-    fn message(id: &str, reference: &str, status: &str, sent_ms: i64) -> Message {
-        Message {
-            queue: "q".into(),
-            event_id: id.into(),
-            reference: Some(reference.into()),
-            transaction_status: Some(status.into()),
-            sent_ms,
-        }
+    fn message(id: &str, status: &str, sent_ms: i64) -> Message {
+        Message { queue: "q".into(), event_id: id.into(), transaction_status: Some(status.into()), sent_ms }
     }
 
     fn sent(payments: &[(&str, &str, PaymentStatus)], acknowledged: &[&str]) -> Sent {
@@ -243,22 +235,20 @@ mod tests {
         use PaymentStatus::*;
         let sent = sent(&[("a1", "A", Pending), ("a2", "A", Succeeded), ("b1", "B", Failed)], &["a1", "a2", "b1"]);
         // a2 (succeeded) went first; a1's message, last, still carries the transaction's state.
-        let clean =
-            [message("a2", "A", "succeeded", 1), message("a1", "A", "succeeded", 2), message("b1", "B", "failed", 3)];
+        let clean = [message("a2", "succeeded", 1), message("a1", "succeeded", 2), message("b1", "failed", 3)];
         assert!(audit(&sent, &clean, 0).passed());
 
         let findings = audit(&sent, &clean[..2], 1);
         assert_eq!(findings.lost, ["b1"]);
         assert_eq!(findings.received, 1);
 
-        let stale =
-            [message("a2", "A", "succeeded", 1), message("a1", "A", "pending", 2), message("b1", "B", "failed", 3)];
+        let stale = [message("a2", "succeeded", 1), message("a1", "pending", 2), message("b1", "failed", 3)];
         assert_eq!(audit(&sent, &stale, 0).wrong_state, ["q A: last message says pending, its events imply succeeded"]);
 
-        let twice = [clean.to_vec(), vec![message("b1", "B", "failed", 4), message("x", "X", "failed", 5)]].concat();
+        let twice = [clean.to_vec(), vec![message("b1", "failed", 4), message("x", "failed", 5)]].concat();
         let findings = audit(&sent, &twice, 0);
         assert_eq!((findings.unexplained_extra, findings.unknown), (vec!["b1".to_owned()], vec!["x".to_owned()]));
-        let late = [clean.to_vec(), vec![message("b1", "B", "failed", 3 + DEDUPLICATION_WINDOW_MS)]].concat();
+        let late = [clean.to_vec(), vec![message("b1", "failed", 3 + DEDUPLICATION_WINDOW_MS)]].concat();
         let findings = audit(&sent, &late, 0);
         assert_eq!(findings.explained_extra, ["b1"]);
         assert!(findings.passed());
