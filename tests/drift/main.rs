@@ -474,9 +474,15 @@ fn may_name_a_provider(path: &str, provider: Provider) -> bool {
         format!("tests/fixtures/{provider}/"),
     ];
     own.iter().any(|p| path.starts_with(p.as_str()))
-        || ["shared/src/provider.rs", "shared/src/providers/mod.rs", "shared/src/testing/", "events/src/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        || [
+            "shared/src/provider.rs",
+            "shared/src/providers/mod.rs",
+            "shared/src/testing/",
+            "events/src/",
+            "tools/chaos/src/traffic.rs",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 /// A file's code: no comments, no `#[cfg(test)] mod tests`.
