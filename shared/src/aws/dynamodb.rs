@@ -438,16 +438,6 @@ impl EventStore for DynamoDbStore {
         match conditional("PutItem", metrics::store_call(put.send()).await)? {
             Ok(_) => Ok(Insert::Created),
             Err(old) => match old.as_ref().and_then(state_of) {
-                // The SDK's retry of this very put, whose first answer was lost: the record is as it wrote it,
-                // to the lease (which ends at this invocation's deadline).
-                Some(state)
-                    if state.state == RecordState::Received
-                        && state.lease_until_ms == record.lease_until_ms
-                        && state.content_hash == record.content_hash
-                        && !state.backed_off =>
-                {
-                    Ok(Insert::Created)
-                }
                 Some(state) => Ok(Insert::Exists(state)),
                 // Older emulators do not return the old item: read it.
                 None => self.get(&record.id).await?.map(Insert::Exists).ok_or_else(|| StoreError {
@@ -471,8 +461,7 @@ impl EventStore for DynamoDbStore {
             "UpdateItem",
             id,
             "SET lease_until = :new REMOVE backed_off",
-            // `:new` too: the SDK's retry of this very takeover, whose first answer was lost.
-            "#state = :received AND (lease_until = :old OR lease_until = :new)",
+            "#state = :received AND lease_until = :old",
             &[(":new", n(new_lease_ms)), (":old", n(expired_lease_ms)), (":received", state(RecordState::Received))],
         )
         .await
