@@ -111,8 +111,11 @@ impl DynamoDbStore {
             .table_name(&self.table)
             .key(attribute::PK, s(id))
             .update_expression(set)
-            .condition_expression(condition)
-            .expression_attribute_names("#state", attribute::STATE);
+            .condition_expression(condition);
+        // DynamoDB refuses a name placeholder the expressions do not use.
+        if set.contains("#state") || condition.contains("#state") {
+            update = update.expression_attribute_names("#state", attribute::STATE);
+        }
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
@@ -635,30 +638,21 @@ impl TransactionStore for DynamoDbStore {
     }
 
     async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attribute::PK, s(key))
-            .update_expression("SET held_by = :holder, held_until = :until")
+        self.update(
+            "UpdateItem",
+            key,
+            "SET held_by = :holder, held_until = :until",
             // Free, ended, or already this delivery's (an SDK retry of a hold whose answer was lost).
-            .condition_expression("attribute_not_exists(held_until) OR held_until <= :now OR held_by = :holder")
-            .expression_attribute_values(":holder", s(holder))
-            .expression_attribute_values(":until", n(until_ms))
-            .expression_attribute_values(":now", n(now_ms));
-        Ok(conditional("UpdateItem", metrics::store_call(update.send()).await)?.is_ok())
+            "attribute_not_exists(held_until) OR held_until <= :now OR held_by = :holder",
+            &[(":holder", s(holder)), (":until", n(until_ms)), (":now", n(now_ms))],
+        )
+        .await
     }
 
     async fn let_go(&self, key: &str, holder: &str) -> Result<(), StoreError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attribute::PK, s(key))
-            .update_expression("REMOVE held_by, held_until")
-            .condition_expression("held_by = :holder")
-            .expression_attribute_values(":holder", s(holder));
-        conditional("UpdateItem", metrics::store_call(update.send()).await).map(|_| ())
+        self.update("UpdateItem", key, "REMOVE held_by, held_until", "held_by = :holder", &[(":holder", s(holder))])
+            .await
+            .map(|_| ())
     }
 }
 
