@@ -93,6 +93,9 @@ pub struct EventRecord {
     pub received_at_ms: i64,
     /// Until when this delivery owns the record (now + the function timeout).
     pub lease_until_ms: i64,
+    /// The delivery that owns the lease (a [`crate::pipeline::delivery_token`]): what tells a delivery's own
+    /// write, applied with its answer lost and refused on the SDK's retry, from another delivery's.
+    pub leased_by: String,
     /// The key of the callback's [`BodyRecord`].
     pub body_ref: String,
     pub scheme: Scheme,
@@ -160,7 +163,8 @@ pub trait SignatureStore: Send + Sync {
 /// Event records: the idempotency markers, their leases and states, conflicts, and the sweeper's index.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Write `record` unless a record with its id exists; if one does, return its state.
+    /// Write `record` unless a record with its id exists; if one does, return its state (`Created` when it
+    /// is `record`'s own write, by its `leased_by`, whose first answer was lost).
     async fn insert(&self, record: &EventRecord) -> Result<Insert, StoreError>;
     /// The current state of a record.
     async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError>;
@@ -175,8 +179,15 @@ pub trait EventStore: Send + Sync {
     }
     /// The whole record (to rebuild its message).
     async fn load(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
-    /// Take over a `RECEIVED` record whose lease is still `expired_lease_ms`; false if someone else did first.
-    async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError>;
+    /// Take over a `RECEIVED` record whose lease is still `expired_lease_ms`, for delivery `holder` until
+    /// `new_lease_ms`; false if someone else did first.
+    async fn take_over(
+        &self,
+        id: &str,
+        expired_lease_ms: i64,
+        new_lease_ms: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError>;
     /// `RECEIVED` -> `state` (`ENQUEUED` or `QUARANTINED`) once the message is on the queue.
     async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError>;
     /// End this delivery's lease early (after a failure) so that the next retry can proceed at once.

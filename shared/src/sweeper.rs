@@ -149,7 +149,7 @@ impl Sweeper {
         if state.state != RecordState::Received || state.lease_until_ms >= now_ms {
             return Ok(false);
         }
-        if !self.store.take_over(id, state.lease_until_ms, held).await? {
+        if !self.store.take_over(id, state.lease_until_ms, held, &pipeline::delivery_token()).await? {
             return Ok(false);
         }
         let result = self.send(id, now_ms, held).await;

@@ -64,3 +64,42 @@ async fn a_throttle_is_retried_by_the_sdk_and_reaches_the_caller_as_an_error() {
         .unwrap()
         .is_none());
 }
+
+/// Found by `make chaos`: a new marker's put applied with its answer lost. The SDK's retry was refused by
+/// the condition, the store answered `Exists`, and the delivery waited 2 s on its own record, answered 503
+/// `in_progress`, and its event waited for the sweeper. The retry now knows the record by the delivery's
+/// token (`leased_by`).
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_put_whose_answer_was_lost_is_still_the_deliverys_own() {
+    let stack = Stack::new(true).await;
+    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::once(Fault::AppliedButLost, "PutItem")).await.unwrap();
+    let store = store_through(&stack, &proxy).await;
+    let id = unique("lost-put");
+    let record = marker(&id, 1_000);
+
+    assert_eq!(store.insert(&record).await.unwrap(), Insert::Created);
+    let calls = proxy.history();
+    assert_eq!((calls.len(), &calls[0].fault), (2, &Fault::AppliedButLost), "applied, lost, retried: {calls:?}");
+    // Another delivery of the same event, in the same millisecond (the same lease), finds the record.
+    let another = marker(&id, 1_000);
+    assert!(matches!(stack.store().insert(&another).await.unwrap(), Insert::Exists(_)));
+}
+
+/// The same for a takeover: its update applied with the answer lost, the SDK's retry refused (the lease is
+/// no longer the expired one). It is this delivery's takeover; another's, even with the same lease, is not.
+#[tokio::test]
+#[ignore = "needs moto_server: run with `make test`"]
+async fn a_takeover_whose_answer_was_lost_is_still_the_deliverys_own() {
+    let stack = Stack::new(true).await;
+    let id = unique("lost-takeover");
+    stack.store().insert(&marker(&id, 100)).await.unwrap();
+    let proxy = Proxy::start(moto("DYNAMODB"), FaultPlan::once(Fault::AppliedButLost, "UpdateItem")).await.unwrap();
+    let store = store_through(&stack, &proxy).await;
+
+    assert!(store.take_over(&id, 100, 5_000, "this delivery").await.unwrap());
+    let calls = proxy.history();
+    assert_eq!((calls.len(), &calls[0].fault), (2, &Fault::AppliedButLost), "applied, lost, retried: {calls:?}");
+    assert!(!stack.store().take_over(&id, 100, 5_000, "another delivery").await.unwrap());
+    assert_eq!(stack.store().get(&id).await.unwrap().unwrap().lease_until_ms, 5_000);
+}

@@ -320,19 +320,24 @@ async fn conditional_updates_hold_on_dynamodb() {
     };
     assert_eq!(store.insert(&record).await.unwrap(), Insert::Created);
     assert_eq!(store.load("e1").await.unwrap(), Some(record.clone()), "a stored record reads back whole");
-    let Insert::Exists(existing) = store.insert(&record).await.unwrap() else {
-        panic!("second put must find the first")
+    assert_eq!(store.insert(&record).await.unwrap(), Insert::Created, "the same delivery's put again is its own");
+    let another = payhooks::ports::EventRecord { leased_by: "another delivery".into(), ..record.clone() };
+    let Insert::Exists(existing) = store.insert(&another).await.unwrap() else {
+        panic!("another delivery's put must find the first")
     };
     assert_eq!(
         (existing.state, existing.lease_until_ms, existing.content_hash.as_str()),
         (RecordState::Received, 1_000, "h")
     );
-    assert!(!store.take_over("e1", 999, 5_000).await.unwrap(), "a stale expected lease must not win");
-    assert!(store.take_over("e1", 1_000, 5_000).await.unwrap());
-    assert!(!store.take_over("e1", 1_000, 6_000).await.unwrap(), "only one takeover wins");
+    assert!(!store.take_over("e1", 999, 5_000, "b").await.unwrap(), "a stale expected lease must not win");
+    assert!(store.take_over("e1", 1_000, 5_000, "b").await.unwrap());
+    assert!(!store.take_over("e1", 1_000, 6_000, "c").await.unwrap(), "only one takeover wins");
+    assert!(!store.take_over("e1", 1_000, 5_000, "c").await.unwrap(), "even with the same lease");
+    assert!(store.take_over("e1", 1_000, 5_000, "b").await.unwrap(), "the winner's own takeover again is its own");
     store.mark_sent("e1", RecordState::Enqueued, 7).await.unwrap();
     assert_eq!(store.get("e1").await.unwrap().unwrap().state, RecordState::Enqueued);
-    assert!(!store.take_over("e1", 5_000, 9_000).await.unwrap(), "an ENQUEUED record is never taken over");
+    assert!(!store.take_over("e1", 5_000, 9_000, "d").await.unwrap(), "an ENQUEUED record is never taken over");
+    assert!(!store.take_over("e1", 1_000, 5_000, "b").await.unwrap(), "nor by its last holder");
     store.release("e1").await.unwrap();
     assert_eq!(store.get("e1").await.unwrap().unwrap().lease_until_ms, 5_000, "release leaves ENQUEUED records alone");
     assert_eq!(store.get("nope").await.unwrap(), None);

@@ -204,6 +204,8 @@ pub fn marker(id: &str, lease_until_ms: i64) -> EventRecord {
         state: RecordState::Received,
         received_at_ms: 1,
         lease_until_ms,
+        // Each marker is its own delivery's.
+        leased_by: unique("delivery"),
         body_ref: "body#lipia#b".into(),
         scheme: payhooks::verify::Scheme::UrlToken,
         secret_index: 0,

@@ -32,6 +32,7 @@ pub mod attribute {
     pub const HELD_BY: &str = "held_by";
     pub const HELD_UNTIL: &str = "held_until";
     pub const LEASE_UNTIL: &str = "lease_until";
+    pub const LEASED_BY: &str = "leased_by";
     pub const NOTICE: &str = "notice";
     pub const PENDING: &str = "pending";
     pub const PK: &str = "pk";
@@ -105,13 +106,26 @@ impl DynamoDbStore {
         condition: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<bool, StoreError> {
+        Ok(self.update_or_old(operation, id, set, condition, values).await?.is_ok())
+    }
+
+    /// A conditional update of one record; `Err(the item as it stood)` when the condition did not hold.
+    async fn update_or_old(
+        &self,
+        operation: &'static str,
+        id: &str,
+        set: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Result<(), Option<Item>>, StoreError> {
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attribute::PK, s(id))
             .update_expression(set)
-            .condition_expression(condition);
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         // DynamoDB refuses a name placeholder the expressions do not use.
         if set.contains("#state") || condition.contains("#state") {
             update = update.expression_attribute_names("#state", attribute::STATE);
@@ -119,7 +133,7 @@ impl DynamoDbStore {
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
-        Ok(conditional(operation, metrics::store_call(update.send()).await)?.is_ok())
+        Ok(conditional(operation, metrics::store_call(update.send()).await)?.map(|_| ()))
     }
 
     async fn get_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
@@ -205,6 +219,7 @@ fn to_item(r: &EventRecord) -> Item {
         (attribute::STATE.to_owned(), state(r.state)),
         (attribute::RECEIVED_AT.to_owned(), n(r.received_at_ms)),
         (attribute::LEASE_UNTIL.to_owned(), n(r.lease_until_ms)),
+        (attribute::LEASED_BY.to_owned(), s(&r.leased_by)),
         (attribute::BODY_REF.to_owned(), s(&r.body_ref)),
         (attribute::SCHEME.to_owned(), s(r.scheme.as_str())),
         (attribute::SECRET_INDEX.to_owned(), n(r.secret_index as i64)),
@@ -237,6 +252,11 @@ fn to_item(r: &EventRecord) -> Item {
         item.insert(attribute::FIELD.to_owned(), s(field));
     }
     item
+}
+
+/// Whether a record's lease was written by delivery `holder` (never by one without a token).
+fn is_leased_by(item: &Item, holder: &str) -> bool {
+    !holder.is_empty() && text(item, attribute::LEASED_BY) == Some(holder)
 }
 
 fn text<'i>(item: &'i Item, key: &str) -> Option<&'i str> {
@@ -287,6 +307,7 @@ fn from_item(item: &Item) -> Option<EventRecord> {
         state: RecordState::parse(text(item, attribute::STATE)?)?,
         received_at_ms: number(item, attribute::RECEIVED_AT),
         lease_until_ms: number(item, attribute::LEASE_UNTIL),
+        leased_by: owned(attribute::LEASED_BY).unwrap_or_default(),
         body_ref: owned(attribute::BODY_REF)?,
         scheme: Scheme::parse(scheme)?,
         secret_index: number(item, attribute::SECRET_INDEX) as usize,
@@ -438,17 +459,20 @@ impl EventStore for DynamoDbStore {
             .set_item(Some(to_item(record)))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match conditional("PutItem", metrics::store_call(put.send()).await)? {
-            Ok(_) => Ok(Insert::Created),
-            Err(old) => match old.as_ref().and_then(state_of) {
-                Some(state) => Ok(Insert::Exists(state)),
-                // Older emulators do not return the old item: read it.
-                None => self.get(&record.id).await?.map(Insert::Exists).ok_or_else(|| StoreError {
-                    operation: "PutItem",
-                    source: "record exists but could not be read".into(),
-                }),
-            },
+        let old = match conditional("PutItem", metrics::store_call(put.send()).await)? {
+            Ok(_) => return Ok(Insert::Created),
+            // Older emulators do not return the old item: read it.
+            Err(None) => self.get_item(&record.id).await?,
+            Err(old) => old,
+        };
+        let Some(existing) = old.as_ref().and_then(|item| Some((item, state_of(item)?))) else {
+            return Err(StoreError { operation: "PutItem", source: "record exists but could not be read".into() });
+        };
+        // The SDK's retry of this delivery's own put, whose first answer was lost, finds it.
+        if is_leased_by(existing.0, &record.leased_by) && existing.1.lease_until_ms == record.lease_until_ms {
+            return Ok(Insert::Created);
         }
+        Ok(Insert::Exists(existing.1))
     }
 
     async fn get(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
@@ -459,15 +483,36 @@ impl EventStore for DynamoDbStore {
         Ok(self.get_item(id).await?.as_ref().and_then(from_item))
     }
 
-    async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
-        self.update(
-            "UpdateItem",
-            id,
-            "SET lease_until = :new REMOVE backed_off",
-            "#state = :received AND lease_until = :old",
-            &[(":new", n(new_lease_ms)), (":old", n(expired_lease_ms)), (":received", state(RecordState::Received))],
-        )
-        .await
+    async fn take_over(
+        &self,
+        id: &str,
+        expired_lease_ms: i64,
+        new_lease_ms: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let taken = self
+            .update_or_old(
+                "UpdateItem",
+                id,
+                "SET lease_until = :new, leased_by = :holder REMOVE backed_off",
+                "#state = :received AND lease_until = :old",
+                &[
+                    (":new", n(new_lease_ms)),
+                    (":holder", s(holder)),
+                    (":old", n(expired_lease_ms)),
+                    (":received", state(RecordState::Received)),
+                ],
+            )
+            .await?;
+        // Refused, but this delivery's own takeover (the SDK's retry of one whose first answer was lost).
+        Ok(match taken {
+            Ok(()) => true,
+            Err(old) => old.as_ref().is_some_and(|item| {
+                is_leased_by(item, holder)
+                    && number(item, attribute::LEASE_UNTIL) == new_lease_ms
+                    && state_of(item).is_some_and(|s| s.state == RecordState::Received)
+            }),
+        })
     }
 
     async fn mark_sent(&self, id: &str, sent: RecordState, at_ms: i64) -> Result<(), StoreError> {

@@ -97,7 +97,7 @@ impl Pipeline {
             // A lease that ended, or a sweeper's back-off (no delivery at work): this delivery takes over.
             let until = now + lease.as_millis() as i64;
             if (current.lease_until_ms <= now || current.backed_off)
-                && self.store.take_over(&record.id, current.lease_until_ms, until).await?
+                && self.store.take_over(&record.id, current.lease_until_ms, until, &record.leased_by).await?
             {
                 tracing::info!(event_id = %record.id, "took over an unfinished delivery");
                 let sent = match &stored {

@@ -200,6 +200,7 @@ impl Pipeline {
             state: RecordState::Received,
             received_at_ms: clock.received_ms,
             lease_until_ms: clock.received_ms + lease.as_millis() as i64,
+            leased_by: super::delivery_token(),
             body_ref: body_ref.to_owned(),
             scheme: callback.verified.scheme,
             secret_index: callback.verified.secret_index,

@@ -197,6 +197,20 @@ impl Clock {
     }
 }
 
+/// A token naming one delivery of one record (a callback's, or a sweep's): 64 random bits from the OS, so
+/// that two deliveries of an event never share one, even in the same millisecond or the same batch. A lease
+/// is written with it, so that a write applied with its answer lost, then refused on the SDK's retry, is
+/// still known as the delivery's own. Sixteen characters keep a marker within one write unit (1 KB).
+pub fn delivery_token() -> String {
+    let mut bytes = [0u8; 8];
+    if let Err(err) = getrandom::getrandom(&mut bytes) {
+        // Never on Lambda's Linux; without a token a lost answer is a 503 again, never a second owner.
+        tracing::warn!(error = %err, "no randomness for a delivery token");
+        return String::new();
+    }
+    hex::encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use lambda_http::http::{HeaderMap, HeaderValue};

@@ -148,7 +148,14 @@ impl EventStore for MemoryStore {
         self.check_available("PutItem")?;
         let mut records = self.records.lock().unwrap();
         if let Some(existing) = records.get(&record.id) {
-            return Ok(Insert::Exists(stored(existing, &self.sweeps.lock().unwrap())));
+            // As the DynamoDB adapter: the record's own write (a retry of it) is not another delivery's.
+            let own = !record.leased_by.is_empty()
+                && existing.leased_by == record.leased_by
+                && existing.lease_until_ms == record.lease_until_ms;
+            if !own {
+                return Ok(Insert::Exists(stored(existing, &self.sweeps.lock().unwrap())));
+            }
+            return Ok(Insert::Created);
         }
         records.insert(record.id.clone(), record.clone());
         Ok(Insert::Created)
@@ -165,12 +172,19 @@ impl EventStore for MemoryStore {
         Ok(self.record(id))
     }
 
-    async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
+    async fn take_over(
+        &self,
+        id: &str,
+        expired_lease_ms: i64,
+        new_lease_ms: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
         self.check_available("UpdateItem")?;
         let mut records = self.records.lock().unwrap();
         match records.get_mut(id) {
             Some(r) if r.state == RecordState::Received && r.lease_until_ms == expired_lease_ms => {
                 r.lease_until_ms = new_lease_ms;
+                r.leased_by = holder.to_owned();
                 if let Some(sweep) = self.sweeps.lock().unwrap().get_mut(id) {
                     sweep.1 = false;
                 }
@@ -371,9 +385,15 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.inner.load(id).await
     }
 
-    async fn take_over(&self, id: &str, expired_lease_ms: i64, new_lease_ms: i64) -> Result<bool, StoreError> {
+    async fn take_over(
+        &self,
+        id: &str,
+        expired_lease_ms: i64,
+        new_lease_ms: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
         self.check("take_over")?;
-        self.inner.take_over(id, expired_lease_ms, new_lease_ms).await
+        self.inner.take_over(id, expired_lease_ms, new_lease_ms, holder).await
     }
 
     async fn mark_sent(&self, id: &str, state: RecordState, at_ms: i64) -> Result<(), StoreError> {

@@ -122,7 +122,7 @@ async fn leave_received(t: &testing::TestPipeline, req: &TestRequest, lease_unti
     t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.unwrap_err();
     t.publisher.set_unavailable(false);
     let id = t.store.ids().into_iter().find(|id| id.starts_with("lipia:stk:")).unwrap();
-    assert!(t.store.take_over(&id, 0, lease_until_ms).await.unwrap());
+    assert!(t.store.take_over(&id, 0, lease_until_ms, "another delivery").await.unwrap());
     id
 }
 
