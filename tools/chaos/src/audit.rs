@@ -38,6 +38,8 @@ pub struct Findings {
     pub explained_extra: Vec<String>,
     /// On a queue more than once, within the window: never expected.
     pub unexplained_extra: Vec<String>,
+    /// When each copy of an id on a queue more than once was sent (ms), for both kinds of extra.
+    pub extra_copies: BTreeMap<String, Vec<i64>>,
     /// On a queue, though no callback carried it.
     pub unknown: Vec<String>,
     /// Transactions whose last message's `transaction_status` is not what its events' ranks imply.
@@ -67,10 +69,24 @@ impl Findings {
         };
         show("lost", &self.lost);
         show("extra within the deduplication window", &self.unexplained_extra);
+        self.print_copies(&self.unexplained_extra);
         show("unknown", &self.unknown);
         show("wrong transaction state", &self.wrong_state);
         if self.received > 0 {
             println!("left RECEIVED: {}", self.received);
+        }
+    }
+}
+
+impl Findings {
+    /// When each copy of the first few `ids` was sent, from the first one's time: what to look up in the
+    /// functions' logs (`<provider>.log`, `sweeper.log`) beside the history.
+    pub fn print_copies(&self, ids: &[String]) {
+        for id in ids.iter().take(10) {
+            let times = self.extra_copies.get(id).map(Vec::as_slice).unwrap_or_default();
+            let first = times.first().copied().unwrap_or_default();
+            let after: Vec<String> = times.iter().map(|t| format!("+{} s", (t - first) / 1000)).collect();
+            println!("  {id}: {} copies sent at {}", times.len(), after.join(", "));
         }
     }
 }
@@ -92,6 +108,7 @@ pub fn audit(sent: &Sent, messages: &[Message], received: usize) -> Findings {
             findings.unknown.push((*id).to_owned());
         }
         if times.len() > 1 {
+            findings.extra_copies.insert((*id).to_owned(), times.clone());
             let spread = times.iter().max().unwrap_or(&0) - times.iter().min().unwrap_or(&0);
             let extra = if spread >= DEDUPLICATION_WINDOW_MS {
                 &mut findings.explained_extra
@@ -251,6 +268,7 @@ mod tests {
         let late = [clean.to_vec(), vec![message("b1", "failed", 3 + DEDUPLICATION_WINDOW_MS)]].concat();
         let findings = audit(&sent, &late, 0);
         assert_eq!(findings.explained_extra, ["b1"]);
+        assert_eq!(findings.extra_copies["b1"], [3, 3 + DEDUPLICATION_WINDOW_MS]);
         assert!(findings.passed());
     }
 }

@@ -77,6 +77,10 @@ async fn main() -> ExitCode {
                 println!("{line}");
             }
             let history = settings.out_dir.join("history.jsonl");
+            if !report.findings.explained_extra.is_empty() {
+                println!("explained extra (the first few; every one is in the history):");
+                report.findings.print_copies(&report.findings.explained_extra);
+            }
             if report.findings.passed() {
                 println!("chaos: passed (history: {})", history.display());
                 ExitCode::SUCCESS

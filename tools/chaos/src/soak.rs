@@ -100,7 +100,7 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     }
     let findings = audit::audit(&sent(&callbacks, &deliveries), &messages, received.count);
     let lines = figures(settings, &callbacks, &deliveries, &fleet, &findings, traffic_time);
-    write_history(settings, &callbacks, &deliveries, &fleet.proxies)?;
+    write_history(settings, &callbacks, &deliveries, &fleet.proxies, &findings)?;
     Ok(Report { findings, lines })
 }
 
@@ -380,12 +380,14 @@ fn figures(
     ]
 }
 
-/// The history: the run's settings, every AWS call with its fault (per proxy, in order), every send.
+/// The history: the run's settings, every AWS call with its fault (per proxy, in order), every send, and
+/// every id found on its queue more than once, with when each copy was sent.
 fn write_history(
     settings: &Settings,
     callbacks: &[Callback],
     deliveries: &[Delivery],
     proxies: &[(String, Proxy)],
+    findings: &Findings,
 ) -> Result<(), String> {
     let path = settings.out_dir.join("history.jsonl");
     let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -406,6 +408,13 @@ fn write_history(
             "repeat": format!("{:?}", callback.repeat),
             "records": callback.body.records,
             "answers": delivery.answers.iter().map(|(status, code)| format!("{status} {code}").trim().to_owned()).collect::<Vec<_>>(),
+        }))?;
+    }
+    for (id, sent_ms) in &findings.extra_copies {
+        line(serde_json::json!({
+            "extra": id,
+            "explained": findings.explained_extra.contains(id),
+            "sent_ms": sent_ms,
         }))?;
     }
     Ok(())
