@@ -221,9 +221,9 @@ pub trait TransactionStore: Send + Sync {
 
     /// Hold the transaction for one delivery (`holder`) from its advance until its message is on the queue,
     /// so that a transaction's messages reach the queue in the order its state moved, and its last message
-    /// says where it stands. `false` if another delivery holds it and that hold has not ended; a hold ends
-    /// at `until_ms`, the holder's lease, so a crashed holder's hold ends with it.
-    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError>;
+    /// says where it stands. `false` if another delivery holds it and that hold had not ended by
+    /// `ended_by_ms`; a hold ends at `until_ms`, the holder's lease, so a crashed holder's hold ends with it.
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, ended_by_ms: i64) -> Result<bool, StoreError>;
 
     /// End `holder`'s hold (nothing if it ended and another delivery holds the transaction now).
     async fn let_go(&self, key: &str, holder: &str) -> Result<(), StoreError>;

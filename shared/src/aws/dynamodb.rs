@@ -682,14 +682,14 @@ impl TransactionStore for DynamoDbStore {
         })
     }
 
-    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, ended_by_ms: i64) -> Result<bool, StoreError> {
         self.update(
             "UpdateItem",
             key,
             "SET held_by = :holder, held_until = :until",
             // Free, ended, or already this delivery's (an SDK retry of a hold whose answer was lost).
-            "attribute_not_exists(held_until) OR held_until <= :now OR held_by = :holder",
-            &[(":holder", s(holder)), (":until", n(until_ms)), (":now", n(now_ms))],
+            "attribute_not_exists(held_until) OR held_until <= :ended OR held_by = :holder",
+            &[(":holder", s(holder)), (":until", n(until_ms)), (":ended", n(ended_by_ms))],
         )
         .await
     }

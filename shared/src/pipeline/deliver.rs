@@ -25,6 +25,11 @@ pub const POLL_LIMIT: Duration = Duration::from_secs(2);
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How long after a transaction's hold ended (its holder's lease, the holder's deadline) another delivery
+/// may take it: a holder cut off at its deadline may have a send still on its way, which must land before
+/// the next event's message.
+pub const HOLD_GRACE: Duration = Duration::from_secs(5);
+
 impl Pipeline {
     /// Deliver every record (those of a batch concurrently, bounded), each from its known state. Every
     /// delivery runs to its end, so none is cut off holding a lease; one failure answers 503 and the retry
@@ -173,12 +178,13 @@ impl<S: EventStore + TransactionStore + ?Sized> Courier<'_, S> {
         self.mark(record, now_ms).await
     }
 
-    /// Wait (as a duplicate waits for its original) until this delivery holds the transaction.
+    /// Wait (as a duplicate waits for its original) until this delivery holds the transaction: until its
+    /// holder lets go, or [`HOLD_GRACE`] after that hold ended.
     async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<(), IngestError> {
         let started = tokio::time::Instant::now();
         loop {
-            let now = now_ms + started.elapsed().as_millis() as i64;
-            if self.store.hold(key, holder, until_ms, now).await? {
+            let ended_by = now_ms + started.elapsed().as_millis() as i64 - HOLD_GRACE.as_millis() as i64;
+            if self.store.hold(key, holder, until_ms, ended_by).await? {
                 return Ok(());
             }
             if started.elapsed() >= POLL_LIMIT {

@@ -21,7 +21,7 @@ mod ingest;
 mod secrets;
 
 pub(crate) use deliver::Courier;
-pub use deliver::{stored, BATCH_CONCURRENCY, POLL_LIMIT};
+pub use deliver::{stored, BATCH_CONCURRENCY, HOLD_GRACE, POLL_LIMIT};
 pub use ingest::{stored_headers, ReprocessError, Reprocessed, STORED_HEADERS};
 
 use std::sync::Arc;

@@ -280,11 +280,11 @@ impl TransactionStore for MemoryStore {
         })
     }
 
-    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, ended_by_ms: i64) -> Result<bool, StoreError> {
         self.check_available("UpdateItem")?;
         let mut transactions = self.transactions.lock().unwrap();
         let entry = transactions.entry(key.to_owned()).or_default();
-        let free = entry.held.as_ref().is_none_or(|(by, until)| *until <= now_ms || by == holder);
+        let free = entry.held.as_ref().is_none_or(|(by, until)| *until <= ended_by_ms || by == holder);
         if free {
             entry.held = Some((holder.to_owned(), until_ms));
         }
@@ -434,9 +434,9 @@ impl<S: TransactionStore> TransactionStore for FaultyStore<S> {
         self.inner.advance(transaction, event_id, now_ms).await
     }
 
-    async fn hold(&self, key: &str, holder: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+    async fn hold(&self, key: &str, holder: &str, until_ms: i64, ended_by_ms: i64) -> Result<bool, StoreError> {
         self.check("hold")?;
-        self.inner.hold(key, holder, until_ms, now_ms).await
+        self.inner.hold(key, holder, until_ms, ended_by_ms).await
     }
 
     async fn let_go(&self, key: &str, holder: &str) -> Result<(), StoreError> {

@@ -114,6 +114,36 @@ async fn the_last_message_says_where_the_transaction_stands_when_two_deliveries_
     assert_eq!(last["data"]["transaction_status"], "reversed", "the last message: {last}");
 }
 
+/// Found by `make chaos` (seeds 1 to 3 at 10,000 callbacks, the last message of 7 transactions stale): a
+/// holder whose send was still on its way when its hold ended (its invocation's deadline) landed after the
+/// next event's message. An ended hold is now taken only after `pipeline::HOLD_GRACE`, time for the send to land.
+#[tokio::test]
+async fn a_send_still_on_its_way_when_its_hold_ends_lands_before_the_next_events() {
+    let t = Arc::new(TestPipeline::new(M2Money));
+    let success = t.publisher.hold("m2money:payout:ORD2025112200017:payout.transfer.success");
+    let send = |body: String, lease: Duration| {
+        let t = t.clone();
+        tokio::spawn(async move {
+            let req = TestRequest::signed(M2Money, &body, SECRET, Utc::now());
+            t.pipeline.process(&req.incoming(), Utc::now(), lease).await.map(|p| p.outcome)
+        })
+    };
+    // The first delivery's hold ends with its lease, 200 ms on, while its send is held at the queue's door.
+    let first = send(m2money("succeeded"), Duration::from_millis(200));
+    success.arrived().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = send(m2money("reversed"), LEASE);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    success.open();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+
+    let messages = t.publisher.messages();
+    let last = serde_json::from_str::<Value>(&messages.last().unwrap().body).unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(last["data"]["transaction_status"], "reversed", "the last message: {last}");
+}
+
 #[tokio::test]
 async fn contradictions_are_flagged_and_the_first_outcome_stands() {
     let (t, flags) = send_in_order(M2Money, &[m2money("succeeded"), m2money("failed")]).await;
