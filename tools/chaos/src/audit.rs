@@ -24,6 +24,9 @@ pub struct Sent {
     pub carried: HashSet<String>,
     /// Every record id of an acknowledged callback.
     pub acknowledged: HashSet<String>,
+    /// Every record id of a send not acknowledged (the process crashed, or a 5xx): a delivery that may have
+    /// sent its message and not marked its record, the one way to the documented exception.
+    pub interrupted: HashSet<String>,
     /// Every payment event some callback carried.
     pub payments: HashMap<String, Payment>,
 }
@@ -33,10 +36,11 @@ pub struct Sent {
 pub struct Findings {
     /// Acknowledged, and not on its queue.
     pub lost: Vec<String>,
-    /// On a queue more than once, the copies further apart than SQS FIFO's deduplication window: the one
-    /// documented exception (a message accepted, its mark failed, and the retry came after the window).
+    /// On a queue more than once, the copies further apart than SQS FIFO's deduplication window, and some
+    /// send of the id interrupted: the one documented exception (a message accepted, its mark not made, and
+    /// the retry came after the window).
     pub explained_extra: Vec<String>,
-    /// On a queue more than once, within the window: never expected.
+    /// On a queue more than once, within the window or with no send of the id interrupted: never expected.
     pub unexplained_extra: Vec<String>,
     /// When each copy of an id on a queue more than once was sent (ms), for both kinds of extra.
     pub extra_copies: BTreeMap<String, Vec<i64>>,
@@ -110,7 +114,7 @@ pub fn audit(sent: &Sent, messages: &[Message], received: usize) -> Findings {
         if times.len() > 1 {
             findings.extra_copies.insert((*id).to_owned(), times.clone());
             let spread = times.iter().max().unwrap_or(&0) - times.iter().min().unwrap_or(&0);
-            let extra = if spread >= DEDUPLICATION_WINDOW_MS {
+            let extra = if spread >= DEDUPLICATION_WINDOW_MS && sent.interrupted.contains(*id) {
                 &mut findings.explained_extra
             } else {
                 &mut findings.unexplained_extra
@@ -233,6 +237,7 @@ mod tests {
 
     fn sent(payments: &[(&str, &str, PaymentStatus)], acknowledged: &[&str]) -> Sent {
         Sent {
+            interrupted: HashSet::new(),
             carried: payments.iter().map(|p| p.0.to_owned()).collect(),
             acknowledged: acknowledged.iter().map(|id| (*id).to_owned()).collect(),
             payments: payments
@@ -266,6 +271,9 @@ mod tests {
         let findings = audit(&sent, &twice, 0);
         assert_eq!((findings.unexplained_extra, findings.unknown), (vec!["b1".to_owned()], vec!["x".to_owned()]));
         let late = [clean.to_vec(), vec![message("b1", "failed", 3 + DEDUPLICATION_WINDOW_MS)]].concat();
+        let findings = audit(&sent, &late, 0);
+        assert_eq!(findings.unexplained_extra, ["b1"], "late, but no delivery of b1 was interrupted");
+        let sent = Sent { interrupted: HashSet::from(["b1".to_owned()]), ..sent };
         let findings = audit(&sent, &late, 0);
         assert_eq!(findings.explained_extra, ["b1"]);
         assert_eq!(findings.extra_copies["b1"], [3, 3 + DEDUPLICATION_WINDOW_MS]);

@@ -296,6 +296,9 @@ fn sent(callbacks: &[Callback], deliveries: &[Delivery]) -> Sent {
         if delivery.acknowledged_ms.is_some() {
             sent.acknowledged.extend(callback.body.records.iter().cloned());
         }
+        if delivery.answers.iter().any(|(status, _)| !(200..300).contains(status)) {
+            sent.interrupted.extend(callback.body.records.iter().cloned());
+        }
         for payment in &callback.body.payments {
             sent.payments.insert(payment.event_id.clone(), payment.clone());
         }
@@ -371,7 +374,7 @@ fn figures(
             refusals.iter().map(|(answer, n)| format!("{answer} {n}")).collect::<Vec<_>>().join(", ")
         ),
         format!(
-            "messages {}: lost {}, extra {} unexplained + {} explained (copies further apart than the 5-minute FIFO deduplication window), unknown {}, wrong transaction state {}, left RECEIVED {}",
+            "messages {}: lost {}, extra {} unexplained + {} explained (copies further apart than the 5-minute FIFO deduplication window, after an interrupted send), unknown {}, wrong transaction state {}, left RECEIVED {}",
             findings.messages,
             findings.lost.len(),
             findings.unexplained_extra.len(),
