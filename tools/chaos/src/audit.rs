@@ -72,7 +72,7 @@ impl Findings {
             }
         };
         show("lost", &self.lost);
-        show("extra within the deduplication window", &self.unexplained_extra);
+        show("unexplained extra", &self.unexplained_extra);
         self.print_copies(&self.unexplained_extra);
         show("unknown", &self.unknown);
         show("wrong transaction state", &self.wrong_state);
@@ -80,9 +80,7 @@ impl Findings {
             println!("left RECEIVED: {}", self.received);
         }
     }
-}
 
-impl Findings {
     /// When each copy of the first few `ids` was sent, from the first one's time: what to look up in the
     /// functions' logs (`<provider>.log`, `sweeper.log`) beside the history.
     pub fn print_copies(&self, ids: &[String]) {
