@@ -91,26 +91,8 @@ async fn m2money_success_and_reversal_in_either_order() {
 /// sent, so the reversal waits, and the last message says where the transaction stands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_message_says_where_the_transaction_stands_when_two_deliveries_overlap() {
-    let t = Arc::new(TestPipeline::new(M2Money));
-    let success = t.publisher.hold("m2money:payout:ORD2025112200017:payout.transfer.success");
-    let send = |body: String| {
-        let t = t.clone();
-        tokio::spawn(async move {
-            let req = TestRequest::signed(M2Money, &body, SECRET, Utc::now());
-            t.pipeline.process(&req.incoming(), Utc::now(), LEASE).await.map(|p| p.outcome)
-        })
-    };
-    let first = send(m2money("succeeded"));
-    success.arrived().await;
-    let second = send(m2money("reversed"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    success.open();
-    first.await.unwrap().unwrap();
-    second.await.unwrap().unwrap();
-
-    let messages = t.publisher.messages();
-    let last = serde_json::from_str::<Value>(&messages.last().unwrap().body).unwrap();
-    assert_eq!(messages.len(), 2);
+    let (count, last) = success_held_then_reversal(LEASE, Duration::ZERO).await;
+    assert_eq!(count, 2);
     assert_eq!(last["data"]["transaction_status"], "reversed", "the last message: {last}");
 }
 
@@ -119,6 +101,16 @@ async fn the_last_message_says_where_the_transaction_stands_when_two_deliveries_
 /// next event's message. An ended hold is now taken only after `pipeline::HOLD_GRACE`, time for the send to land.
 #[tokio::test]
 async fn a_send_still_on_its_way_when_its_hold_ends_lands_before_the_next_events() {
+    // The first delivery's hold ends with its lease, 200 ms on, while its send is held at the queue's door.
+    let (count, last) = success_held_then_reversal(Duration::from_millis(200), Duration::from_millis(300)).await;
+    assert_eq!(count, 2);
+    assert_eq!(last["data"]["transaction_status"], "reversed", "the last message: {last}");
+}
+
+/// A payout's success delivered with lease `first_lease` and its send held at the queue's door; `gap` after
+/// the send arrived there, its reversal; 300 ms later the success's send goes through. How many messages
+/// were sent, and the last.
+async fn success_held_then_reversal(first_lease: Duration, gap: Duration) -> (usize, Value) {
     let t = Arc::new(TestPipeline::new(M2Money));
     let success = t.publisher.hold("m2money:payout:ORD2025112200017:payout.transfer.success");
     let send = |body: String, lease: Duration| {
@@ -128,20 +120,16 @@ async fn a_send_still_on_its_way_when_its_hold_ends_lands_before_the_next_events
             t.pipeline.process(&req.incoming(), Utc::now(), lease).await.map(|p| p.outcome)
         })
     };
-    // The first delivery's hold ends with its lease, 200 ms on, while its send is held at the queue's door.
-    let first = send(m2money("succeeded"), Duration::from_millis(200));
+    let first = send(m2money("succeeded"), first_lease);
     success.arrived().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(gap).await;
     let second = send(m2money("reversed"), LEASE);
     tokio::time::sleep(Duration::from_millis(300)).await;
     success.open();
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
-
     let messages = t.publisher.messages();
-    let last = serde_json::from_str::<Value>(&messages.last().unwrap().body).unwrap();
-    assert_eq!(messages.len(), 2);
-    assert_eq!(last["data"]["transaction_status"], "reversed", "the last message: {last}");
+    (messages.len(), serde_json::from_str(&messages.last().unwrap().body).unwrap())
 }
 
 #[tokio::test]
